@@ -1,0 +1,1 @@
+"""Dataset manifests, the fetch layer (local mirror first, then download) and loaders."""

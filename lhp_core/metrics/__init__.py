@@ -1,0 +1,1 @@
+"""Measures computed along the training-step axis, one module per family."""

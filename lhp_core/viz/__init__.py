@@ -1,0 +1,1 @@
+"""Charts (altair, offline) and live inspectors (ipywidgets) for the book."""
