@@ -1,0 +1,362 @@
+"""Concept similarity from expert units and its agreement with human similarity.
+
+Model side: concepts are similar when they share experts (Jaccard overlap of expert
+sets) or when their AP profiles over all units correlate. Human side: similarity of
+SPoSE embeddings (odd-one-out judgements, Hebart et al. 2020) or word-similarity
+ratings. Agreement is the Spearman correlation over concept pairs ``i < j``
+(representational similarity analysis), judged against a null that permutes concept
+labels and against a baseline (input-embedding similarity).
+
+Hierarchy: *containment* is the share of a member concept's experts that are also
+experts of its category (``dog`` within ``animal``); *clustering agreement* is the
+adjusted Rand index between a clustering of concepts from the model similarity and
+the human category labels.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+from scipy.stats import rankdata
+from sklearn.metrics import adjusted_rand_score
+
+__all__ = [
+    "jaccard_similarity",
+    "profile_similarity",
+    "embedding_similarity",
+    "upper_triangle",
+    "rsa",
+    "rsa_null",
+    "rsa_bootstrap",
+    "containment",
+    "containment_null",
+    "cluster_labels",
+    "cluster_agreement",
+    "cluster_agreement_null",
+    "onset_step",
+    "onset_bootstrap",
+]
+
+
+def _square(sim: np.ndarray, name: str = "similarity") -> np.ndarray:
+    sim = np.asarray(sim, dtype=float)
+    if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
+        raise ValueError(f"{name} must be a square (concept, concept) matrix; got shape {sim.shape}")
+    return sim
+
+
+def jaccard_similarity(experts: np.ndarray) -> np.ndarray:
+    """Jaccard overlap of expert sets.
+
+    Parameters
+    ----------
+    experts
+        ``(n_concepts, n_units)`` boolean expert mask.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_concepts, n_concepts)``: ``|E_i & E_j| / |E_i | E_j|``; 0 where both sets are empty.
+    """
+    m = np.asarray(experts, dtype=bool)
+    if m.ndim != 2:
+        raise ValueError(f"experts must be a (concept, unit) boolean mask; got shape {m.shape}")
+    f = m.astype(np.float64)
+    inter = f @ f.T
+    size = f.sum(axis=1)
+    union = size[:, None] + size[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def profile_similarity(ap: np.ndarray) -> np.ndarray:
+    """Pearson correlation between concepts' AP profiles over units.
+
+    Parameters
+    ----------
+    ap
+        ``(n_concepts, n_units)`` AP values.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_concepts, n_concepts)`` correlation matrix.
+    """
+    a = np.asarray(ap, dtype=float)
+    if a.ndim != 2 or a.shape[1] < 2:
+        raise ValueError(f"ap must be (concept, unit) with at least 2 units; got shape {a.shape}")
+    if np.any(a.std(axis=1) == 0):
+        raise ValueError("a concept has a constant AP profile, so its correlation is undefined; drop it or add units")
+    return np.corrcoef(a)
+
+
+def embedding_similarity(emb: np.ndarray, metric: str = "cosine") -> np.ndarray:
+    """Similarity of embedding rows.
+
+    Parameters
+    ----------
+    emb
+        ``(n_concepts, n_dims)`` embedding (SPoSE, or a model's input embedding of the word).
+    metric
+        ``"cosine"`` or ``"dot"`` (SPoSE's own similarity is the dot product of its
+        non-negative dimensions).
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_concepts, n_concepts)``.
+    """
+    e = np.asarray(emb, dtype=float)
+    if e.ndim != 2:
+        raise ValueError(f"emb must be (concept, dim); got shape {e.shape}")
+    if metric == "dot":
+        return e @ e.T
+    if metric == "cosine":
+        norm = np.linalg.norm(e, axis=1)
+        if np.any(norm == 0):
+            raise ValueError("an embedding row is all zeros, so cosine similarity is undefined; drop that concept")
+        u = e / norm[:, None]
+        return u @ u.T
+    raise ValueError(f"metric must be 'cosine' or 'dot'; got {metric!r}")
+
+
+def upper_triangle(sim: np.ndarray) -> np.ndarray:
+    """Entries ``sim[i, j]`` for ``i < j`` (row-major), shape ``(n (n - 1) / 2,)``."""
+    s = _square(sim)
+    return s[np.triu_indices(s.shape[0], k=1)]
+
+
+def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman r between each row of ``x`` ``(k, p)`` and ``y`` ``(p,)`` (average ranks for ties)."""
+    rx = rankdata(x, axis=-1)
+    ry = rankdata(y)
+    rx = rx - rx.mean(axis=-1, keepdims=True)
+    ry = ry - ry.mean()
+    denom = np.sqrt((rx**2).sum(axis=-1) * (ry**2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (rx * ry).sum(axis=-1) / np.where(denom > 0, denom, 1), np.nan)
+
+
+def rsa(model_sim: np.ndarray, human_sim: np.ndarray) -> float:
+    """Spearman correlation of two similarity matrices over concept pairs ``i < j``.
+
+    Parameters
+    ----------
+    model_sim, human_sim
+        ``(n_concepts, n_concepts)``, same concept order.
+    """
+    m, h = _square(model_sim, "model_sim"), _square(human_sim, "human_sim")
+    if m.shape != h.shape:
+        raise ValueError(f"model_sim {m.shape} and human_sim {h.shape} must cover the same concepts in the same order")
+    if m.shape[0] < 3:
+        raise ValueError(f"need at least 3 concepts for a pairwise correlation; got {m.shape[0]}")
+    return float(_spearman_rows(upper_triangle(m)[None], upper_triangle(h))[0])
+
+
+def rsa_null(model_sim: np.ndarray, human_sim: np.ndarray, n_perm: int = 1000, seed: int = 0) -> np.ndarray:
+    """RSA under random relabelling of the model's concepts (rows and columns permuted together).
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_perm,)`` null Spearman values; centred on 0 when the matrices are unrelated.
+    """
+    m, h = _square(model_sim, "model_sim"), _square(human_sim, "human_sim")
+    rng = np.random.default_rng(seed)
+    n = m.shape[0]
+    iu = np.triu_indices(n, k=1)
+    perms = np.stack([rng.permutation(n) for _ in range(n_perm)])
+    permuted = m[perms[:, :, None], perms[:, None, :]][:, iu[0], iu[1]]
+    return _spearman_rows(permuted, h[iu])
+
+
+def rsa_bootstrap(
+    model_sim: np.ndarray, human_sim: np.ndarray, n_boot: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """RSA over concepts resampled with replacement.
+
+    Pairs of two copies of the same concept are left out (their "similarity" is a
+    self-similarity, not a pair).
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_boot,)`` bootstrap RSA values (NaN when a resample has too few distinct pairs).
+    """
+    m, h = _square(model_sim, "model_sim"), _square(human_sim, "human_sim")
+    rng = np.random.default_rng(seed)
+    n = m.shape[0]
+    iu = np.triu_indices(n, k=1)
+    out = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        a, c = idx[iu[0]], idx[iu[1]]
+        keep = a != c
+        if keep.sum() < 3:
+            out[b] = np.nan
+            continue
+        out[b] = _spearman_rows(m[a[keep], c[keep]][None], h[a[keep], c[keep]])[0]
+    return out
+
+
+def containment(member_experts: np.ndarray, category_experts: np.ndarray) -> np.ndarray:
+    """Share of each member concept's experts that are also experts of its category.
+
+    Parameters
+    ----------
+    member_experts
+        ``(n_members, n_units)`` boolean mask.
+    category_experts
+        ``(n_members, n_units)`` boolean mask of the matching category, row by row.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_members,)`` ``|E_member & E_category| / |E_member|``; NaN for members without experts.
+    """
+    m = np.asarray(member_experts, dtype=bool)
+    c = np.asarray(category_experts, dtype=bool)
+    if m.shape != c.shape or m.ndim != 2:
+        raise ValueError(f"member_experts {m.shape} and category_experts {c.shape} must both be (member, unit)")
+    size = m.sum(axis=1).astype(float)
+    inter = (m & c).sum(axis=1).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(size > 0, inter / np.where(size > 0, size, 1), np.nan)
+
+
+def containment_null(
+    member_experts: np.ndarray,
+    category_masks: np.ndarray,
+    member_category: Sequence[int],
+    n_perm: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Mean containment when members are paired with a random *other* category.
+
+    Parameters
+    ----------
+    member_experts
+        ``(n_members, n_units)`` boolean mask.
+    category_masks
+        ``(n_categories, n_units)`` boolean mask per category.
+    member_category
+        ``(n_members,)`` index of each member's true category in ``category_masks``.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_perm,)`` mean containment under the null.
+    """
+    m = np.asarray(member_experts, dtype=bool)
+    cats = np.asarray(category_masks, dtype=bool)
+    true = np.asarray(member_category, dtype=int)
+    n_cat = cats.shape[0]
+    if n_cat < 2:
+        raise ValueError("the containment null needs at least 2 categories to pair members with a wrong one")
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_perm)
+    for p in range(n_perm):
+        shift = rng.integers(1, n_cat, size=len(true))
+        out[p] = np.nanmean(containment(m, cats[(true + shift) % n_cat]))
+    return out
+
+
+def cluster_labels(sim: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Average-linkage clusters of concepts with distance ``max(sim) - sim``.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_concepts,)`` integer cluster labels.
+    """
+    s = _square(sim)
+    d = s.max() - s
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0.0)
+    return fcluster(linkage(squareform(d, checks=False), method="average"), t=n_clusters, criterion="maxclust")
+
+
+def cluster_agreement(sim: np.ndarray, categories: Sequence[str] | np.ndarray) -> float:
+    """Adjusted Rand index between similarity clusters (as many as categories) and categories."""
+    cats = np.asarray(categories)
+    if len(cats) != _square(sim).shape[0]:
+        raise ValueError(f"categories has {len(cats)} entries but sim covers {sim.shape[0]} concepts")
+    k = len(pd.unique(cats))
+    return float(adjusted_rand_score(cats, cluster_labels(sim, k)))
+
+
+def cluster_agreement_null(
+    sim: np.ndarray, categories: Sequence[str] | np.ndarray, n_perm: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """ARI against permuted category labels: ``(n_perm,)``, centred on 0."""
+    cats = np.asarray(categories)
+    labels = cluster_labels(sim, len(pd.unique(cats)))
+    rng = np.random.default_rng(seed)
+    return np.array([adjusted_rand_score(rng.permutation(cats), labels) for _ in range(n_perm)])
+
+
+def onset_step(
+    steps: Sequence[int], ci_low: Sequence[float], null_q95: Sequence[float] | float
+) -> int | None:
+    """First step whose bootstrap lower bound exceeds the null's 95th percentile, and stays above.
+
+    Parameters
+    ----------
+    steps
+        ``(n_steps,)`` checkpoint steps in increasing order.
+    ci_low
+        ``(n_steps,)`` lower bound of the alignment's bootstrap interval per step.
+    null_q95
+        ``(n_steps,)`` or scalar: 95th percentile of the null per step.
+
+    Returns
+    -------
+    int or None
+        The onset step, or ``None`` if alignment never rises above the null for good.
+    """
+    steps = np.asarray(steps)
+    low = np.asarray(ci_low, dtype=float)
+    q = np.broadcast_to(np.asarray(null_q95, dtype=float), low.shape)
+    if steps.shape != low.shape:
+        raise ValueError(f"steps {steps.shape} and ci_low {low.shape} must have one entry per step")
+    if np.any(np.diff(steps) <= 0):
+        raise ValueError("steps must be strictly increasing")
+    above = low > q
+    # "stays above": a single lucky early step should not count as the onset
+    for i in range(len(steps)):
+        if above[i:].all():
+            return int(steps[i])
+    return None
+
+
+def onset_bootstrap(
+    steps: Sequence[int], boot: np.ndarray, null_q95: Sequence[float] | float
+) -> np.ndarray:
+    """Onset step of each bootstrap replicate (the interval of the onset).
+
+    Parameters
+    ----------
+    steps
+        ``(n_steps,)`` increasing checkpoint steps.
+    boot
+        ``(n_steps, n_boot)`` alignment per step for each concept resample (same
+        resample index across steps, so a replicate is one consistent concept set).
+    null_q95
+        ``(n_steps,)`` or scalar 95th percentile of the null.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_boot,)`` float onset step per replicate; NaN where it never rises above for good.
+    """
+    b = np.asarray(boot, dtype=float)
+    q = np.asarray(null_q95, dtype=float)
+    q = q[:, None] if q.ndim == 1 else q
+    out = np.full(b.shape[1], np.nan)
+    for j in range(b.shape[1]):
+        found = onset_step(steps, b[:, j], np.broadcast_to(q, b.shape)[:, j])
+        out[j] = np.nan if found is None else found
+    return out

@@ -1,0 +1,114 @@
+"""Concept similarity, RSA, hierarchy and nulls: hand-computed toys and scipy/sklearn references."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from sklearn.metrics import adjusted_rand_score
+
+from lhp_core.metrics import similarity as sim
+
+TOL = 1e-12
+
+
+def test_jaccard_hand_computed() -> None:
+    experts = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=bool)
+    j = sim.jaccard_similarity(experts)
+    assert j[0, 1] == pytest.approx(1 / 3, abs=TOL)  # {0,1} vs {1,2}
+    assert j[0, 2] == pytest.approx(2 / 4, abs=TOL)
+    assert j[1, 2] == pytest.approx(2 / 4, abs=TOL)
+    assert j[3, 3] == 0.0 and j[0, 3] == 0.0
+    np.testing.assert_allclose(np.diag(j)[:3], 1.0)
+
+
+def test_profile_similarity_is_pearson() -> None:
+    rng = np.random.default_rng(0)
+    ap = rng.uniform(size=(5, 30))
+    out = sim.profile_similarity(ap)
+    assert out[1, 3] == pytest.approx(np.corrcoef(ap[1], ap[3])[0, 1], abs=TOL)
+    with pytest.raises(ValueError, match="constant"):
+        sim.profile_similarity(np.vstack([ap, np.zeros(30)]))
+
+
+def test_embedding_similarity() -> None:
+    e = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    np.testing.assert_allclose(sim.embedding_similarity(e, "dot"), e @ e.T)
+    cos = sim.embedding_similarity(e, "cosine")
+    assert cos[0, 1] == pytest.approx(1 / np.sqrt(2), abs=TOL) and cos[0, 2] == pytest.approx(0.0, abs=TOL)
+    with pytest.raises(ValueError, match="metric"):
+        sim.embedding_similarity(e, "l2")
+
+
+def test_rsa_matches_scipy_spearman_over_pairs() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(8, 8)); a = a + a.T
+    b = a + rng.normal(size=(8, 8)); b = b + b.T
+    iu = np.triu_indices(8, 1)
+    assert sim.rsa(a, b) == pytest.approx(spearmanr(a[iu], b[iu]).statistic, abs=TOL)
+    assert sim.rsa(a, a) == pytest.approx(1.0, abs=TOL)
+    with pytest.raises(ValueError, match="same concepts"):
+        sim.rsa(a, b[:5, :5])
+
+
+def test_rsa_null_centred_and_bootstrap_covers_value() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(20, 3))
+    human = x @ x.T
+    model = human + 0.5 * rng.normal(size=(20, 20))
+    model = (model + model.T) / 2
+    observed = sim.rsa(model, human)
+    null = sim.rsa_null(model, human, n_perm=500, seed=0)
+    assert abs(null.mean()) < 0.03  # relabelling destroys the pairing
+    assert observed > np.quantile(null, 0.99)
+    # the null of each permutation equals scipy on the explicitly permuted matrix
+    perm = np.random.default_rng(0).permutation(20)
+    iu = np.triu_indices(20, 1)
+    assert null[0] == pytest.approx(spearmanr(model[np.ix_(perm, perm)][iu], human[iu]).statistic, abs=TOL)
+    boot = sim.rsa_bootstrap(model, human, n_boot=300, seed=0)
+    lo, hi = np.nanquantile(boot, [0.025, 0.975])
+    assert lo < observed < hi
+
+
+def test_containment_hand_computed_and_null() -> None:
+    members = np.array([[1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0]], dtype=bool)
+    cats = np.array([[1, 0, 0, 0, 0, 0], [0, 0, 1, 1, 0, 1]], dtype=bool)
+    out = sim.containment(members, cats[[0, 1, 1]])
+    np.testing.assert_allclose(out[:2], [0.5, 2 / 3], atol=TOL)
+    assert np.isnan(out[2])
+    # with two categories, the "other" category is fixed, so the null is deterministic
+    null = sim.containment_null(members, cats, [0, 1, 1], n_perm=20, seed=0)
+    expected = np.nanmean(sim.containment(members, cats[[1, 0, 0]]))  # (0 + 0) / 2
+    np.testing.assert_allclose(null, expected, atol=TOL)
+
+
+def test_containment_null_random_sets_near_chance() -> None:
+    # Random independent expert sets: containment expected = category density.
+    rng = np.random.default_rng(3)
+    members = rng.uniform(size=(40, 400)) < 0.1
+    cats = rng.uniform(size=(4, 400)) < 0.25
+    null = sim.containment_null(members, cats, rng.integers(0, 4, 40), n_perm=200, seed=1)
+    assert null.mean() == pytest.approx(cats.mean(), abs=0.02)
+
+
+def test_cluster_agreement_recovers_blocks_and_null_centred() -> None:
+    cats = np.repeat(["animal", "food", "tool"], 5)
+    block = (cats[:, None] == cats[None, :]).astype(float)
+    rng = np.random.default_rng(4)
+    noisy = block + 0.1 * rng.normal(size=block.shape)
+    noisy = (noisy + noisy.T) / 2
+    assert sim.cluster_agreement(noisy, cats) == pytest.approx(1.0, abs=TOL)
+    labels = sim.cluster_labels(noisy, 3)
+    assert adjusted_rand_score(cats, labels) == pytest.approx(1.0)
+    null = sim.cluster_agreement_null(noisy, cats, n_perm=400, seed=0)
+    assert abs(null.mean()) < 0.03
+
+
+def test_onset_step() -> None:
+    steps = [0, 10, 100, 1000]
+    assert sim.onset_step(steps, [0.0, 0.3, 0.1, 0.4], 0.2) == 1000  # dip at 100: not yet for good
+    assert sim.onset_step(steps, [0.0, 0.3, 0.3, 0.4], [0.2, 0.2, 0.2, 0.2]) == 10
+    assert sim.onset_step(steps, [0.0, 0.0, 0.0, 0.0], 0.2) is None
+    boot = np.array([[0.0, 0.5], [0.3, 0.5], [0.3, 0.0], [0.3, 0.5]])
+    np.testing.assert_array_equal(sim.onset_bootstrap(steps, boot, 0.2), [10, 1000])
+    with pytest.raises(ValueError, match="increasing"):
+        sim.onset_step([0, 0, 1, 2], [0, 0, 0, 0], 0.1)
