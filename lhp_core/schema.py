@@ -14,6 +14,7 @@ hidden     residual-stream feature index (d_model)
 stimulus   stimulus id (a text, sentence or probe sequence)
 word       word position within the stimulus table (global word index)
 token      token position
+task       evaluation task id (``lhp_core.metrics.tasks.TASKS``)
 
 Coordinates
 -----------
@@ -40,8 +41,9 @@ HIDDEN = "hidden"
 STIMULUS = "stimulus"
 WORD = "word"
 TOKEN = "token"
+TASK = "task"
 
-DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN)
+DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN, TASK)
 
 _FLAT = (str, int, float, bool, np.integer, np.floating, np.bool_)
 
