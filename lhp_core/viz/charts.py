@@ -177,7 +177,7 @@ def step_scrubber(
         title = title.text
     # vega-lite takes an expression for the title text (not the subtitle): "<title> · step N".
     prefix = f"{title} · " if isinstance(title, str) and title else ""
-    text = alt.ExprRef(f"{json.dumps(prefix + field + ' ')} + {lookup}[{name}]")
+    text = alt.ExprRef(f"{json.dumps(prefix + field + ' ', ensure_ascii=False)} + {lookup}[{name}]")
     return (
         chart.add_params(param)
         .transform_filter(f"datum[{json.dumps(field)}] == {lookup}[{name}]")

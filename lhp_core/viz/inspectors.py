@@ -1,0 +1,169 @@
+"""Live inspectors for Jupyter: pick a model, step, layer, head or neuron and see it.
+
+The pattern
+-----------
+An inspector is two pieces:
+
+1. a **plain function** ``inspect_<thing>(results, model, step, ...) -> alt.Chart`` that
+   draws one selection. It knows nothing about widgets, so unit tests call it directly
+   and a static page can show one call's chart;
+2. :func:`inspector`, which builds ipywidgets controls (a dropdown for the model, a
+   slider over the actual checkpoint steps, integer sliders for layer / head / neuron)
+   and calls the function whenever a control moves.
+
+::
+
+    from lhp_core.viz import inspectors
+    inspectors.inspector(results, inspectors.inspect_head, layer=True, head=True)
+
+Chapters add their own ``inspect_*`` functions (here, or in their metrics module) with
+the same signature convention: ``results`` first, then ``model, step`` and the unit
+indices as keyword arguments.
+
+``results`` is what :func:`lhp_core.open_results` returns (models are groups because
+hidden sizes differ): a mapping ``model -> xarray.Dataset``, or an ``xarray.DataTree``
+whose children are models. Variables use the dims of :mod:`lhp_core.schema`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import altair as alt
+import pandas as pd
+import xarray as xr
+
+from lhp_core import schema
+from lhp_core.viz import charts
+
+Results = Mapping[str, xr.Dataset] | Any
+
+
+def models(results: Results) -> list[str]:
+    """Model ids in ``results``."""
+    if isinstance(results, xr.Dataset):
+        raise TypeError("results must map model -> Dataset (lhp_core.open_results), not a single Dataset; wrap it: {'model': ds}")
+    if hasattr(results, "children"):  # xarray.DataTree
+        return list(results.children)
+    return list(results)
+
+
+def model_dataset(results: Results, model: str) -> xr.Dataset:
+    """The Dataset of one model, with a clear error for an unknown id."""
+    ids = models(results)
+    if model not in ids:
+        raise KeyError(f"model {model!r} not in results; models: {', '.join(ids)}")
+    node = results[model]
+    return node.to_dataset() if hasattr(node, "to_dataset") else node
+
+
+def _unit_vars(ds: xr.Dataset, unit: str) -> list[str]:
+    return [v for v, da in ds.data_vars.items() if schema.STEP in da.dims and schema.LAYER in da.dims and unit in da.dims]
+
+
+def _check_index(ds: xr.Dataset, dim: str, value: int) -> None:
+    if dim not in ds.sizes:
+        raise KeyError(f"results have no {dim!r} dimension; dims: {dict(ds.sizes)}")
+    if value not in ds[dim].values:
+        raise IndexError(f"{dim} {value} out of range; valid {dim}s: {ds[dim].values.min()}..{ds[dim].values.max()}")
+
+
+def _trajectory(results: Results, model: str, step: int, layer: int, unit_dim: str, unit: int, variables: list[str] | None) -> alt.Chart:
+    ds = model_dataset(results, model)
+    for dim, value in ((schema.STEP, step), (schema.LAYER, layer), (unit_dim, unit)):
+        _check_index(ds, dim, value)
+    names = variables or _unit_vars(ds, unit_dim)
+    if not names:
+        raise ValueError(f"model {model!r} has no variable with dims (step, layer, {unit_dim}); variables: {list(ds.data_vars)}")
+    sel = ds[names].sel({schema.LAYER: layer, unit_dim: unit})
+    extra = [d for d in sel.dims if d != schema.STEP]
+    if extra:
+        raise ValueError(f"variables {names} have extra dims {extra} beyond (step, layer, {unit_dim}); pass variables=[...] to pick scalar ones")
+    table = sel.to_dataframe().reset_index().melt(id_vars=[schema.STEP], value_vars=names, var_name="measure", value_name="value")
+    lines = (
+        alt.Chart(table)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(f"{schema.STEP}:Q", scale=alt.Scale(type="symlog")),
+            y=alt.Y("value:Q"),
+            color="measure:N",
+            tooltip=[schema.STEP, "measure", "value"],
+        )
+    )
+    rule = alt.Chart(pd.DataFrame({schema.STEP: [step]})).mark_rule(strokeDash=[4, 3], color="gray").encode(x=f"{schema.STEP}:Q")
+    return alt.layer(lines, rule).properties(
+        width=charts.WIDTH, height=charts.HEIGHT, title=f"{model} · layer {layer} · {unit_dim} {unit} (selected step {step})"
+    )
+
+
+def inspect_head(results: Results, model: str, step: int, layer: int, head: int, variables: list[str] | None = None) -> alt.Chart:
+    """Every per-head measure of one attention head across training, the selected step marked.
+
+    Parameters
+    ----------
+    results
+        ``model -> Dataset`` with variables of dims ``(step, layer, head)``.
+    variables
+        Which variables to draw (default: all with those dims).
+    """
+    return _trajectory(results, model, step, layer, schema.HEAD, head, variables)
+
+
+def inspect_neuron(results: Results, model: str, step: int, layer: int, neuron: int, variables: list[str] | None = None) -> alt.Chart:
+    """Every per-neuron measure of one MLP neuron across training (dims ``(step, layer, neuron)``)."""
+    return _trajectory(results, model, step, layer, schema.NEURON, neuron, variables)
+
+
+def inspect_heads_at_step(results: Results, model: str, step: int, variable: str) -> alt.Chart:
+    """Heat map of ``variable`` over layer × head at one checkpoint."""
+    ds = model_dataset(results, model)
+    _check_index(ds, schema.STEP, step)
+    if variable not in ds:
+        raise KeyError(f"variable {variable!r} not in results of {model!r}; variables: {list(ds.data_vars)}")
+    da = ds[variable].sel({schema.STEP: step})
+    if set(da.dims) != {schema.LAYER, schema.HEAD}:
+        raise ValueError(f"{variable} at one step has dims {da.dims}; inspect_heads_at_step needs (layer, head)")
+    table = da.to_dataframe(name="value").reset_index()
+    return (
+        alt.Chart(table)
+        .mark_rect()
+        .encode(x=f"{schema.HEAD}:O", y=f"{schema.LAYER}:O", color=alt.Color("value:Q", scale=alt.Scale(scheme="viridis")), tooltip=[schema.LAYER, schema.HEAD, "value"])
+        .properties(title=f"{model} · {variable} at step {step}")
+    )
+
+
+def inspector(results: Results, draw: Callable[..., alt.Chart], layer: bool = False, head: bool = False, neuron: bool = False, **fixed: Any):
+    """ipywidgets controls around ``draw(results, model=, step=, [layer=, head=, neuron=], **fixed)``.
+
+    The step control slides over the checkpoints actually present for the chosen model.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        Controls above the live chart output.
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    ids = models(results)
+    ds0 = model_dataset(results, ids[0])
+    steps = [int(s) for s in ds0[schema.STEP].values]
+    controls: dict[str, Any] = {
+        "model": w.Dropdown(options=ids, value=ids[0], description="model"),
+        "step": w.SelectionSlider(options=steps, value=steps[-1], description="step", continuous_update=False),
+    }
+    for dim, wanted in ((schema.LAYER, layer), (schema.HEAD, head), (schema.NEURON, neuron)):
+        if wanted:
+            values = ds0[dim].values
+            controls[dim] = w.IntSlider(min=int(values.min()), max=int(values.max()), value=int(values.min()), description=dim, continuous_update=False)
+
+    def _on_model(change: dict) -> None:
+        # Suites may save different steps or sizes per model; keep the controls valid.
+        ds = model_dataset(results, change["new"])
+        controls["step"].options = [int(s) for s in ds[schema.STEP].values]
+        for dim in (schema.LAYER, schema.HEAD, schema.NEURON):
+            if dim in controls and dim in ds.sizes:
+                controls[dim].max = int(ds[dim].values.max())
+
+    controls["model"].observe(_on_model, names="value")
+    out = w.interactive_output(lambda **kw: display(draw(results, **kw, **fixed)), controls)
+    return w.VBox([w.HBox(list(controls.values())), out])
