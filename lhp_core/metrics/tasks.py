@@ -1,0 +1,498 @@
+"""An offline battery of downstream tasks, scored with discontinuous and continuous metrics.
+
+Every task is a list of :class:`Item` s: a context and one or more continuations, the
+first-listed answer index marking the correct one. Items are built from text only (no
+tokenizer), deterministically from a seed, so every checkpoint of every suite sees the
+same questions.
+
+Tasks (registry :data:`TASKS`, ids in :func:`names`)
+
+``lambada``      last word of a held-out passage, chosen so that it already occurred earlier
+                 in the passage (LAMBADA-style: predictable from broad context). Exact match
+                 of the greedy continuation; chance 0.
+``agreement``    subject–verb agreement minimal pairs (``the year seems`` / ``the years seems``)
+                 built from Brown-tagged vocabulary; chance 0.5.
+``attractor``    agreement across a prepositional phrase with a number-mismatched
+                 attractor (``the key to the cabinets is`` / ``... are``); chance 0.5.
+``determiner``   determiner–noun number agreement (``this year`` / ``these year``); chance 0.5.
+``copy``         in-context copying of a random word sequence (induction); exact match, chance 0.
+``word_order``   pick the held-out sentence among it and three versions with two adjacent
+                 words swapped; 4-way multiple choice, chance 0.25.
+
+Metrics per item (:func:`item_metrics`): ``accuracy`` (argmax option is correct, or for a
+single continuation: every token is the greedy choice), ``prob_correct`` (probability
+of the correct option, normalised over options; the raw continuation probability for
+single-continuation tasks), ``brier`` (squared error of that probability vector against
+the one-hot answer), ``logprob`` (log-probability of the correct continuation, nats).
+
+:func:`score_task` runs a :class:`Scorer` (anything with ``score(pairs)``; :class:`HFScorer`
+wraps a Hugging Face causal LM) and returns a tidy per-item table;
+:func:`evaluate_suite` loads every checkpoint via :func:`lhp_core.checkpoints.load` and
+returns an ``xarray.Dataset`` with dims ``(model, step, task)``, cached on disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from lhp_core import schema
+from lhp_core.registry import Registry
+
+METRICS = ("accuracy", "prob_correct", "brier", "logprob")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question: a context and candidate continuations (``options[answer]`` is correct)."""
+
+    context: str
+    options: tuple[str, ...]
+    answer: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.options or not 0 <= self.answer < len(self.options):
+            raise ValueError(f"item needs >= 1 option and a valid answer index, got {len(self.options)} / {self.answer}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: how to build its items and its chance level of ``accuracy``."""
+
+    id: str
+    chance: float
+    description: str
+    build: Callable[[int, int], list[Item]] = field(repr=False)
+
+    def items(self, n: int, seed: int = 0) -> list[Item]:
+        """``n`` items drawn deterministically from ``seed`` (fewer if the source runs out)."""
+        if n < 1:
+            raise ValueError(f"n_items must be positive, got {n}")
+        return self.build(n, seed)
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def names() -> list[str]:
+    return TASKS.names()
+
+
+def get(task_id: str) -> Task:
+    return TASKS.get(task_id)
+
+
+# ------------------------------------------------------------------ builders (pure, text in, items out)
+
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def lambada_items(docs: Sequence[str], n: int, seed: int = 0, min_words: int = 30, max_words: int = 80) -> list[Item]:
+    """Last-word items from documents.
+
+    A passage is ``min_words``–``max_words`` whitespace words of a document ending at a
+    sentence end; the target is its last word (letters only, ≥ 3 characters), kept only
+    if the same word occurred earlier in the passage, so context can predict it.
+    Candidates are shuffled with ``seed`` and the first ``n`` kept.
+    """
+    cands: list[Item] = []
+    for doc in docs:
+        words = doc.split()
+        ends = [i for i, w in enumerate(words) if w.endswith((".", "!", "?")) and i + 1 >= min_words]
+        last = -10**9
+        for i in ends:
+            if i - last < min_words:  # non-overlapping passages
+                continue
+            target = words[i].rstrip(".!?\"'")
+            if not _WORD.fullmatch(target) or len(target) < 3:
+                continue
+            start = max(0, i + 1 - max_words)
+            prev = {w.strip(".,;:!?\"'()").lower() for w in words[start:i]}
+            if target.lower() not in prev:
+                continue
+            context = " ".join(words[start:i])
+            cands.append(Item(context=context, options=(" " + target,)))
+            last = i
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(cands))
+    return [cands[j] for j in order[:n]]
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Number-marked vocabulary for agreement templates.
+
+    ``nouns``: (singular, plural) pairs; ``verbs``: (3rd-singular, base/plural) pairs.
+    """
+
+    nouns: tuple[tuple[str, str], ...]
+    verbs: tuple[tuple[str, str], ...]
+    preps: tuple[str, ...] = ("near", "behind", "next to", "with", "beside")
+
+
+def agreement_items(lex: Lexicon, n: int, seed: int = 0, attractor: bool = False) -> list[Item]:
+    """Subject–verb agreement minimal pairs; with ``attractor``, a PP noun of opposite number intervenes."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for _ in range(n):
+        (ns, npl) = lex.nouns[rng.integers(len(lex.nouns))]
+        (vs, vpl) = lex.verbs[rng.integers(len(lex.verbs))]
+        plural = bool(rng.integers(2))
+        subj = npl if plural else ns
+        if attractor:
+            (as_, apl) = lex.nouns[rng.integers(len(lex.nouns))]
+            prep = lex.preps[rng.integers(len(lex.preps))]
+            subj = f"{subj} {prep} the {as_ if plural else apl}"
+        good, bad = (vpl, vs) if plural else (vs, vpl)
+        items.append(Item(context="", options=(f"The {subj} {good}", f"The {subj} {bad}")))
+    return items
+
+
+def determiner_items(lex: Lexicon, n: int, seed: int = 0) -> list[Item]:
+    """``this/that + singular`` vs ``these/those + singular`` (and the plural mirror image)."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for _ in range(n):
+        ns, npl = lex.nouns[rng.integers(len(lex.nouns))]
+        near = bool(rng.integers(2))
+        sg, pl = ("this", "these") if near else ("that", "those")
+        if rng.integers(2):
+            items.append(Item(context="", options=(f"I saw {sg} {ns}", f"I saw {pl} {ns}")))
+        else:
+            items.append(Item(context="", options=(f"I saw {pl} {npl}", f"I saw {sg} {npl}")))
+    return items
+
+
+def copy_items(vocab: Sequence[str], n: int, seed: int = 0, length: int = 8, prompt: int = 2) -> list[Item]:
+    """Random word sequences shown once, then started again: the rest must be copied.
+
+    Context ``w1 … wL`` newline ``w1 … w_prompt``; continuation `` w_{prompt+1} … wL``.
+    """
+    if len(vocab) < length:
+        raise ValueError(f"copy needs at least {length} distinct words, got {len(vocab)}")
+    rng = np.random.default_rng(seed)
+    items = []
+    for _ in range(n):
+        seq = [vocab[j] for j in rng.choice(len(vocab), size=length, replace=False)]
+        items.append(Item(context=" ".join(seq) + "\n" + " ".join(seq[:prompt]), options=(" " + " ".join(seq[prompt:]),)))
+    return items
+
+
+def word_order_items(sentences: Sequence[str], n: int, seed: int = 0, n_options: int = 4) -> list[Item]:
+    """The original sentence among ``n_options − 1`` adjacent-word swaps; answer position random."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for j in rng.permutation(len(sentences)):
+        words = sentences[j].split()
+        if len(words) < n_options + 2:
+            continue
+        swaps = rng.choice(len(words) - 1, size=n_options - 1, replace=False)
+        distractors = []
+        for s in swaps:
+            w = list(words)
+            w[s], w[s + 1] = w[s + 1], w[s]
+            distractors.append(" ".join(w))
+        original = " ".join(words)
+        if len({original, *distractors}) < n_options:  # swapped two identical words
+            continue
+        answer = int(rng.integers(n_options))
+        opts = distractors[:answer] + [original] + distractors[answer:]
+        items.append(Item(context="", options=tuple(opts), answer=answer))
+        if len(items) == n:
+            break
+    return items
+
+
+# ------------------------------------------------------------------ default text sources (held-out split)
+
+
+@lru_cache(maxsize=1)
+def _held_out_docs() -> tuple[str, ...]:
+    from lhp_core import corpus
+
+    return tuple(corpus.load().val)
+
+
+def _sentences(docs: Sequence[str], min_words: int = 6, max_words: int = 20) -> list[str]:
+    out = []
+    for doc in docs:
+        for s in re.split(r"(?<=[.!?])\s+", doc.replace("\n", " ")):
+            k = len(s.split())
+            if min_words <= k <= max_words and s[:1].isupper():
+                out.append(s.strip())
+    return out
+
+
+def _common_words(docs: Sequence[str], n: int = 400) -> list[str]:
+    c = Counter(w for d in docs for w in re.findall(r"\b[a-z]{3,8}\b", d))
+    return [w for w, _ in c.most_common(n)]
+
+
+@lru_cache(maxsize=1)
+def brown_lexicon(n_nouns: int = 60, n_verbs: int = 40) -> Lexicon:
+    """Frequent regular noun (NN/NNS) and verb (VBZ/VB) pairs from the tagged Brown corpus."""
+    from lhp_core.data import corpora
+
+    c = Counter((w.lower(), t) for s in corpora.brown_tagged_sentences("brown") for w, t in s)
+    nouns = [(w, w + "s") for (w, t), _ in c.most_common() if t == "NN" and w.isalpha() and (w + "s", "NNS") in c]
+    verbs = [(w, w[:-1]) for (w, t), _ in c.most_common() if t == "VBZ" and w.isalpha() and w.endswith("s")
+             and (w[:-1], "VB") in c and w not in ("is", "has", "does")]
+    return Lexicon(nouns=tuple(nouns[:n_nouns]), verbs=tuple(verbs[:n_verbs]))
+
+
+TASKS.register("lambada", lambda: Task(
+    "lambada", 0.0, "last word of a held-out passage, seen earlier in it (exact match)",
+    lambda n, seed: lambada_items(_held_out_docs(), n, seed)))
+TASKS.register("agreement", lambda: Task(
+    "agreement", 0.5, "subject-verb agreement minimal pairs",
+    lambda n, seed: agreement_items(brown_lexicon(), n, seed)))
+TASKS.register("attractor", lambda: Task(
+    "attractor", 0.5, "subject-verb agreement across an attractor noun of opposite number",
+    lambda n, seed: agreement_items(brown_lexicon(), n, seed, attractor=True)))
+TASKS.register("determiner", lambda: Task(
+    "determiner", 0.5, "determiner-noun number agreement minimal pairs",
+    lambda n, seed: determiner_items(brown_lexicon(), n, seed)))
+TASKS.register("copy", lambda: Task(
+    "copy", 0.0, "copy a random 8-word sequence seen once in context (exact match of 6 words)",
+    lambda n, seed: copy_items(_common_words(_held_out_docs()), n, seed)))
+TASKS.register("word_order", lambda: Task(
+    "word_order", 0.25, "pick the held-out sentence among three adjacent-word swaps",
+    lambda n, seed: word_order_items(_sentences(_held_out_docs()), n, seed)))
+
+
+# ------------------------------------------------------------------ scoring
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Score of one continuation: summed log-probability (nats), whether every token was the argmax."""
+
+    logprob: float
+    greedy: bool
+    n_tokens: int
+
+
+class Scorer(Protocol):
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[Continuation]:
+        """Score each ``(context, continuation)``."""
+        ...
+
+
+def item_metrics(logprobs: np.ndarray, greedy: np.ndarray, answer: int) -> dict[str, float]:
+    """Metrics of one item from its options' scores.
+
+    Parameters
+    ----------
+    logprobs
+        ``(n_options,)`` summed log-probability of each continuation.
+    greedy
+        ``(n_options,)`` whether each continuation is the greedy decode (used when there is
+        a single option).
+    """
+    lp = np.asarray(logprobs, dtype=float)
+    if lp.size == 1:
+        p = float(np.exp(lp[0]))
+        return {"accuracy": float(bool(greedy[0])), "prob_correct": p, "brier": (1 - p) ** 2, "logprob": float(lp[0])}
+    probs = special.softmax(lp)
+    onehot = np.zeros_like(probs)
+    onehot[answer] = 1
+    # Ties count as wrong: an untrained model that scores every option the same is at chance, not perfect.
+    best = np.flatnonzero(lp == lp.max())
+    return {
+        "accuracy": float(best.size == 1 and best[0] == answer),
+        "prob_correct": float(probs[answer]),
+        "brier": float(((probs - onehot) ** 2).sum()),
+        "logprob": float(lp[answer]),
+    }
+
+
+def score_items(scorer: Scorer, items: Sequence[Item]) -> pd.DataFrame:
+    """Per-item metrics: columns ``item`` + :data:`METRICS`."""
+    pairs = [(it.context, o) for it in items for o in it.options]
+    scores = scorer.score(pairs)
+    rows, j = [], 0
+    for i, it in enumerate(items):
+        s = scores[j: j + len(it.options)]
+        j += len(it.options)
+        m = item_metrics(np.array([c.logprob for c in s]), np.array([c.greedy for c in s]), it.answer)
+        rows.append({"item": i, **m})
+    return pd.DataFrame(rows)
+
+
+def score_task(scorer: Scorer, task: str | Task, n_items: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Tidy per-item table for one task: ``task, item, accuracy, prob_correct, brier, logprob``."""
+    t = get(task) if isinstance(task, str) else task
+    df = score_items(scorer, t.items(n_items, seed))
+    df.insert(0, schema.TASK, t.id)
+    return df
+
+
+def summarize(per_item: pd.DataFrame) -> pd.DataFrame:
+    """Mean of every metric per task, plus ``accuracy_stderr`` and ``n_items``."""
+    g = per_item.groupby(schema.TASK, sort=False)
+    out = g[list(METRICS)].mean()
+    out["accuracy_stderr"] = g["accuracy"].std(ddof=1) / np.sqrt(g.size())
+    out["n_items"] = g.size()
+    return out.reset_index()
+
+
+def option_report(scorer: Scorer, item: Item) -> pd.DataFrame:
+    """One item's options with log-probabilities and normalised probabilities (the book's inspector)."""
+    s = scorer.score([(item.context, o) for o in item.options])
+    lp = np.array([c.logprob for c in s])
+    return pd.DataFrame({
+        "option": list(item.options),
+        "logprob": lp,
+        "prob": special.softmax(lp) if lp.size > 1 else np.exp(lp),
+        "greedy": [c.greedy for c in s],
+        "correct": [i == item.answer for i in range(len(item.options))],
+    })
+
+
+class HFScorer:
+    """Scores continuations with a Hugging Face causal LM (right-padded batches).
+
+    The context is prefixed with the BOS token (``<|endoftext|>`` for Pythia and lhp suites)
+    and context and continuation are tokenised separately, as the LM Evaluation Harness does,
+    so the continuation's tokens do not depend on the context.
+    """
+
+    def __init__(self, model, tokenizer, device: str = "cpu", batch_size: int = 32) -> None:
+        self.model, self.tokenizer, self.device, self.batch_size = model, tokenizer, device, batch_size
+        self.max_len = int(getattr(model.config, "max_position_embeddings", 2048))
+
+    def _ids(self, context: str, continuation: str) -> tuple[list[int], int]:
+        tok = self.tokenizer
+        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        ctx = bos + (tok.encode(context, add_special_tokens=False) if context else [])
+        cont = tok.encode(continuation, add_special_tokens=False)
+        if not cont:
+            raise ValueError(f"continuation {continuation!r} encodes to no tokens")
+        ids = (ctx + cont)[-(self.max_len + 1):]  # keep the end: the continuation and nearest context
+        return ids, len(cont)
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[Continuation]:
+        import torch
+
+        out: list[Continuation] = []
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        with torch.no_grad():
+            for b in range(0, len(pairs), self.batch_size):
+                enc = [self._ids(c, x) for c, x in pairs[b: b + self.batch_size]]
+                inputs = [ids[:-1] for ids, _ in enc]
+                width = max(map(len, inputs))
+                x = torch.full((len(enc), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(enc), width), dtype=torch.long)
+                for i, ids in enumerate(inputs):
+                    x[i, : len(ids)] = torch.tensor(ids)
+                    mask[i, : len(ids)] = 1
+                logits = self.model(input_ids=x.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+                logp = torch.log_softmax(logits, dim=-1).cpu()
+                for i, (ids, n_cont) in enumerate(enc):
+                    tgt = torch.tensor(ids[-n_cont:])
+                    pos = torch.arange(len(ids) - 1 - n_cont, len(ids) - 1)
+                    lp = logp[i, pos]
+                    out.append(Continuation(
+                        logprob=float(lp.gather(1, tgt[:, None]).sum()),
+                        greedy=bool((lp.argmax(-1) == tgt).all()),
+                        n_tokens=n_cont,
+                    ))
+        return out
+
+
+# ------------------------------------------------------------------ suites
+
+
+def _suite_id(suite) -> str:
+    for attr in ("id", "name"):
+        v = getattr(suite, attr, None)
+        if isinstance(v, str):
+            return v
+    return str(suite)
+
+
+def _cache_key(tasks: Sequence[str], n_items: int, seed: int) -> str:
+    return hashlib.sha256(json.dumps([sorted(tasks), n_items, seed]).encode()).hexdigest()[:12]
+
+
+def evaluate_checkpoint(scorer: Scorer, tasks: Sequence[str], n_items: int, seed: int) -> pd.DataFrame:
+    """Per-task summary (:func:`summarize`) of one checkpoint."""
+    return summarize(pd.concat([score_task(scorer, t, n_items, seed) for t in tasks], ignore_index=True))
+
+
+def evaluate_suite(
+    suite,
+    models: Sequence[str],
+    steps: Sequence[int],
+    tasks: Sequence[str] | None = None,
+    device: str = "cpu",
+    n_items: int = 200,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 32,
+    loader: Callable | None = None,
+):
+    """Score every checkpoint on every task.
+
+    Parameters
+    ----------
+    suite
+        Suite id or object accepted by :func:`lhp_core.checkpoints.load`.
+    models, steps
+        Checkpoints to score (steps missing for a model raise from ``load``).
+    tasks
+        Task ids (default: all of :func:`names`).
+    cache_dir
+        One CSV per checkpoint is written under
+        ``<cache_dir or results_dir()>/tasks/<suite>/<key>/`` (key = hash of tasks, n_items,
+        seed), so a re-run only scores missing checkpoints.
+    loader
+        ``loader(suite, model, step, device=...) -> (model, tokenizer)``; default
+        :func:`lhp_core.checkpoints.load`.
+
+    Returns
+    -------
+    xarray.Dataset with dims ``(model, step, task)`` and variables :data:`METRICS`,
+    ``accuracy_stderr``, ``n_items``; coordinate ``chance`` along ``task``.
+    """
+    import xarray as xr
+    from tqdm.auto import tqdm
+
+    from lhp_core import config
+    tasks = list(tasks or names())
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise KeyError(f"unknown tasks {unknown}; valid tasks: {', '.join(names())}")
+    root = Path(cache_dir) if cache_dir is not None else config.results_dir()
+    folder = root / "tasks" / _suite_id(suite) / _cache_key(tasks, n_items, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    if loader is None:
+        from lhp_core.checkpoints import load as loader
+    frames = []
+    todo = [(m, s) for m in models for s in steps]
+    for model_id, step in tqdm(todo, desc="task battery"):
+        path = folder / f"{model_id}_step{int(step)}.csv"
+        if path.exists():
+            df = pd.read_csv(path)
+        else:
+            model, tok = loader(suite, model_id, int(step), device=device)
+            df = evaluate_checkpoint(HFScorer(model, tok, device, batch_size), tasks, n_items, seed)
+            df.to_csv(path, index=False)
+            del model
+        frames.append(df.assign(**{schema.MODEL: model_id, schema.STEP: int(step)}))
+    tidy = pd.concat(frames, ignore_index=True)
+    ds = tidy.set_index([schema.MODEL, schema.STEP, schema.TASK]).to_xarray()
+    ds = ds.reindex({schema.MODEL: list(models), schema.TASK: tasks})
+    ds = ds.assign_coords(chance=(schema.TASK, [get(t).chance for t in tasks]))
+    ds.attrs.update({"suite": _suite_id(suite), "n_items": int(n_items), "seed": int(seed)})
+    schema.check_attrs(ds.attrs)
+    return ds

@@ -1,0 +1,179 @@
+"""Task battery: builders are deterministic, metrics match hand-computed values, HF scoring matches a manual pass."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lhp_core.metrics import tasks as T
+
+
+class TableScorer:
+    """A fake model: log-probabilities looked up from a table (default: −len(continuation))."""
+
+    def __init__(self, table: dict[tuple[str, str], tuple[float, bool]] | None = None) -> None:
+        self.table = table or {}
+
+    def score(self, pairs):
+        out = []
+        for c, x in pairs:
+            lp, g = self.table.get((c, x), (-float(len(x)), False))
+            out.append(T.Continuation(logprob=lp, greedy=g, n_tokens=1))
+        return out
+
+
+LEX = T.Lexicon(nouns=(("dog", "dogs"), ("key", "keys"), ("year", "years")), verbs=(("runs", "run"), ("seems", "seem")))
+DOCS = [
+    "The cat sat on the mat while the dog slept by the door of the house and the wind blew hard outside all "
+    "night long until the morning came and everyone woke up to find the cat still on the mat.",
+    "Nothing here ends with a repeated word at all so this document yields no items whatsoever for the test "
+    "because none of the final words have appeared before in any of these sentences today ok.",
+]
+
+
+def test_item_metrics_multiple_choice_by_hand() -> None:
+    lp = np.log(np.array([0.2, 0.5, 0.3]))
+    m = T.item_metrics(lp, np.array([False] * 3), answer=1)
+    assert m["accuracy"] == 1.0
+    assert m["prob_correct"] == pytest.approx(0.5)
+    assert m["brier"] == pytest.approx(0.2**2 + 0.5**2 + 0.3**2)
+    assert m["logprob"] == pytest.approx(np.log(0.5))
+    wrong = T.item_metrics(lp, np.array([False] * 3), answer=0)
+    assert wrong["accuracy"] == 0.0 and wrong["brier"] == pytest.approx(0.8**2 + 0.5**2 + 0.3**2)
+    # unnormalised scores: softmax normalises (probs 1/(1+e), e/(1+e))
+    m2 = T.item_metrics(np.array([-3.0, -2.0]), np.array([False, False]), answer=0)
+    assert m2["prob_correct"] == pytest.approx(1 / (1 + np.e))
+    # ties are wrong, not right: an untrained model at chance
+    assert T.item_metrics(np.array([-1.0, -1.0]), np.array([False, False]), 0)["accuracy"] == 0.0
+
+
+def test_item_metrics_single_continuation_by_hand() -> None:
+    m = T.item_metrics(np.array([np.log(0.25)]), np.array([True]), 0)
+    assert m == pytest.approx({"accuracy": 1.0, "prob_correct": 0.25, "brier": 0.5625, "logprob": np.log(0.25)})
+
+
+def test_score_task_and_summary_with_fake_model() -> None:
+    task = T.Task("fake", 0.5, "two items", lambda n, seed: [
+        T.Item("", ("good", "badbad")),          # -4 vs -6: right
+        T.Item("", ("goodgood", "bad"), 0),      # -8 vs -3: wrong
+    ][:n])
+    df = T.score_task(TableScorer(), task, n_items=2)
+    assert df["accuracy"].tolist() == [1.0, 0.0]
+    s = T.summarize(df).iloc[0]
+    assert s["accuracy"] == 0.5
+    assert s["accuracy_stderr"] == pytest.approx(np.std([1, 0], ddof=1) / np.sqrt(2))
+    p1, p2 = 1 / (1 + np.exp(-2)), 1 / (1 + np.exp(5))
+    assert s["prob_correct"] == pytest.approx((p1 + p2) / 2)
+    assert s["brier"] == pytest.approx((2 * (1 - p1) ** 2 + 2 * (1 - p2) ** 2) / 2)
+    assert s["logprob"] == pytest.approx((-4 - 8) / 2)
+    rep = T.option_report(TableScorer(), T.Item("", ("a", "bbb"), 1))
+    assert rep["correct"].tolist() == [False, True]
+    assert rep["prob"].sum() == pytest.approx(1.0)
+
+
+def test_lambada_items_target_seen_earlier() -> None:
+    items = T.lambada_items(DOCS, n=10, seed=0, min_words=10, max_words=60)
+    assert len(items) == 1
+    it = items[0]
+    assert it.options == (" mat",)
+    assert "mat" in it.context and not it.context.endswith("mat")
+
+
+def test_agreement_and_determiner_items() -> None:
+    items = T.agreement_items(LEX, 50, seed=1)
+    assert len(items) == 50 and all(len(i.options) == 2 and i.answer == 0 for i in items)
+    for it in items:
+        good, bad = it.options
+        subj, verb = good.split()[1], good.split()[2]
+        assert (subj in ("dogs", "keys", "years")) == (verb in ("run", "seem"))
+        assert good.split()[:2] == bad.split()[:2] and good != bad
+    att = T.agreement_items(LEX, 20, seed=1, attractor=True)
+    for it in att:
+        w = it.options[0].split()
+        head, attractor = w[1], w[-2]
+        assert head.endswith("s") != attractor.endswith("s")  # opposite number
+    det = T.determiner_items(LEX, 20, seed=0)
+    for it in det:
+        d, noun = it.options[0].split()[2:]
+        assert (d in ("these", "those")) == noun.endswith("s")
+    assert T.agreement_items(LEX, 5, seed=3) == T.agreement_items(LEX, 5, seed=3)
+
+
+def test_copy_and_word_order_items() -> None:
+    vocab = [f"w{i}" for i in range(30)]
+    items = T.copy_items(vocab, 5, seed=0)
+    for it in items:
+        seq, start = it.context.split("\n")
+        assert (start + it.options[0]).split() == seq.split()
+    with pytest.raises(ValueError, match="at least 8 distinct words"):
+        T.copy_items(["a", "b"], 1)
+    sents = ["One two three four five six seven.", "A b c d e f g h.", "Too short."]
+    wo = T.word_order_items(sents, 5, seed=0)
+    assert len(wo) == 2
+    for it in wo:
+        assert len(set(it.options)) == 4 and it.options[it.answer] in sents
+        assert all(sorted(o.split()) == sorted(it.options[it.answer].split()) for o in it.options)
+    assert {it.answer for it in T.word_order_items(sents * 20, 40, seed=1)} == {0, 1, 2, 3}
+
+
+def test_registry_declares_chance_and_rejects_unknown() -> None:
+    assert set(T.names()) >= {"lambada", "agreement", "attractor", "determiner", "copy", "word_order"}
+    assert T.get("word_order").chance == 0.25 and T.get("agreement").chance == 0.5 and T.get("copy").chance == 0.0
+    with pytest.raises(KeyError, match="valid tasks"):
+        T.get("lambda")
+    with pytest.raises(ValueError, match="n_items must be positive"):
+        T.get("copy").items(0)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from lhp_core.tokenizer import train_bpe
+
+    torch.manual_seed(0)
+    tok = train_bpe(DOCS * 5, vocab_size=300)
+    cfg = GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=128)
+    return GPTNeoXForCausalLM(cfg).eval(), tok
+
+
+def test_hf_scorer_matches_manual_unbatched_pass(tiny_lm) -> None:
+    model, tok = tiny_lm
+    pairs = [("The cat sat on the", " mat"), ("", "The dog slept"), ("wind blew hard outside all night", " long until")]
+    got = T.HFScorer(model, tok, batch_size=2).score(pairs)
+    for (c, x), s in zip(pairs, got):
+        ctx = [tok.bos_token_id] + (tok.encode(c, add_special_tokens=False) if c else [])
+        cont = tok.encode(x, add_special_tokens=False)
+        ids = torch.tensor([ctx + cont])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0], -1)
+        want = sum(float(logp[len(ctx) - 1 + j, t]) for j, t in enumerate(cont))
+        greedy = all(int(logp[len(ctx) - 1 + j].argmax()) == t for j, t in enumerate(cont))
+        assert s.logprob == pytest.approx(want, abs=1e-4)
+        assert s.greedy == greedy and s.n_tokens == len(cont)
+
+
+def test_evaluate_suite_builds_dataset_and_caches(tiny_lm, tmp_path, monkeypatch) -> None:
+    model, tok = tiny_lm
+    calls = []
+
+    def fake_load(suite, model_id, step, device="cpu", dtype=None):
+        calls.append((model_id, step))
+        return model, tok
+
+    fake = T.Task("fake_det", 0.5, "det", lambda n, seed: T.determiner_items(LEX, n, seed))
+    monkeypatch.setitem(T.TASKS._factories, "fake_det", lambda: fake)
+    ds = T.evaluate_suite("toy", ["a", "b"], [0, 5], tasks=["fake_det"], n_items=6, cache_dir=tmp_path,
+                         loader=fake_load)
+    assert dict(ds.sizes) == {"model": 2, "step": 2, "task": 1}
+    assert set(T.METRICS) <= set(ds.data_vars)
+    assert float(ds["chance"].sel(task="fake_det")) == 0.5
+    assert len(calls) == 4
+    ds2 = T.evaluate_suite("toy", ["a", "b"], [0, 5], tasks=["fake_det"], n_items=6, cache_dir=tmp_path,
+                         loader=fake_load)
+    assert len(calls) == 4  # served from the cache
+    assert np.allclose(ds2["brier"].values, ds["brier"].values)
+    with pytest.raises(KeyError, match="valid tasks"):
+        T.evaluate_suite("toy", ["a"], [0], tasks=["nope"], cache_dir=tmp_path)
