@@ -114,6 +114,29 @@ def random_failures(n_pieces: int, theta: float, seed: int = 0, mode: str = "sub
     raise ValueError(f"unknown failure mode {mode!r}; use 'subset' or 'bernoulli'")
 
 
+def skill_failures(graph: SkillGraph, theta: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Failures caused by missing skills: each skill is missing with probability ``q`` and a
+    piece fails when it needs a missing skill.
+
+    ``q = 1 − (1 − θ)^(1/k)`` makes the expected fraction of failed pieces exactly θ. Here a
+    k'-tuple is usable only if all its skills are present, so competence on k'-tuples falls
+    roughly like ``(1 − q)^k'`` and the same competence on k'-tuples needs about θ/k' –
+    the scaling of the paper's corollary ("halving the excess loss doubles k'").
+
+    Returns
+    -------
+    failed
+        Boolean ``(n_pieces,)``.
+    missing
+        Boolean ``(n_skills,)``.
+    """
+    _check_theta(theta)
+    rng = np.random.default_rng(seed)
+    q = 1.0 - (1.0 - theta) ** (1.0 / graph.k)
+    missing = rng.random(graph.n_skills) < q
+    return missing[graph.pieces].any(axis=1), missing
+
+
 def adversarial_failures(graph: SkillGraph, theta: float, beta: float, seed: int = 0) -> np.ndarray:
     """A failure set of size ``θ · n_pieces`` chosen to make many skills incompetent.
 
@@ -344,14 +367,24 @@ def competence_grid(
     beta: float,
     seed: int = 0,
     n_tuples: int = 1000,
+    mode: str = "random",
 ) -> "pd.DataFrame":  # noqa: F821
     """Simulated competence for every (k, k', θ): a tidy table for sliders in the book.
 
+    Parameters
+    ----------
+    mode
+        ``"random"``: independent Bernoulli(θ) piece failures; ``"skills"``: failures
+        caused by missing skills (:func:`skill_failures`).
+
     Returns
     -------
-    DataFrame with columns ``k, kprime, theta, competence, expected`` (the binomial closed
-    form for the same tuples), one row per combination with ``k' ≤ k``.
+    DataFrame with columns ``mode, k, kprime, theta, competence, expected`` (the binomial
+    closed form for the same tuples under independent failures), one row per combination
+    with ``k' ≤ k``.
     """
+    if mode not in ("random", "skills"):
+        raise ValueError(f"unknown failure mode {mode!r}; use 'random' or 'skills'")
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -365,9 +398,13 @@ def competence_grid(
             else:
                 _, deg = tuple_degrees(graph, sample_tuples(graph, kp, n_tuples, seed))
             for i, theta in enumerate(thetas):
-                failed = random_failures(graph.n_pieces, float(theta), seed=seed + i, mode="bernoulli")
+                if mode == "random":
+                    failed = random_failures(graph.n_pieces, float(theta), seed=seed + i, mode="bernoulli")
+                else:
+                    failed, _ = skill_failures(graph, float(theta), seed=seed + i)
                 rows.append(
                     {
+                        "mode": mode,
                         "k": k,
                         "kprime": kp,
                         "theta": float(theta),

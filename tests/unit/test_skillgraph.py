@@ -149,8 +149,32 @@ def test_slingshot_factor_counts() -> None:
 def test_competence_grid_table() -> None:
     df = sg.competence_grid(30, 300, ks=[2, 4], kprimes=[1, 2, 4], thetas=np.array([0.05, 0.3]), beta=0.2,
                             n_tuples=100)
-    assert set(df.columns) == {"k", "kprime", "theta", "competence", "expected"}
+    assert set(df.columns) == {"mode", "k", "kprime", "theta", "competence", "expected"}
     assert len(df) == (2 + 3) * 2  # k=2 has k'=1,2; k=4 has k'=1,2,4
     # competence falls with theta for every (k, k')
     for _, grp in df.groupby(["k", "kprime"]):
         assert grp.sort_values("theta")["expected"].is_monotonic_decreasing
+
+
+def test_skill_failures_rate_and_missing_skills_are_incompetent() -> None:
+    """Failed fraction has expectation θ (4 SE over replicates); a missing skill is never competent."""
+    g = sg.SkillGraph.random(50, 2000, 4, seed=0)
+    theta = 0.3
+    fr = []
+    for r in range(80):
+        failed, missing = sg.skill_failures(g, theta, seed=r)
+        assert np.all(failed == missing[g.pieces].any(axis=1))
+        used = g.degrees() > 0
+        assert sg.competence(g, failed, beta=0.5) <= 1 - missing[used].mean() + 1e-12
+        fr.append(failed.mean())
+    fr = np.array(fr)
+    assert abs(fr.mean() - theta) <= 4 * fr.std(ddof=1) / np.sqrt(fr.size)
+
+
+def test_skill_failures_make_tuples_harder_than_single_skills() -> None:
+    df = sg.competence_grid(40, 3000, ks=[6], kprimes=[1, 2, 4], thetas=np.array([0.2]), beta=0.6, mode="skills",
+                            n_tuples=400)
+    c = df.set_index("kprime")["competence"]
+    assert c[1] > c[2] > c[4]
+    with pytest.raises(ValueError, match="unknown failure mode"):
+        sg.competence_grid(10, 10, [2], [1], np.array([0.1]), 0.1, mode="x")
