@@ -1,0 +1,235 @@
+"""One checkpoint's pass: run the stimuli through a model and pool every site on the device.
+
+:func:`extract` is what the sweep calls for each (model, step); it is also the function to
+use directly for a single model. It returns host numpy arrays only after pooling, so the
+memory it needs grows with the number of words / stimuli, not with sequence length × layers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from lhp_core import sites as S
+from lhp_core.reducers import HEAD_SCORES, REDUCERS, Accumulator, BatchInfo, get_reducer
+from lhp_core.stimuli import Encoded, Stimuli, encode
+
+LOGPROB_CHUNK = 2048  # rows of [chunk, vocab] float32 logits alive at once
+
+
+@dataclass
+class Extracted:
+    """Pooled values of one checkpoint.
+
+    Attributes
+    ----------
+    values
+        ``values[site][reducer]``: ``[layer, group, *feature]`` for layer sites,
+        ``[group]`` for ``logprobs``; ``values["heads"][score]``: ``[layer, head, stimulus]``.
+    n_tokens
+        Real tokens run through the model (BOS and window overlaps included).
+    """
+
+    values: dict[str, dict[str, np.ndarray]]
+    n_tokens: int
+    encoded: Encoded
+    features: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def default_max_length(model: nn.Module) -> int:
+    cfg = model.config
+    n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
+    return int(min(n, 2048))
+
+
+def check_tokenizer(model: nn.Module, tokenizer, enc: Encoded | None = None) -> None:
+    """Raise ``ValueError`` if the tokenizer can produce ids the model has no embedding for."""
+    n_vocab = model.get_input_embeddings().num_embeddings
+    top = int(enc.token_id.max()) if enc is not None and enc.n_tokens else -1
+    if len(tokenizer) > n_vocab or top >= n_vocab:
+        raise ValueError(
+            f"tokenizer mismatch: the tokenizer has {len(tokenizer)} tokens (largest id used {top}) but the "
+            f"model's embedding has {n_vocab} rows; load the tokenizer saved with this checkpoint "
+            "(lhp_core.checkpoints.load returns the matching pair)"
+        )
+
+
+def extract(
+    model: nn.Module,
+    tokenizer,
+    stimuli: Stimuli,
+    sites: Sequence[str],
+    reducers: Sequence[str],
+    head_scores: Sequence[str] = (),
+    batch_size: int = 8,
+    max_length: int | None = None,
+    where: str = "model",
+) -> Extracted:
+    """Run ``stimuli`` through ``model`` and pool each site with each reducer.
+
+    Parameters
+    ----------
+    model
+        A Hugging Face causal LM (GPT-NeoX/Pythia, GPT-2, Llama/OLMo) in eval mode.
+    tokenizer
+        Its tokenizer (``bos_token_id`` set).
+    sites, reducers
+        Ids from :data:`lhp_core.sites.SITES` and :data:`lhp_core.reducers.REDUCERS`.
+    head_scores
+        Ids from :data:`lhp_core.reducers.HEAD_SCORES`, for the ``heads`` site.
+    max_length
+        Window length including BOS (default: the model's context, at most 2048).
+    where
+        Names the checkpoint in error messages, e.g. ``"model 's' step 128"``.
+    """
+    sites = list(sites)
+    S.check_sites(sites)
+    reds = [get_reducer(r) for r in reducers]
+    scores = {name: HEAD_SCORES.get(name) for name in head_scores}
+    if "heads" in sites and not scores:
+        raise ValueError("the heads site needs head_scores; valid: " + ", ".join(HEAD_SCORES.names()))
+    if set(sites) - {"heads"} and not reds:
+        raise ValueError("no reducers given; valid reducers: " + ", ".join(REDUCERS.names()))
+
+    device = next(model.parameters()).device
+    max_length = max_length or default_max_length(model)
+    enc = encode(stimuli, tokenizer, max_length)
+    check_tokenizer(model, tokenizer, enc)
+    if "heads" in sites and len(enc.windows) != enc.n_stimuli:
+        raise ValueError(f"head scores need each stimulus in one window of {max_length} tokens; shorten the probe sequences")
+
+    n_layers = len(S.blocks(model))
+    feats = S.feature_sizes(model)
+    groups = {r.group for r in reds}
+    group_of = {g: torch.as_tensor(enc.group_index(g), device=device) for g in groups}
+    last_token = {}
+    for g in groups:
+        idx = enc.group_index(g)
+        last = np.full(enc.n_groups(g), -1, dtype=np.int64)
+        ok = idx >= 0
+        np.maximum.at(last, idx[ok], np.nonzero(ok)[0])
+        last_token[g] = torch.as_tensor(last, device=device)
+
+    layer_sites = [s for s in sites if s not in ("logprobs", "heads")]
+    acc: dict[str, dict[str, Accumulator]] = {}
+    for s in layer_sites + (["logprobs"] if "logprobs" in sites else []):
+        slots = 1 if s == "logprobs" else n_layers + 1
+        acc[s] = {r.name: Accumulator(r, slots, enc.n_groups(r.group), feats[s], last_token[r.group], device) for r in reds}
+    n_heads = feats["heads"][0]
+    head_acc = {name: torch.full((n_layers + 1, n_heads, enc.n_stimuli), float("nan"), device=device) for name in scores}
+
+    state: dict = {}
+
+    def sink(site: str, layer: int, t: torch.Tensor) -> None:
+        if site == "heads":
+            info = state["info"]
+            for name, fn in scores.items():
+                head_acc[name][layer][:, state["stim"]] = fn(t, info).float().T
+            return
+        flat = t.reshape(-1, t.shape[-1])[state["kept_flat"]]
+        for red_name, a in acc[site].items():
+            a.add(layer, flat, state["group"][a.reducer.group], state["token"])
+
+    prev_attn = getattr(model.config, "_attn_implementation", None)
+    if "heads" in sites and prev_attn != "eager":
+        model.set_attn_implementation("eager")
+    handles = S.install_hooks(model, layer_sites + (["heads"] if "heads" in sites else []), sink)
+    order = sorted(range(len(enc.windows)), key=lambda w: -len(enc.windows[w]))
+    n_tokens = 0
+    try:
+        with torch.inference_mode():
+            for b0 in range(0, len(order), batch_size):
+                batch = order[b0:b0 + batch_size]
+                n_tokens += _run_batch(model, enc, batch, device, n_layers, group_of, state, sink, acc, sites)
+    finally:
+        for h in handles:
+            h.remove()
+        if "heads" in sites and prev_attn != "eager" and prev_attn is not None:
+            model.set_attn_implementation(prev_attn)
+
+    _check_finite(acc, where)
+    values: dict[str, dict[str, np.ndarray]] = {}
+    for s, by_red in acc.items():
+        values[s] = {name: (a.result().cpu().numpy()[0] if s == "logprobs" else a.result().cpu().numpy())
+                     for name, a in by_red.items()}
+    if head_acc:
+        values["heads"] = {name: t.cpu().numpy() for name, t in head_acc.items()}
+        for name, v in values["heads"].items():
+            if np.isnan(v[1:]).any():
+                raise FloatingPointError(f"NaN head score {name!r} at {where}: rerun with dtype=float32 or drop this step")
+    return Extracted(values, n_tokens, enc, feats)
+
+
+def _check_finite(acc: dict[str, dict[str, Accumulator]], where: str) -> None:
+    """Raise ``FloatingPointError`` naming the checkpoint, the sites and the first layer with NaN."""
+    bad = {}
+    for site, by_red in acc.items():
+        for a in by_red.values():
+            nan_slots = torch.isnan(a.values).flatten(1).any(1).nonzero()
+            if len(nan_slots):
+                bad[site] = min(bad.get(site, 10**9), int(nan_slots[0]))
+    if bad:
+        first = min(bad.values())
+        detail = ", ".join(f"{s!r} from layer {l}" for s, l in bad.items())
+        raise FloatingPointError(
+            f"NaN activations at {where}: sites {detail} (first at layer {first}); the checkpoint's weights "
+            "are NaN or this dtype overflows: rerun with dtype=float32, or drop this step from the sweep"
+        )
+
+
+def _run_batch(model, enc: Encoded, batch: list[int], device, n_layers: int, group_of, state, sink, acc, sites) -> int:
+    lens = [len(enc.windows[w]) for w in batch]
+    width = max(lens)
+    ids = np.full((len(batch), width), enc.bos_token_id, dtype=np.int64)
+    mask = np.zeros((len(batch), width), dtype=bool)
+    kept_flat, token = [], []
+    for b, w in enumerate(batch):
+        n = lens[b]
+        ids[b, :n] = enc.windows[w]
+        mask[b, :n] = True
+        pos = np.nonzero(enc.keep[w])[0]
+        kept_flat.append(b * width + pos)
+        token.append(enc.token_of[w][pos])
+    kept_flat_t = torch.as_tensor(np.concatenate(kept_flat), device=device)
+    token_t = torch.as_tensor(np.concatenate(token), device=device)
+    ids_t = torch.as_tensor(ids, device=device)
+    mask_t = torch.as_tensor(mask, device=device)
+    state.update(
+        kept_flat=kept_flat_t,
+        token=token_t,
+        group={g: idx[token_t] for g, idx in group_of.items()},
+        stim=torch.as_tensor(enc.window_stimulus[batch], device=device),
+        info=BatchInfo(ids_t, mask_t, mask_t.sum(1)),
+    )
+    out = model.base_model(input_ids=ids_t, attention_mask=mask_t.long())
+    last = out.last_hidden_state
+    if "resid" in sites:
+        sink("resid", n_layers, last)
+    if "logprobs" in sites:
+        lp = _next_token_logprobs(model, last.reshape(-1, last.shape[-1]), ids_t.reshape(-1), kept_flat_t)
+        for a in acc["logprobs"].values():
+            a.add(0, lp, state["group"][a.reducer.group], token_t)
+    return int(sum(lens))
+
+
+def _next_token_logprobs(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor, kept_flat: torch.Tensor) -> torch.Tensor:
+    """log p(token at ``kept_flat`` | prefix), float32, shape ``[n_kept]``.
+
+    The prediction of position ``p`` comes from the final hidden state at ``p - 1``; logits are
+    formed and normalised ``LOGPROB_CHUNK`` rows at a time.
+    """
+    head = model.get_output_embeddings()
+    weight = head.weight.float()
+    bias = head.bias.float() if getattr(head, "bias", None) is not None else None
+    out = torch.empty(len(kept_flat), dtype=torch.float32, device=hidden.device)
+    for c in range(math.ceil(len(kept_flat) / LOGPROB_CHUNK)):
+        sl = slice(c * LOGPROB_CHUNK, (c + 1) * LOGPROB_CHUNK)
+        logits = hidden[kept_flat[sl] - 1].float() @ weight.T
+        if bias is not None:
+            logits = logits + bias
+        out[sl] = torch.log_softmax(logits, dim=-1).gather(1, ids[kept_flat[sl]][:, None])[:, 0]
+    return out

@@ -1,0 +1,146 @@
+"""Reducers: pool token activations into words, stimuli or tokens on the device.
+
+A reducer is a string id (``word_mean``, ``word_last``, ``word_sum``, ``stimulus_mean``,
+``stimulus_last``, ``stimulus_max``, ``token``; ``sentence_*`` are aliases of ``stimulus_*``)
+naming a *group* axis and a pooling *op*. Pooling happens on the device batch by batch into
+one accumulator per (site, reducer), so only the pooled arrays ever move to the host.
+
+Head scores are the attention-pattern analogue: a function
+``(pattern: Tensor[batch, head, query, key], info: BatchInfo) -> Tensor[batch, head]``
+registered in :data:`HEAD_SCORES` (``lhp_core.metrics.heads`` registers previous-token,
+induction and duplicate-token scores there; ``bos`` and ``entropy`` are built in).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from lhp_core.registry import Registry
+
+OPS = ("mean", "sum", "last", "max", "copy")
+
+
+@dataclass(frozen=True)
+class Reducer:
+    """Pool along ``group`` (``word``, ``stimulus`` or ``token``) with ``op``."""
+
+    name: str
+    group: str
+    op: str
+
+
+REDUCERS: Registry[Reducer] = Registry("reducer")
+for _group in ("word", "stimulus"):
+    for _op in ("mean", "sum", "last", "max"):
+        REDUCERS.register(f"{_group}_{_op}", (lambda g=_group, o=_op: Reducer(f"{g}_{o}", g, o)))
+REDUCERS.register("token", lambda: Reducer("token", "token", "copy"))
+_ALIASES = {f"sentence_{op}": f"stimulus_{op}" for op in ("mean", "sum", "last", "max")}
+
+
+def get_reducer(name: str) -> Reducer:
+    """Look up a reducer by id; unknown ids raise ``KeyError`` listing the valid ones."""
+    return REDUCERS.get(_ALIASES.get(name, name))
+
+
+class Accumulator:
+    """Device-side pooled values for one reducer: ``[n_slots, n_groups, *feature]``.
+
+    ``n_slots`` is the number of layers (or 1 for sites without layers). Values are kept in
+    float32 whatever the model dtype, so bf16 activations are pooled without loss.
+    """
+
+    def __init__(self, reducer: Reducer, n_slots: int, n_groups: int, feature: tuple[int, ...],
+                 last_token: torch.Tensor, device: torch.device) -> None:
+        self.reducer = reducer
+        shape = (n_slots, n_groups, *feature)
+        fill = float("-inf") if reducer.op == "max" else 0.0
+        self.values = torch.full(shape, fill, dtype=torch.float32, device=device)
+        self.count = torch.zeros((n_slots, n_groups), dtype=torch.float32, device=device)
+        self.last_token = last_token  # [n_groups]: global index of each group's last token
+
+    def add(self, slot: int, values: torch.Tensor, group: torch.Tensor, token: torch.Tensor) -> None:
+        """Pool ``values`` ``[n, *feature]`` of tokens ``token`` ``[n]`` into groups ``group`` ``[n]``.
+
+        Tokens with ``group == -1`` (whitespace-only tokens for word reducers) are skipped.
+        """
+        ok = group >= 0
+        values, group, token = values[ok].float(), group[ok], token[ok]
+        op = self.reducer.op
+        if op in ("mean", "sum"):
+            self.values[slot].index_add_(0, group, values)
+        elif op == "max":
+            idx = group.view(-1, *([1] * (values.dim() - 1))).expand_as(values)
+            self.values[slot].scatter_reduce_(0, idx, values, reduce="amax", include_self=True)
+        elif op == "last":
+            is_last = self.last_token[group] == token
+            self.values[slot].index_copy_(0, group[is_last], values[is_last])
+        else:  # copy
+            self.values[slot].index_copy_(0, group, values)
+        self.count[slot].index_add_(0, group, torch.ones_like(group, dtype=torch.float32))
+
+    def result(self) -> torch.Tensor:
+        """Pooled values ``[n_slots, n_groups, *feature]``; NaN for slots/groups never filled."""
+        empty = (self.count == 0).view(*self.count.shape, *([1] * (self.values.dim() - 2)))
+        out = self.values
+        if self.reducer.op == "mean":
+            out = out / self.count.clamp(min=1).view_as(empty)
+        return out.masked_fill(empty, float("nan"))
+
+
+# ---- head scores ------------------------------------------------------------------------
+@dataclass
+class BatchInfo:
+    """What a head score may need about a batch of probe sequences.
+
+    Attributes
+    ----------
+    input_ids
+        ``[batch, seq]`` token ids, BOS at position 0, right-padded.
+    attention_mask
+        ``[batch, seq]`` bool, True on real tokens.
+    lengths
+        ``[batch]`` number of real tokens (BOS included).
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    lengths: torch.Tensor
+
+
+HeadScore = Callable[[torch.Tensor, BatchInfo], torch.Tensor]
+HEAD_SCORES: Registry[HeadScore] = Registry("head score")
+
+
+def register_head_score(name: str) -> Callable[[HeadScore], HeadScore]:
+    """Decorator: register ``fn(pattern [batch, head, query, key], info) -> [batch, head]``."""
+
+    def _add(fn: HeadScore) -> HeadScore:
+        HEAD_SCORES.register(name, lambda: fn)
+        return fn
+
+    return _add
+
+
+def _query_mask(info: BatchInfo) -> torch.Tensor:
+    """``[batch, 1, query]`` float mask of real query positions after BOS."""
+    m = info.attention_mask.clone()
+    m[:, 0] = False
+    return m[:, None, :].float()
+
+
+@register_head_score("bos")
+def bos_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """Mean attention paid to BOS (the attention sink) over real queries after BOS."""
+    q = _query_mask(info)
+    return (pattern[..., 0].float() * q).sum(-1) / q.sum(-1).clamp(min=1)
+
+
+@register_head_score("entropy")
+def entropy_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """Mean entropy (nats) of each query's attention distribution over real queries after BOS."""
+    p = pattern.float()
+    ent = -(p * torch.log(p.clamp(min=1e-30))).sum(-1)
+    q = _query_mask(info)
+    return (ent * q).sum(-1) / q.sum(-1).clamp(min=1)

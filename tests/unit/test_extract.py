@@ -1,0 +1,189 @@
+"""extract() against a naive reference: HF ``output_hidden_states`` / ``labels=`` loss, pooled in numpy.
+
+Tolerance: 1e-5 absolute + relative in float32 on CPU (different batch shapes reorder sums).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
+
+from lhp_core.extract import extract
+from lhp_core.stimuli import Stimuli
+from lhp_core.tokenizer import train_bpe
+
+TOL = dict(rtol=1e-5, atol=1e-5)
+WORDS = ("the cat sat on a mat while dogs ran far away from the old barn and "
+         "birds sang songs about rain , sun and wind .").split()
+
+
+@pytest.fixture(scope="module")
+def tok():
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, 12)) for _ in range(300)]
+    return train_bpe(texts, vocab_size=300)
+
+
+def _model(arch: str, vocab: int, seed: int = 0):
+    torch.manual_seed(seed)
+    if arch == "gpt_neox":
+        cfg = GPTNeoXConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=48, max_position_embeddings=64, bos_token_id=0, eos_token_id=0)
+        return GPTNeoXForCausalLM(cfg).eval()
+    cfg = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_inner=48, n_positions=64,
+                     bos_token_id=0, eos_token_id=0)
+    return GPT2LMHeadModel(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def stimuli():
+    rng = np.random.default_rng(1)
+    return Stimuli.from_words([list(rng.choice(WORDS, n)) for n in (9, 3, 14, 6)], ids=["a", "b", "c", "d"])
+
+
+def _ref_tokens(tok, words):
+    """Token ids and word index per token, by tokenizing word by word (independent of offsets)."""
+    ids, word = [], []
+    for i, w in enumerate(words):
+        t = tok(("" if i == 0 else " ") + w, add_special_tokens=False)["input_ids"]
+        ids += t
+        word += [i] * len(t)
+    return np.array(ids), np.array(word)
+
+
+def _mlp_ref(model, hs, i):
+    """MLP activations of block i from its input hidden state, written out by hand."""
+    with torch.no_grad():
+        if model.config.model_type == "gpt_neox":  # parallel residual: MLP reads LN(h)
+            blk = model.gpt_neox.layers[i]
+            return blk.mlp.act(blk.mlp.dense_h_to_4h(blk.post_attention_layernorm(hs[i])))
+        blk = model.transformer.h[i]
+        mid = hs[i] + blk.attn(blk.ln_1(hs[i]))[0]
+        return blk.mlp.act(blk.mlp.c_fc(blk.ln_2(mid)))
+
+
+def _reference(model, tok, stimuli, max_length):
+    """Per stimulus: per-token resid [L+1, n, d], mlp [L, n, m], logprob [n] and word index [n]."""
+    width = max_length - 1
+    out = []
+    for text, spans in zip(stimuli.texts, stimuli.word_spans):
+        words = [text[a:b] for a, b in spans]
+        ids, word = _ref_tokens(tok, words)
+        n = len(ids)
+        resid = np.zeros((3, n, 32)); mlp = np.zeros((2, n, 48)); lp = np.zeros(n)
+        stride = width // 2
+        runs = {}
+        for j in range(n):  # the window with the most left context: the first one holding j
+            k = 0 if j < width else (j - width) // stride + 1
+            start = k * stride
+            if start not in runs:
+                x = torch.tensor(np.concatenate([[tok.bos_token_id], ids[start:start + width]]))[None]
+                with torch.no_grad():
+                    r = model(x, output_hidden_states=True, labels=x)
+                ce = torch.nn.functional.cross_entropy(r.logits[0, :-1], x[0, 1:], reduction="none")
+                # HF's own loss is the mean of these per-token cross-entropies
+                np.testing.assert_allclose(r.loss.item(), ce.mean().item(), **TOL)
+                runs[start] = (r, [_mlp_ref(model, r.hidden_states, i) for i in range(2)], ce)
+            r, m, ce = runs[start]
+            p = j - start + 1
+            resid[:, j] = np.stack([h[0, p].numpy() for h in r.hidden_states])
+            for i in range(2):
+                mlp[i, j] = m[i][0, p].numpy()
+            lp[j] = -ce[p - 1].item()
+        out.append((resid, mlp, lp, word))
+    return out
+
+
+@pytest.mark.parametrize("arch", ["gpt_neox", "gpt2"])
+@pytest.mark.parametrize("max_length", [64, 8])  # 8: the 14-word text spans several windows
+def test_matches_hf_reference(tok, stimuli, arch, max_length):
+    model = _model(arch, len(tok))
+    reds = ["word_mean", "word_last", "word_sum", "stimulus_mean", "stimulus_last", "stimulus_max", "token"]
+    got = extract(model, tok, stimuli, ["resid", "mlp", "logprobs"], reds, batch_size=3, max_length=max_length)
+    ref = _reference(model, tok, stimuli, max_length)
+    assert got.encoded.n_tokens == sum(len(r[3]) for r in ref)
+    if max_length == 8:
+        assert len(got.encoded.windows) > len(stimuli.ids)
+    w0 = 0
+    tok0 = 0
+    for s, (resid, mlp, lp, word) in enumerate(ref):
+        n_w = word.max() + 1
+        mlp_full = np.concatenate([np.full((1,) + mlp.shape[1:], np.nan), mlp])  # block sites: NaN at layer 0
+        for site, arr in (("resid", resid), ("mlp", mlp_full), ("logprobs", lp)):
+            v = got.values[site]
+            per_word = [arr[..., word == w, :] if arr.ndim == 3 else arr[word == w] for w in range(n_w)]
+            ax = 1 if arr.ndim == 3 else 0
+            exp = {
+                "word_mean": np.stack([x.mean(ax) for x in per_word], ax),
+                "word_sum": np.stack([x.sum(ax) for x in per_word], ax),
+                "word_last": np.stack([x.take(-1, ax) for x in per_word], ax),
+            }
+            for red, e in exp.items():
+                g = v[red][:, w0:w0 + n_w] if arr.ndim == 3 else v[red][w0:w0 + n_w]
+                np.testing.assert_allclose(g, e, **TOL, err_msg=f"{arch} {site} {red} stimulus {s}")
+            for red, e in (("stimulus_mean", arr.mean(ax)), ("stimulus_last", arr.take(-1, ax)),
+                           ("stimulus_max", arr.max(ax))):
+                g = v[red][:, s] if arr.ndim == 3 else v[red][s]
+                np.testing.assert_allclose(g, e, **TOL, err_msg=f"{arch} {site} {red}")
+            tk = v["token"][:, tok0:tok0 + len(word)] if arr.ndim == 3 else v["token"][tok0:tok0 + len(word)]
+            np.testing.assert_allclose(tk, arr, **TOL)
+        w0 += n_w
+        tok0 += len(word)
+
+
+def test_word_logprob_is_sum_over_subwords(tok, stimuli):
+    model = _model("gpt_neox", len(tok))
+    got = extract(model, tok, stimuli, ["logprobs"], ["token", "word_sum"])
+    enc = got.encoded
+    tokens = got.values["logprobs"]["token"]
+    expected = np.bincount(enc.token_word, weights=tokens, minlength=enc.n_words)
+    np.testing.assert_allclose(got.values["logprobs"]["word_sum"], expected, **TOL)
+    assert np.all(tokens < 0)
+
+
+def test_attn_out_and_linear(tok, stimuli):
+    model = _model("gpt_neox", len(tok))
+    got = extract(model, tok, stimuli, ["attn_out", "linear"], ["token"])
+    # The linear site's mlp_in block, passed through the activation, is the MLP neuron site.
+    mlp = extract(model, tok, stimuli, ["mlp"], ["token"]).values["mlp"]["token"]
+    lin = got.values["linear"]["token"]
+    d, m = 32, 48
+    assert lin.shape == (3, got.encoded.n_tokens, 3 * d + d + m + d)
+    mlp_in = torch.tensor(lin[1:, :, 4 * d:4 * d + m])
+    np.testing.assert_allclose(model.gpt_neox.layers[0].mlp.act(mlp_in).numpy(), mlp[1:], **TOL)
+    # attention dense output is what the attention module returns
+    np.testing.assert_allclose(lin[1:, :, 3 * d:4 * d], got.values["attn_out"]["token"][1:], **TOL)
+    assert np.isnan(lin[0]).all()
+
+
+def test_head_scores_match_eager_attentions(tok, stimuli):
+    model = _model("gpt2", len(tok))
+    got = extract(model, tok, stimuli, ["heads"], [], head_scores=["bos", "entropy"])
+    model.set_attn_implementation("eager")
+    for s, text in enumerate(stimuli.texts):
+        ids = [tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            att = model(torch.tensor([ids]), output_attentions=True).attentions
+        for layer, a in enumerate(att, start=1):
+            a = a[0].numpy()  # [head, query, key]
+            np.testing.assert_allclose(got.values["heads"]["bos"][layer, :, s], a[:, 1:, 0].mean(1), **TOL)
+            ent = -(a * np.log(np.clip(a, 1e-30, None))).sum(-1)[:, 1:].mean(1)
+            np.testing.assert_allclose(got.values["heads"]["entropy"][layer, :, s], ent, **TOL)
+
+
+def test_bad_input(tok, stimuli):
+    model = _model("gpt_neox", len(tok))
+    with pytest.raises(KeyError, match="valid sites: resid"):
+        extract(model, tok, stimuli, ["residual"], ["token"])
+    with pytest.raises(KeyError, match="word_mean"):
+        extract(model, tok, stimuli, ["resid"], ["word_avg"])
+    with pytest.raises(KeyError, match="bos"):
+        extract(model, tok, stimuli, ["heads"], [], head_scores=["nope"])
+    small = _model("gpt_neox", len(tok) - 20)
+    with pytest.raises(ValueError, match="tokenizer mismatch"):
+        extract(small, tok, stimuli, ["resid"], ["token"])
+    with torch.no_grad():
+        model.gpt_neox.layers[1].mlp.dense_h_to_4h.weight[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"model 's' step 7.*'mlp' from layer 2.*first at layer 2.*float32"):
+        extract(model, tok, stimuli, ["resid", "mlp"], ["word_mean"], where="model 's' step 7")
