@@ -423,7 +423,7 @@ def transfer_score(
     if m.sum() < 3 or (~m).sum() < 3:
         raise ValueError(
             f"transfer split needs at least 3 training and 3 test sentences; got {int(m.sum())} / {int((~m).sum())} "
-            "(check the condition labels, e.g. baseline='B')"
+            "(check the condition labels, e.g. baseline='baseline')"
         )
     p, _ = fit_predict(X[m], y[m], X[~m], alphas, device, backend)
     out = np.full(y.shape, np.nan)
@@ -439,7 +439,7 @@ def score_layers(
     features: xr.DataArray | np.ndarray,
     response: np.ndarray | pd.Series,
     condition: np.ndarray | pd.Series | None = None,
-    baseline: str = "B",
+    baseline: str = "baseline",
     n_folds: int = 10,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     n_boot: int = 1000,

@@ -102,7 +102,7 @@ def test_score_layers_finds_the_informative_layer_and_stacks() -> None:
     y = rng.normal(size=n)
     noise = rng.normal(size=(n, 3, d))
     noise[:, 1, 0] += 2 * y  # only layer 1 carries the response
-    cond = np.where(np.arange(n) % 2 == 0, "B", np.where(np.arange(n) % 4 == 1, "D", "S"))
+    cond = np.where(np.arange(n) % 2 == 0, "baseline", np.where(np.arange(n) % 4 == 1, "drive", "suppress"))
     feats = xr.DataArray(noise, dims=("stimulus", "layer", "hidden"), coords={"layer": [0, 1, 2]})
     ds = brain.score_layers(feats, y, cond, n_boot=50, n_permutations=20, alphas=ALPHAS)
     assert int(ds.r.argmax("layer")) == 1 and ds.r.sel(layer=1) > 0.8 and abs(float(ds.r.sel(layer=0))) < 0.3
