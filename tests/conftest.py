@@ -39,3 +39,16 @@ def _data_mirror() -> None:
         shared = ROOT.parent / "shared" / "data"
         if shared.is_dir():
             os.environ["LHP_DATA_MIRROR"] = str(shared)
+
+
+@pytest.fixture(scope="session")
+def tiny_suite(tmp_path_factory: pytest.TempPathFactory, _data_mirror: None) -> Path:
+    """A real suite trained with ``lhp train --preset tiny`` (2 models x 7 steps, ~10 s, once per session).
+
+    Layout: ``<root>/{s,m}/step{0,1,2,4,8,16,24}/`` HF checkpoints, ``<root>/training_record.nc``.
+    Open it with ``lhp_core.suites.get_suite(str(tiny_suite))`` or load a checkpoint with
+    ``lhp_core.checkpoints.load(str(tiny_suite), "m", 24)``.
+    """
+    from lhp_core.train import train
+
+    return train("tiny", tmp_path_factory.mktemp("suites") / "lhp-tiny", threads=1, progress=False)
