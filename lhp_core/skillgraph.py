@@ -358,6 +358,22 @@ def slingshot_factor(
     return float(competent_fraction * comb(n_skills, kprime) / seen)
 
 
+def crossing(x: np.ndarray, y: np.ndarray, level: float, falling: bool = True) -> float:
+    """First ``x`` (in increasing order) where ``y`` crosses ``level``, linearly interpolated.
+
+    ``falling=True``: first point with ``y < level`` after a point with ``y ≥ level`` (the
+    largest θ at which most skills are still competent); ``False``: first rise to ``≥ level``.
+    NaN if ``y`` never crosses. Robust to non-monotone (simulated) curves.
+    """
+    order = np.argsort(x)
+    x, y = np.asarray(x, dtype=float)[order], np.asarray(y, dtype=float)[order]
+    s = (y - level) if falling else (level - y)
+    for i in range(1, x.size):
+        if s[i - 1] >= 0 > s[i]:
+            return float(x[i - 1] + (x[i] - x[i - 1]) * s[i - 1] / (s[i - 1] - s[i]))
+    return float("nan")
+
+
 def competence_grid(
     n_skills: int,
     n_pieces: int,

@@ -178,3 +178,11 @@ def test_skill_failures_make_tuples_harder_than_single_skills() -> None:
     assert c[1] > c[2] > c[4]
     with pytest.raises(ValueError, match="unknown failure mode"):
         sg.competence_grid(10, 10, [2], [1], np.array([0.1]), 0.1, mode="x")
+
+
+def test_crossing_interpolates_first_crossing() -> None:
+    x = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
+    y = np.array([1.0, 0.95, 0.85, 0.92, 0.5])  # non-monotone: the first fall below 0.9 counts
+    assert sg.crossing(x, y, 0.9) == pytest.approx(0.1 + 0.1 * 0.05 / 0.10)
+    assert np.isnan(sg.crossing(x, np.ones(5), 0.9))
+    assert sg.crossing(x, 1 - y, 0.1, falling=False) == pytest.approx(0.1 + 0.1 * 0.05 / 0.10)
