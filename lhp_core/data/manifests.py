@@ -77,8 +77,9 @@ class Manifest:
 def manifest_dir() -> Path:
     """Folder holding the manifest YAMLs.
 
-    The repository copy (``<repo>/data_manifests``) is preferred; an installed wheel
-    falls back to ``lhp_core/manifests`` package data built from the same files.
+    The repository copy (``<repo>/data_manifests``) is preferred. ``lhp_core/manifests`` is
+    a symlink to it, which setuptools follows when building a wheel, so an installed
+    package finds the same files as package data (one source of truth).
     """
     repo = Path(__file__).resolve().parents[2] / "data_manifests"
     if repo.is_dir():
