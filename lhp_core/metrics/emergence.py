@@ -260,6 +260,21 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, chance: float) -> dict[str, float
     return {"tau": float(popt[0]), "width": float(popt[1]), "top": float(popt[2])}
 
 
+def mean_task(evals: pd.DataFrame, prefix: str, name: str, metric: str = "acc") -> pd.DataFrame:
+    """Average the tasks whose id starts with ``prefix`` (e.g. the 57 ``hendrycksTest-`` MMLU subjects).
+
+    The new rows have task ``name``; ``stderr`` = sqrt(Σ stderr²) / n_tasks (independent subtasks).
+    """
+    sub = evals[evals["task"].str.startswith(prefix) & (evals["metric"] == metric)]
+    if sub.empty:
+        raise ValueError(f"no tasks starting with {prefix!r} and metric {metric!r}")
+    keys = [c for c in sub.columns if c not in ("task", "value", "stderr", "path")]
+    g = sub.groupby(keys, dropna=False)
+    out = g["value"].mean().to_frame()
+    out["stderr"] = g["stderr"].apply(lambda s: float(np.sqrt((s**2).sum()) / s.size))
+    return out.reset_index().assign(task=name)
+
+
 def chance_band(chance: float, n_items: int, z: float = 2.0) -> float:
     """Half-width of the chance band: ``z`` binomial standard errors of accuracy at chance on ``n_items``."""
     if n_items < 1:
@@ -326,6 +341,11 @@ def pythia_loss_table(evals: pd.DataFrame, shots: int = 0, deduped: bool | None 
     need = {"model", "deduped", "shots", "step", "task", "metric", "value"}
     if need - set(evals.columns):
         raise ValueError(f"pythia evals table lacks columns {sorted(need - set(evals.columns))}")
+    if "variant" in evals.columns and evals["variant"].nunique() > 1:
+        raise ValueError(
+            f"pythia evals table mixes variants {sorted(evals['variant'].unique())}; "
+            "pass one, e.g. lhp_core.data.pythia_evals.load('main')"
+        )
     e = evals[evals["shots"] == shots]
     if deduped is not None:
         e = e[e["deduped"] == deduped]

@@ -358,6 +358,24 @@ def option_report(scorer: Scorer, item: Item) -> pd.DataFrame:
     })
 
 
+def inspect_item(
+    suite, model: str, step: int, task: str, index: int, n_items: int = 200, seed: int = 0, device: str = "cpu",
+    loader: Callable | None = None,
+) -> pd.DataFrame:
+    """The book's inspector: one checkpoint's scores for item ``index`` of ``task``.
+
+    Returns :func:`option_report` plus the item's context (column ``context``).
+    """
+    items = get(task).items(n_items, seed)
+    if not 0 <= index < len(items):
+        raise IndexError(f"task {task!r} has {len(items)} items at n_items={n_items}; index {index} is out of range")
+    if loader is None:
+        from lhp_core.checkpoints import load as loader
+    lm, tok = loader(suite, model, int(step), device=device)
+    rep = option_report(HFScorer(lm, tok, device), items[index])
+    return rep.assign(context=items[index].context)
+
+
 class HFScorer:
     """Scores continuations with a Hugging Face causal LM (right-padded batches).
 

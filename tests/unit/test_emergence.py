@@ -133,3 +133,17 @@ def test_pythia_loss_table_uses_log_lambada_perplexity() -> None:
     piqa = out[out["task"] == "piqa"].sort_values("step")
     assert np.allclose(piqa["loss"], np.log([100.0, 20.0]))
     assert piqa["value"].tolist() == [0.55, 0.6]
+
+
+def test_mean_task_and_variant_guard() -> None:
+    ev = pd.DataFrame({
+        "model": "70m", "deduped": False, "shots": 0, "step": 1000, "variant": "main",
+        "task": ["hendrycksTest-a", "hendrycksTest-b", "piqa"], "metric": "acc",
+        "value": [0.2, 0.3, 0.6], "stderr": [0.03, 0.04, 0.01],
+    })
+    m = em.mean_task(ev, "hendrycksTest-", "mmlu")
+    assert len(m) == 1 and m["task"].iloc[0] == "mmlu"
+    assert m["value"].iloc[0] == pytest.approx(0.25)
+    assert m["stderr"].iloc[0] == pytest.approx(0.05 / 2)
+    with pytest.raises(ValueError, match="mixes variants"):
+        em.pythia_loss_table(pd.concat([ev, ev.assign(variant="batch")]))
