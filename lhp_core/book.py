@@ -232,12 +232,13 @@ class BookRun:
     html: Path | None = None
 
 
-def _ensure_suite(suite: str) -> None:
+def _ensure_suite(suite: str, device: str = "cpu") -> None:
     try:
         from lhp_core import suites
     except ImportError as err:  # the suites module is a hard dependency of every chapter
         raise BookError(f"cannot import lhp_core.suites to prepare suite {suite!r}: {err}") from err
-    suites.ensure(suite)
+    # Training a missing lhp suite happens here, once, rather than inside a chapter's kernel.
+    suites.ensure(suite, device=device)
 
 
 def execute_chapter(
@@ -264,6 +265,8 @@ def execute_chapter(
         raise BookError(f"chapter {chapter!r} not found: {src} does not exist (chapters: {', '.join(chapters(root))})")
     dst = Path(out_dir) / f"{chapter}.ipynb"
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if profiles is None:
+        profiles = load_profiles(root / "book" / "profiles.yml")
     params = chapter_parameters(profile, chapter, profiles)
     try:
         papermill.execute_notebook(
@@ -277,11 +280,24 @@ def execute_chapter(
     except PapermillExecutionError as err:
         first = (err.source or "").strip().splitlines()
         raise BookError(
-            f"chapter {src.relative_to(root)} failed in cell {err.cell_index} (In [{err.exec_count}]) "
+            f"chapter {src.relative_to(root)} failed in cell {_source_cell_number(dst, err.cell_index)} "
+            f"(In [{err.exec_count}] of the executed copy) "
             f"starting {first[0] if first else ''!r}: {err.ename}: {err.evalue}\n"
             f"the executed notebook with the full traceback is {dst}"
         ) from None
     return dst
+
+
+def _source_cell_number(executed: Path, index: int) -> int:
+    """1-based number of the failing cell in the *source* notebook (papermill inserts a cell)."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(executed, as_version=4).cells
+    except Exception:  # a half-written notebook: fall back to the executed index
+        return index + 1
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
+    return index + (0 if injected and injected[0] < index else 1)
 
 
 def _stage_sources(root: Path, stage: Path) -> None:
@@ -352,7 +368,8 @@ def build_book(
         todo = [only]
     run = BookRun(profile=profile)
     stage = out / "executed"
-    _ensure_suite(str(profiles[profile]["common"]["suite"]))
+    common = profiles[profile]["common"]
+    _ensure_suite(str(common["suite"]), str(common["device"]))
     for chapter in todo:
         print(f"[lhp book] executing {chapter}.ipynb ({profile})", flush=True)
         start = time.perf_counter()

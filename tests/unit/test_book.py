@@ -1,0 +1,147 @@
+"""`lhp book` machinery: profiles, toc, papermill execution, records, failure messages."""
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import yaml
+
+from lhp_core import book, cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _notebook(path: Path, cells: list[tuple[str, str]]) -> None:
+    nb = nbformat.v4.new_notebook()
+    for tag, source in cells:
+        cell = nbformat.v4.new_code_cell(source)
+        if tag:
+            cell.metadata["tags"] = [tag]
+        nb.cells.append(cell)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def tiny_book(tmp_path: Path) -> Path:
+    """A repo-like folder: _config.yml, book/_toc.yml, book/profiles.yml and two chapters."""
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_config.yml").write_text("title: t\nexecute:\n  execute_notebooks: 'off'\n")
+    (tmp_path / "book" / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: good\n  - file: bad\n")
+    (tmp_path / "book" / "intro.md").write_text("# intro\n")
+    (tmp_path / "book" / "profiles.yml").write_text(yaml.safe_dump({
+        "ci": {"common": {"suite": "x", "models": None, "steps": None, "device": "cpu"}, "chapters": {"good": {"n": 21}}},
+        "default": {"common": {"suite": "y", "models": ["s"], "steps": [0, 8], "device": "cpu"}},
+    }))
+    _notebook(tmp_path / "book" / "good.ipynb", [
+        ("parameters", "n = 1\nsuite = 'none'\ndevice = 'cpu'"),
+        ("", "import numpy as np\nfrom lhp_core.book import record"),
+        ("", "record(twice=np.float64(2 * n), suite=suite, n=n, ok=True)"),
+    ])
+    _notebook(tmp_path / "book" / "bad.ipynb", [
+        ("parameters", "n = 1"),
+        ("", "x = n + 1"),
+        ("", "raise ValueError('broken on purpose')"),
+    ])
+    return tmp_path
+
+
+def test_record_validates_and_converts() -> None:
+    got = book.record(a=np.float32(0.5), b=np.int64(3), c="s", d=True, e=float("nan"))
+    assert got == {"a": 0.5, "b": 3, "c": "s", "d": True, "e": "nan"}
+    assert type(got["b"]) is int
+    with pytest.raises(TypeError, match="got an array"):
+        book.record(x=np.zeros(3))
+    with pytest.raises(TypeError, match="flat numbers"):
+        book.record(x=[1, 2])
+    with pytest.raises(ValueError, match="at least one"):
+        book.record()
+
+
+def test_parameters_merge_profile_and_chapter(tiny_book: Path) -> None:
+    profiles = book.load_profiles(tiny_book / "book" / "profiles.yml")
+    assert book.chapter_parameters("ci", "good", profiles) == {
+        "suite": "x", "models": None, "steps": None, "device": "cpu", "n": 21, "profile": "ci"}
+    assert book.chapter_parameters("default", "good", profiles)["steps"] == [0, 8]
+    with pytest.raises(book.BookError, match="valid profiles: ci, default"):
+        book.chapter_parameters("gpu", "good", profiles)
+
+
+def test_profiles_missing_common_key(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text(yaml.safe_dump({"ci": {"common": {"suite": "x"}}}))
+    with pytest.raises(book.BookError, match=r"lacks common parameters \['models', 'steps', 'device'\]"):
+        book.load_profiles(path)
+
+
+def test_toc_lists_chapters_in_order(tiny_book: Path) -> None:
+    assert book.toc_files(tiny_book) == ["intro", "good", "bad"]
+    assert book.chapters(tiny_book) == ["good", "bad"]
+
+
+def test_execute_and_read_record(tiny_book: Path, tmp_path: Path) -> None:
+    out = book.execute_chapter("good", "ci", tmp_path / "exec", root=tiny_book, progress=False)
+    assert book.read_record(out) == {"twice": 42.0, "suite": "x", "n": 21, "ok": True}
+    # The injected parameters cell is where papermill puts it, right after the tagged one.
+    nb = nbformat.read(out, as_version=4)
+    assert "injected-parameters" in nb.cells[1].metadata.tags
+
+
+def test_failing_chapter_names_notebook_and_cell(tiny_book: Path, tmp_path: Path) -> None:
+    with pytest.raises(book.BookError) as err:
+        book.execute_chapter("bad", "ci", tmp_path / "exec", root=tiny_book, progress=False)
+    msg = str(err.value)
+    assert "book/bad.ipynb" in msg and "ValueError: broken on purpose" in msg
+    assert "failed in cell 3 (In [4] of the executed copy)" in msg, msg  # source cell 3; papermill injected one before it
+    with pytest.raises(book.BookError, match="holds no record"):
+        book.read_record(tmp_path / "exec" / "bad.ipynb")
+
+
+def test_unknown_chapter_and_missing_notebook(tiny_book: Path, tmp_path: Path) -> None:
+    with pytest.raises(book.BookError, match="chapters: good, bad"):
+        book.build_book("ci", only="nope", root=tiny_book, out=tmp_path)
+    with pytest.raises(book.BookError, match="unknown profile 'gpu'"):
+        book.build_book("gpu", root=tiny_book, out=tmp_path)
+    with pytest.raises(FileNotFoundError, match="execute the chapter first"):
+        book.read_record(tmp_path / "missing.ipynb")
+
+
+def test_cli_reports_book_errors(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["book", "--profile", "ci", "--only", "no-such-chapter", "--no-build"]) == 1
+    assert "is not a chapter of book/_toc.yml" in capsys.readouterr().err
+
+
+def test_repository_profiles_and_toc() -> None:
+    profiles = book.load_profiles(ROOT / "book" / "profiles.yml")
+    assert set(book.PROFILES) <= set(profiles)
+    assert profiles["ci"]["common"]["suite"] == "lhp-micro" and profiles["ci"]["common"]["device"] == "cpu"
+    assert profiles["default"]["common"]["suite"] == "lhp-mini" and profiles["default"]["common"]["device"] == "cpu"
+    assert profiles["gpu"]["common"]["suite"] == "lhp-gpu" and profiles["gpu"]["common"]["device"] == "cuda"
+    files = book.toc_files(ROOT)
+    assert files[0] == "intro" and "suite" in files
+    for name in files:
+        assert (ROOT / "book" / f"{name}.ipynb").is_file() or (ROOT / "book" / f"{name}.md").is_file(), name
+    for chapter in book.chapters(ROOT):
+        nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{chapter}.ipynb needs exactly one cell tagged 'parameters'"
+        assert "record(" in nb.cells[-1].source, f"{chapter}.ipynb must end with a record(...) cell"
+
+
+def _names(reqs: list[str]) -> dict[str, str]:
+    return {re.split(r"[<>=!~\[ ;]", r, 1)[0].lower().replace("_", "-"): r.replace(" ", "") for r in reqs}
+
+
+def test_environment_yml_matches_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _names(project["dependencies"] + project["optional-dependencies"]["test"])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    got = _names([r for r in pip if not r.startswith("-e")])
+    assert got == wanted, "environment.yml and pyproject.toml disagree; copy pyproject's dependencies + test extras"
+    assert any(str(d).startswith("python=3.11") for d in env["dependencies"])
