@@ -574,3 +574,106 @@ def layer_profile(scores: xr.Dataset, var: str = "r") -> xr.DataArray:
     v = scores[var]
     best = v.max(schema.LAYER)
     return (v / best.where(best > 0)).rename(f"{var}_relative")
+
+
+# ------------------------------------------------------------------ suite pipeline
+
+
+def sweep_sentence_features(
+    suite, sentences: Sequence[str], out, models: Sequence[str] | None = None, steps="all",
+    reducers: Sequence[str] = ("stimulus_last", "stimulus_mean"), device: str = "cpu", progress: bool = True,
+):
+    """Per-layer sentence representations (site ``resid``) of every checkpoint, via the sweep engine.
+
+    The store at ``out`` is resumed if it exists, so a re-run only extracts missing checkpoints.
+
+    Returns
+    -------
+    the store path (open with ``lhp_core.open_results(out, model, site="resid")``; variables
+    per reducer with dims (step, layer, stimulus, hidden)).
+    """
+    from lhp_core.stimuli import Stimuli
+    from lhp_core.sweep import sweep
+
+    return sweep(suite, Stimuli.from_sentences(list(sentences)), out, sites=("resid",), reducers=tuple(reducers),
+                 models=models, steps=steps, device=device, progress=progress)
+
+
+def suite_brain_scores(
+    store, table: pd.DataFrame, reducer: str = "stimulus_last", models: Sequence[str] | None = None,
+    null_steps: Sequence[int] | str = "last", n_folds: int = 10, alphas: Sequence[float] = DEFAULT_ALPHAS,
+    n_boot: int = 1000, n_permutations: int = 0, seed: int = 0, device: str = "cpu", progress: bool = True,
+) -> xr.Dataset:
+    """:func:`score_layers` for every (model, step) of a sweep store.
+
+    Parameters
+    ----------
+    store : path of a :func:`sweep_sentence_features` store over ``table.sentence`` in order
+    table : sentence table with ``response`` and ``condition`` (``lhp_core.data.tuckute.load()``)
+    null_steps : steps that also get the permutation null (``"last"``, ``"all"`` or a list);
+        the null barely depends on the checkpoint and costs ``n_permutations`` extra columns
+
+    Returns
+    -------
+    Dataset (model, step, layer[, stimulus]) with coordinate ``tokens_seen`` (model, step).
+    """
+    from tqdm.auto import tqdm
+
+    from lhp_core.store import models_in, open_results
+
+    models = list(models or models_in(store))
+    per, tokens = {}, {}
+    todo = []
+    for m in models:
+        ds = open_results(store, m, site="resid")
+        if reducer not in ds:
+            raise KeyError(f"reducer {reducer!r} not in the store; stored: {list(ds.data_vars)} (sweep with it first)")
+        if ds.sizes[schema.STIMULUS] != len(table):
+            raise ValueError(f"store has {ds.sizes[schema.STIMULUS]} stimuli but the table {len(table)} rows; "
+                             "sweep exactly the table's sentences, in order")
+        steps = [int(s) for s in ds[schema.STEP].values]
+        nulls = steps[-1:] if null_steps == "last" else steps if null_steps == "all" else [int(s) for s in null_steps]
+        todo += [(m, s, s in nulls, ds) for s in steps]
+        tokens[m] = dict(zip(steps, np.asarray(ds[schema.TOKENS_SEEN].values, dtype=np.float64)))
+    cond = table["condition"].to_numpy() if "condition" in table else None
+    for m, s, with_null, ds in tqdm(todo, desc="brain scores", disable=not progress):
+        feats = ds[reducer].sel({schema.STEP: s}).load()
+        per[(m, s)] = score_layers(feats, table["response"].to_numpy(), cond, n_folds=n_folds, alphas=alphas,
+                                   n_boot=n_boot, n_permutations=n_permutations if with_null else 0, seed=seed,
+                                   device=device)
+    out = stack_scores(per)
+    ts = np.array([[tokens[m].get(int(s), np.nan) for s in out[schema.STEP].values] for m in out[schema.MODEL].values])
+    out = out.assign_coords({schema.TOKENS_SEEN: ((schema.MODEL, schema.STEP), ts)})
+    out.attrs.update(reducer=reducer)
+    return out
+
+
+def prediction_table(scores: xr.Dataset, table: pd.DataFrame, model: str, step: int, layer: int) -> pd.DataFrame:
+    """Measured vs held-out predicted response per sentence for one checkpoint and layer (the inspector).
+
+    Returns
+    -------
+    DataFrame with ``sentence``, ``condition``, ``measured``, ``predicted`` (10-fold CV) and
+    ``predicted_transfer`` (trained on baseline sentences; NaN for those).
+    """
+    for dim, v in ((schema.MODEL, model), (schema.STEP, step), (schema.LAYER, layer)):
+        if v not in scores[dim].values:
+            raise KeyError(f"{dim} {v!r} not scored; available: {scores[dim].values.tolist()}")
+    sel = scores.sel({schema.MODEL: model, schema.STEP: step, schema.LAYER: layer})
+    if np.all(np.isnan(sel["prediction"].values)):
+        raise KeyError(f"no scores for model {model!r} at step {step}; that checkpoint was not scored")
+    return pd.DataFrame({
+        "sentence": table["sentence"].to_numpy(), "condition": table.get("condition", pd.Series(["all"] * len(table))).to_numpy(),
+        "measured": table["response"].to_numpy(), "predicted": sel["prediction"].values,
+        "predicted_transfer": sel["prediction_transfer"].values,
+    })
+
+
+def condition_summary(pred: pd.DataFrame) -> pd.DataFrame:
+    """Per condition: mean measured and mean predicted response, and r within the condition."""
+    rows = []
+    for c, g in pred.groupby("condition", sort=True):
+        r = pearson_columns(g[["predicted"]].to_numpy(), g[["measured"]].to_numpy())[0] if len(g) > 2 else np.nan
+        rows.append({"condition": c, "n": len(g), "measured_mean": g.measured.mean(),
+                     "predicted_mean": g.predicted.mean(), "r_within": r})
+    return pd.DataFrame(rows)

@@ -127,3 +127,27 @@ def instruction_following(model: torch.nn.Module, tokenizer, prompts: pd.DataFra
     res["answer"] = [first_word(c) for c in cont]
     res["follows"] = score_answers(cont, prompts["allowed"].tolist())
     return res
+
+
+def suite_instruction_following(suite, prompts: pd.DataFrame, models: Sequence[str], steps: dict[str, Sequence[int]],
+                                device: str = "cpu", max_new_tokens: int = 3, progress: bool = True):
+    """Instruction-following share for every (model, step); loads each checkpoint once.
+
+    Returns
+    -------
+    DataArray (model, step) of shares (NaN where a model lacks a step).
+    """
+    import xarray as xr
+    from tqdm.auto import tqdm
+
+    from lhp_core import schema
+    from lhp_core.checkpoints import load
+
+    all_steps = sorted({int(s) for v in steps.values() for s in v})
+    share = np.full((len(models), len(all_steps)), np.nan)
+    todo = [(i, m, s) for i, m in enumerate(models) for s in steps[m]]
+    for i, m, s in tqdm(todo, desc="instruction following", disable=not progress):
+        model, tok = load(suite, m, int(s), device=device)
+        share[i, all_steps.index(int(s))] = instruction_following(model, tok, prompts, max_new_tokens)["follows"].mean()
+    return xr.DataArray(share, dims=(schema.MODEL, schema.STEP), coords={schema.MODEL: list(models), schema.STEP: all_steps},
+                        name="instruction_following")

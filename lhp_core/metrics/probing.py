@@ -179,3 +179,44 @@ def probe_layers(
                     attrs={"n_folds": n_folds, "C": float(C), "n_words": int(F.shape[0])})
     schema.check_attrs(ds.attrs)
     return ds
+
+
+def suite_probe_scores(
+    suite, sentences: Sequence[Sequence[tuple[str, str]]], out, n_sentences: int = 200,
+    models: Sequence[str] | None = None, steps="all", reducer: str = "word_mean", n_folds: int = 5,
+    C: float = 1.0, control: bool = True, seed: int = 0, device: str = "cpu", progress: bool = True,
+) -> xr.Dataset:
+    """POS-probe accuracy per (model, step, layer): sweep per-word features, then :func:`probe_layers`.
+
+    Parameters
+    ----------
+    sentences : tagged sentences (``lhp_core.data.corpora.brown_tagged_sentences()``)
+    out : sweep store path (resumed if present)
+
+    Returns
+    -------
+    Dataset (model, step, layer) with ``accuracy``, ``majority`` (and ``control``,
+    ``selectivity``), coordinate ``tokens_seen`` (model, step).
+    """
+    from tqdm.auto import tqdm
+
+    from lhp_core.stimuli import Stimuli
+    from lhp_core.store import open_results
+    from lhp_core.sweep import sweep
+
+    words, table = sample_tagged_words(sentences, n_sentences, seed=seed)
+    store = sweep(suite, Stimuli.from_words(words), out, sites=("resid",), reducers=(reducer,), models=models,
+                  steps=steps, device=device, progress=progress)
+    from lhp_core.store import models_in
+
+    per = []
+    for m in list(models or models_in(store)):
+        ds = open_results(store, m, site="resid")
+        rows = []
+        for s in tqdm(ds[schema.STEP].values, desc=f"POS probe {m}", disable=not progress):
+            feats = ds[reducer].sel({schema.STEP: s}).load()
+            rows.append(probe_layers(feats, table.tag.to_numpy(), table.sentence.to_numpy(),
+                                     words=table.word.tolist() if control else None, n_folds=n_folds, C=C, seed=seed))
+        res = xr.concat(rows, dim=pd.Index([int(s) for s in ds[schema.STEP].values], name=schema.STEP))
+        per.append(res.assign_coords({schema.TOKENS_SEEN: (schema.STEP, np.asarray(ds[schema.TOKENS_SEEN].values, float))}))
+    return xr.concat(per, dim=pd.Index(list(models or models_in(store)), name=schema.MODEL), join="outer")

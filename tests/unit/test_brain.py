@@ -130,3 +130,26 @@ def test_bad_input_errors_name_the_problem() -> None:
         brain.cross_val_predictions(np.where(X > 1, np.nan, X), y)
     with pytest.raises(ValueError, match="conditions present"):
         brain.score_layers(X[:, None, :], y, np.array(["D"] * 30), n_boot=20)
+
+
+def test_inspector_tables_match_the_scores() -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    n = 60
+    y = rng.normal(size=n)
+    feats = rng.normal(size=(n, 2, 5))
+    feats[:, 1, 0] += 3 * y
+    cond = np.array(["baseline", "drive", "suppress"] * 20)
+    ds = brain.score_layers(feats, y, cond, n_boot=20, alphas=ALPHAS)
+    stacked = brain.stack_scores({("m", 5): ds})
+    table = pd.DataFrame({"sentence": [f"s{i}" for i in range(n)], "response": y, "condition": cond})
+    pred = brain.prediction_table(stacked, table, "m", 5, 1)
+    np.testing.assert_array_equal(pred.predicted.values, ds.prediction.sel(layer=1).values)
+    assert pred.predicted_transfer[cond == "baseline"].isna().all()
+    summ = brain.condition_summary(pred)
+    assert list(summ.condition) == ["baseline", "drive", "suppress"] and (summ.n == 20).all()
+    g = pred[pred.condition == "drive"]
+    assert summ.r_within[1] == pytest.approx(np.corrcoef(g.predicted, g.measured)[0, 1], abs=1e-12)
+    with pytest.raises(KeyError, match="available"):
+        brain.prediction_table(stacked, table, "m", 7, 1)
