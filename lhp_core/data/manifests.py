@@ -17,6 +17,8 @@ import yaml
 
 from lhp_core.registry import Registry
 
+# libyaml's C loader parses the 880-file pythia_evals manifest ~10x faster than pure Python.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _REQUIRED = ("id", "title", "description", "license", "citation", "loader", "files")
 _FILE_REQUIRED = ("path", "sha256", "size", "url")
 
@@ -94,7 +96,7 @@ def manifest_dir() -> Path:
 
 def parse(path: Path) -> Manifest:
     """Read and validate one manifest YAML; raises :class:`ManifestError` naming the file and field."""
-    doc = yaml.safe_load(Path(path).read_text())
+    doc = yaml.load(Path(path).read_text(), Loader=_Loader)
     if not isinstance(doc, dict):
         raise ManifestError(f"{path}: expected a mapping at top level")
     missing = [k for k in _REQUIRED if k not in doc]
@@ -129,11 +131,14 @@ def parse(path: Path) -> Manifest:
 
 @lru_cache(maxsize=1)
 def registry() -> Registry[Manifest]:
-    """Registry of every manifest found in :func:`manifest_dir` (parsed once per process)."""
+    """Registry of every manifest in :func:`manifest_dir`.
+
+    Ids come from file names; each YAML is parsed (and validated) on first use only, and
+    then kept, so loading one dataset does not pay for parsing the others.
+    """
     reg: Registry[Manifest] = Registry("dataset")
     for path in sorted(manifest_dir().glob("*.yaml")):
-        manifest = parse(path)
-        reg.register(manifest.id, lambda m=manifest: m)
+        reg.register(path.stem, lru_cache(maxsize=1)(lambda p=path: parse(p)))
     return reg
 
 
