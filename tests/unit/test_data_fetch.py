@@ -207,3 +207,21 @@ def test_cli_list_and_verify_exit_codes(
     assert _cli(["verify", "brain_tuckute2024"]) == 1
     assert "missing: 4" in capsys.readouterr().out
     assert _cli(["verify", "nope"]) == 2
+
+
+def test_hash_is_cached_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = hashlib.sha256
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fetch_mod.hashlib, "sha256", counting)
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"abc")
+    first = fetch_mod.sha256_of(f)
+    assert first == real(b"abc").hexdigest() and len(calls) == 1
+    assert fetch_mod.sha256_of(f) == first and len(calls) == 1  # (path, size, mtime) unchanged: no re-read
+    f.write_bytes(b"abcd")
+    assert fetch_mod.sha256_of(f) == real(b"abcd").hexdigest() and len(calls) == 2
