@@ -60,17 +60,15 @@ def test_gpt3_word_logprobs_sum_pieces() -> None:
     mismatched = words[words.word.to_numpy() != w.word.to_numpy()]
     assert mismatched[["story", "position", "word"]].values.tolist() == [[2, 749, "peeked"]]
     assert words.logprob.isna().sum() == 10  # first word of each story
-    # closed form: total over words = total over tokens, outside the ten first words
-    first_story_tokens = tok.groupby("story").head(1).index
-    first_words = tok.loc[tok.index.difference(first_story_tokens)]
+    # closed form: the word sums add up to the token total, minus the tokens of each
+    # story's first word (undefined: its first piece has no probability)
     in_first_word = []
-    for story, g in tok.groupby("story"):
+    for _, g in tok.groupby("story"):
         starts = g.token.str.startswith(" ").to_numpy()
         n_first = int(np.argmax(starts[1:])) + 1
         in_first_word.extend(g.index[:n_first])
     rest = tok.drop(index=in_first_word)
     assert words.logprob.sum() == pytest.approx(rest.logprob.sum(), rel=1e-12)
-    assert len(first_words) > 0
     row = words[(words.story == 1) & (words.position == 10)].iloc[0]  # " England" + ","
     pieces = tok[(tok.story == 1)].iloc[9:11]
     assert "".join(pieces.token).strip() == row.word == "England,"
