@@ -677,3 +677,51 @@ def condition_summary(pred: pd.DataFrame) -> pd.DataFrame:
         rows.append({"condition": c, "n": len(g), "measured_mean": g.measured.mean(),
                      "predicted_mean": g.predicted.mean(), "r_within": r})
     return pd.DataFrame(rows)
+
+
+def stratified_subset(table: pd.DataFrame, n: int | None, by: str = "condition", seed: int = 0) -> pd.DataFrame:
+    """``n`` rows drawn without replacement, each ``by`` group keeping its share (rounded), in table order.
+
+    ``n=None`` or ``n >= len(table)`` returns the table unchanged.
+    """
+    if n is None or n >= len(table):
+        return table.reset_index(drop=True)
+    if n < 1:
+        raise ValueError(f"n must be a positive number of sentences or None; got {n}")
+    if by not in table:
+        raise KeyError(f"column {by!r} not in the table; columns: {list(table.columns)}")
+    rng = np.random.default_rng(seed)
+    shares = table[by].value_counts(normalize=True).sort_index()
+    counts = np.floor(shares.values * n).astype(int)
+    # Largest remainders get the leftover rows so the total is exactly n.
+    rest = np.argsort(-(shares.values * n - counts), kind="stable")[: n - counts.sum()]
+    counts[rest] += 1
+    keep = []
+    for (g, k) in zip(shares.index, counts):
+        idx = np.flatnonzero(table[by].to_numpy() == g)
+        keep += rng.choice(idx, size=k, replace=False).tolist()
+    return table.iloc[sorted(keep)].reset_index(drop=True)
+
+
+def inspect_predictions(scores: xr.Dataset, table: pd.DataFrame, model: str, step: int, layer: int):
+    """The inspector's chart: held-out predicted vs measured response per sentence, coloured by condition.
+
+    Returns
+    -------
+    ``altair.Chart`` (scatter with an identity reference line), data = :func:`prediction_table`.
+    """
+    import altair as alt
+
+    pred = prediction_table(scores, table, model, step, layer)
+    r = float(scores["r"].sel({schema.MODEL: model, schema.STEP: step, schema.LAYER: layer}))
+    lo, hi = float(min(pred.measured.min(), pred.predicted.min())), float(max(pred.measured.max(), pred.predicted.max()))
+    points = alt.Chart(pred).mark_circle(size=18, opacity=0.6).encode(
+        x=alt.X("predicted:Q", title="predicted response (held-out)", scale=alt.Scale(domain=[lo, hi])),
+        y=alt.Y("measured:Q", title="measured response", scale=alt.Scale(domain=[lo, hi])),
+        color=alt.Color("condition:N"),
+        tooltip=["sentence", "condition", alt.Tooltip("measured:Q", format=".2f"), alt.Tooltip("predicted:Q", format=".2f")],
+    )
+    diag = alt.Chart(pd.DataFrame({"x": [lo, hi], "y": [lo, hi]})).mark_line(color="gray", strokeDash=[4, 4]).encode(x="x", y="y")
+    return (diag + points).properties(
+        width=360, height=300, title=f"{model} · step {step} · layer {layer} · r = {r:.3f}"
+    )

@@ -153,3 +153,20 @@ def test_inspector_tables_match_the_scores() -> None:
     assert summ.r_within[1] == pytest.approx(np.corrcoef(g.predicted, g.measured)[0, 1], abs=1e-12)
     with pytest.raises(KeyError, match="available"):
         brain.prediction_table(stacked, table, "m", 7, 1)
+    chart = brain.inspect_predictions(stacked, table, "m", 5, 1)
+    spec = chart.to_dict()
+    assert f"r = {float(ds.r.sel(layer=1)):.3f}" in str(spec["title"])
+    assert "predicted" in str(spec) and "measured" in str(spec)
+
+
+def test_stratified_subset_keeps_condition_shares() -> None:
+    import pandas as pd
+
+    t = pd.DataFrame({"condition": ["baseline"] * 1000 + ["drive"] * 500 + ["suppress"] * 500, "x": range(2000)})
+    s = brain.stratified_subset(t, 400, seed=0)
+    assert s.condition.value_counts().to_dict() == {"baseline": 200, "drive": 100, "suppress": 100}
+    assert s.x.is_monotonic_increasing and s.x.is_unique
+    assert brain.stratified_subset(t, 7).shape[0] == 7
+    assert brain.stratified_subset(t, None).shape[0] == 2000
+    with pytest.raises(KeyError, match="columns"):
+        brain.stratified_subset(t, 10, by="cond")
