@@ -3,6 +3,8 @@
 ``lhp data list``            one row per dataset: id, title, license, files, size
 ``lhp data verify [ID]``     every file of one dataset (or all): ok / missing / hash mismatch;
                              exit status 1 if any file is not ok (``--problems``: only those)
+``lhp data fetch [ID]``      make every file of one dataset (or all) available locally: files
+                             not in the mirror are downloaded into the cache and verified
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("verify", help="check local files against the manifests' sha256 (no download)")
     p.add_argument("dataset", nargs="?", default=None, help="dataset id (default: all)")
     p.add_argument("--problems", action="store_true", help="list only files that are not ok (plus the summary)")
+    p = sub.add_parser("fetch", help="download files missing from the mirror into LHP_CACHE (verified)")
+    p.add_argument("dataset", nargs="?", default=None, help="dataset id (default: all)")
 
 
 def _human(n: int) -> str:
@@ -75,6 +79,26 @@ def _verify(console: Console, dataset: str | None, problems_only: bool) -> int:
     return 1 if len(bad) else 0
 
 
+def _fetch(console: Console, dataset: str | None) -> int:
+    from tqdm.auto import tqdm
+
+    from lhp_core.data.fetch import DataHashMismatch, DataUnavailable, fetch
+    from lhp_core.data.manifests import get_manifest, list_datasets
+
+    ids = [dataset] if dataset is not None else list_datasets()
+    pairs = [(i, f.path) for i in ids for f in get_manifest(i).files]
+    failed: list[str] = []
+    for dataset_id, relpath in tqdm(pairs, desc="fetching data files", unit="file"):
+        try:
+            fetch(dataset_id, relpath)
+        except (DataUnavailable, DataHashMismatch) as exc:
+            failed.append(f"{dataset_id}/{relpath}: {str(exc).splitlines()[0]}")
+    for line in failed:
+        console.print(f"[red]failed[/] {line}")
+    console.print(f"{len(pairs) - len(failed)} of {len(pairs)} files available")
+    return 1 if failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
     from lhp_core.data.manifests import UnknownDataset
 
@@ -82,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list(console)
     try:
+        if args.action == "fetch":
+            return _fetch(console, args.dataset)
         return _verify(console, args.dataset, args.problems)
     except UnknownDataset as exc:
         console.print(f"[red]error:[/] {exc}")

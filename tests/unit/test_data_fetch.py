@@ -207,6 +207,9 @@ def test_cli_list_and_verify_exit_codes(
     assert _cli(["verify", "brain_tuckute2024"]) == 1
     assert "missing: 4" in capsys.readouterr().out
     assert _cli(["verify", "nope"]) == 2
+    monkeypatch.setenv("LHP_DATA_MIRROR", str(shared))  # an empty mirror would mean real downloads
+    assert _cli(["fetch", "brain_tuckute2024"]) == 0
+    assert "4 of 4 files available" in capsys.readouterr().out
 
 
 def test_hash_is_cached_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
