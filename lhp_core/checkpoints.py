@@ -1,21 +1,169 @@
-"""Load any suite's checkpoint by step, and hash checkpoint weights."""
+"""Load any suite's checkpoint by step, and hash checkpoint weights.
+
+``load(suite, model, step)`` goes through ``from_pretrained`` for every kind of suite: a local
+folder for ``lhp-*`` suites and folders, the hub (``revision="step<N>"``, honouring
+``HF_HUB_OFFLINE`` and ``HF_HUB_CACHE``) for Pythia. The tokenizer of every checkpoint of a
+suite must be the same (compared by :func:`lhp_core.tokenizer.tokenizer_fingerprint`).
+"""
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 from pathlib import Path
+
+import torch
+
+from lhp_core.suites import HubSuite, LocalSuite, Suite, get_suite
+from lhp_core.tokenizer import tokenizer_fingerprint
+
+# suite id -> (fingerprint, where it was first seen); one tokenizer per suite
+_FINGERPRINTS: dict[str, tuple[str, str]] = {}
+
+
+class CorruptCheckpoint(OSError):
+    """A checkpoint file is truncated or unreadable."""
+
+
+class TokenizerMismatch(ValueError):
+    """A checkpoint's tokenizer differs from the rest of its suite."""
 
 
 def weights_sha256(path: str | Path) -> str:
-    """sha256 over a checkpoint's tensors (name, dtype, shape, bytes; sorted by name)."""
+    """sha256 over a checkpoint's tensors: name, dtype, shape and bytes, sorted by name.
+
+    Hashing tensors rather than files makes the hash independent of safetensors metadata and of
+    how the weights were sharded.
+
+    Parameters
+    ----------
+    path
+        A checkpoint folder (all ``*.safetensors`` in it) or one ``.safetensors`` file.
+    """
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     path = Path(path)
     files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
-    h = hashlib.sha256()
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors file in {path}")
+    tensors = {}
     for f in files:
-        tensors = load_file(str(f))
-        for name in sorted(tensors):
-            a = tensors[name]
-            h.update(f"{name}|{a.dtype}|{a.shape}|".encode())
-            h.update(a.tobytes())
+        check_safetensors(f)
+        try:
+            tensors.update(load_file(str(f)))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CorruptCheckpoint(f"{f} cannot be read ({e}); delete it and re-create it") from e
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        a = tensors[name]
+        h.update(f"{name}|{a.dtype}|{a.shape}|".encode())
+        h.update(a.tobytes())
     return h.hexdigest()
+
+
+def check_safetensors(path: str | Path) -> None:
+    """Raise :class:`CorruptCheckpoint` if the file's header is unreadable or the file is shorter than it says.
+
+    Cheap (reads the header only): catches truncated downloads and interrupted copies.
+    """
+    path = Path(path)
+    fix = (
+        "delete the checkpoint folder and restore it (local lhp suites: re-run `lhp train` with the same --out, "
+        "it re-creates missing steps; hub suites: delete it from the HF cache and download it again)"
+    )
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > size - 8:
+                raise ValueError(f"header length {n} exceeds file size {size}")
+            header = json.loads(fh.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise CorruptCheckpoint(f"checkpoint file {path} is corrupt: unreadable safetensors header ({e}); {fix}") from e
+    if 8 + n + end != size:
+        raise CorruptCheckpoint(
+            f"checkpoint file {path} is truncated or corrupt: header says {8 + n + end} bytes, file has {size}; {fix}"
+        )
+
+
+def _check_tokenizer(suite: Suite, tokenizer, where: str) -> None:
+    fp = tokenizer_fingerprint(tokenizer)
+    key = suite.id if suite.kind == "hub" else str(getattr(suite, "root", suite.id))
+    ref = _FINGERPRINTS.get(key)
+    if ref is None and isinstance(suite, LocalSuite) and suite._record is not None:
+        listed = suite._record.attrs.get("tokenizer_fingerprint")
+        if listed:
+            ref = (str(listed), f"{suite.root}/training_record.nc")
+    if ref is None:
+        _FINGERPRINTS[key] = (fp, where)
+    elif ref[0] != fp:
+        raise TokenizerMismatch(
+            f"tokenizer of {where} differs from the suite's ({ref[1]}): fingerprint {fp[:12]} vs {ref[0][:12]}. "
+            "All checkpoints of a suite must share one tokenizer; copy the suite's tokenizer files "
+            "(tokenizer.json, tokenizer_config.json) into this checkpoint folder or rebuild the suite"
+        )
+
+
+def load(
+    suite: str | Path | Suite,
+    model: str,
+    step: int,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    verify: bool = False,
+):
+    """Load one checkpoint and its tokenizer.
+
+    Parameters
+    ----------
+    suite
+        Suite id (``"pythia"``, ``"lhp-mini"``), folder path, or :class:`~lhp_core.suites.Suite`.
+    model
+        Model id within the suite (``"pythia-70m"`` or ``"70m"``; ``"s"``, ``"m"``, ``"l"`` for lhp suites).
+    step
+        A saved training step (see ``Suite.steps(model)``).
+    device, dtype
+        Where and in which precision to put the weights.
+    verify
+        Also hash the weights and compare with ``training_record.nc`` (local lhp suites).
+
+    Returns
+    -------
+    (model, tokenizer)
+        A ``transformers`` causal LM in eval mode and its ``PreTrainedTokenizerFast``.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    s = get_suite(suite)
+    model_id = s.resolve_model(model)
+    step = int(step)
+    s.check_step(model_id, step)
+    if isinstance(s, HubSuite):
+        repo, rev = s.hub_ref(model_id, step)
+        lm = AutoModelForCausalLM.from_pretrained(repo, revision=rev, dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(repo, revision=rev)
+        where = f"{repo}@{rev}"
+    else:
+        path = s.checkpoint_path(model_id, step)
+        files = sorted(path.glob("*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"no model.safetensors in {path}; the checkpoint folder is incomplete")
+        for f in files:
+            check_safetensors(f)
+        if verify and isinstance(s, LocalSuite) and s._record is not None:
+            listed = str(s._record["weights_sha256"].sel(model=model_id, step=step).item())
+            actual = weights_sha256(path)
+            if listed != actual:
+                raise CorruptCheckpoint(
+                    f"weights in {path} have sha256 {actual}, training_record.nc lists {listed}; the files changed "
+                    "after training: restore them or re-train the suite"
+                )
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        tok_dir = path if (path / "tokenizer.json").exists() else getattr(s, "root", path) / "tokenizer"
+        tok = AutoTokenizer.from_pretrained(tok_dir)
+        where = str(path)
+    _check_tokenizer(s, tok, where)
+    lm.to(device).eval()
+    return lm, tok

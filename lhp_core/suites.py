@@ -1,0 +1,444 @@
+"""Checkpoint suites: named families of models saved at many training steps.
+
+``get_suite(id_or_path)`` returns a :class:`Suite` for
+
+* ``pythia`` and ``pythia-deduped``: EleutherAI's 8 sizes, 154 checkpoints each, loaded from the
+  Hugging Face hub (``EleutherAI/pythia-<size>[-deduped]``, revision ``step<N>``);
+* ``lhp-tiny``, ``lhp-micro``, ``lhp-mini``, ``lhp-gpu`` and their ``-copyreg`` variants: suites
+  trained locally by ``lhp train`` into ``config.suites_dir()/<id>`` (:func:`ensure` trains them);
+* any local folder of ``step<N>/`` checkpoints, or of ``<model>/step<N>/`` checkpoints.
+
+Command line: ``lhp suite list``, ``lhp suite show SUITE``, ``lhp suite check SUITE``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from functools import cached_property
+from pathlib import Path
+
+from lhp_core import config
+from lhp_core.registry import Registry
+from lhp_core.schedule import PYTHIA_TOKENS_PER_STEP, pythia_steps
+
+SUITES: Registry["Suite"] = Registry("suite")
+COPY_REG_DEFAULT = 1.0  # lambda used by the registered ``lhp-*-copyreg`` suites
+
+_STEP_DIR = re.compile(r"^step(\d+)$")
+
+# (total, non-embedding) parameters, from the Pythia paper / model cards.
+PYTHIA_PARAMS: dict[str, tuple[int, int]] = {
+    "70m": (70_426_624, 18_915_328),
+    "160m": (162_322_944, 85_056_000),
+    "410m": (405_334_016, 302_311_424),
+    "1b": (1_011_781_632, 805_736_448),
+    "1.4b": (1_414_647_808, 1_208_602_624),
+    "2.8b": (2_775_208_960, 2_517_652_480),
+    "6.9b": (6_857_302_016, 6_444_163_072),
+    "12b": (11_846_072_320, 11_327_027_200),
+}
+
+
+class SuiteError(KeyError):
+    """Unknown suite, model or step; the message lists the valid ones."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message and hide its line breaks
+        return str(self.args[0]) if self.args else ""
+
+
+class Suite:
+    """A family of models with checkpoints by step.
+
+    Attributes
+    ----------
+    id
+        Registry id (``"pythia"``, ``"lhp-mini"``) or the folder path of a local suite.
+    models
+        Model ids, smallest first where sizes are known.
+    """
+
+    id: str
+    kind: str  # "hub" or "local"
+
+    @property
+    def models(self) -> list[str]:
+        raise NotImplementedError
+
+    def steps(self, model: str) -> list[int]:
+        raise NotImplementedError
+
+    def tokens_seen(self, model: str, step: int) -> int:
+        raise NotImplementedError
+
+    def n_params(self, model: str, nonembedding: bool = False) -> int:
+        raise NotImplementedError
+
+    def training_record(self):
+        raise NotImplementedError
+
+    def checkpoint_path(self, model: str, step: int) -> Path:
+        raise NotImplementedError
+
+    def resolve_model(self, model: str) -> str:
+        """The canonical model id for ``model``; unknown ids raise :class:`SuiteError` listing valid ones."""
+        if model in self.models:
+            return model
+        raise SuiteError(f"suite {self.id!r} has no model {model!r}; valid models: {', '.join(self.models)}")
+
+    def check_step(self, model: str, step: int) -> None:
+        """Raise :class:`SuiteError` naming the nearest saved steps if ``step`` was not saved."""
+        steps = self.steps(model)
+        if step not in steps:
+            import bisect
+
+            i = bisect.bisect_left(steps, step)
+            near = steps[max(0, i - 2) : i + 2]
+            raise SuiteError(
+                f"suite {self.id!r} model {model!r} has no checkpoint at step {step}; nearest saved steps: {near} "
+                f"({len(steps)} steps from {steps[0]} to {steps[-1]}; see Suite.steps(model))"
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id!r}: {len(self.models)} models>"
+
+
+class HubSuite(Suite):
+    """Pythia on the Hugging Face hub: ``EleutherAI/pythia-<size>[-deduped]`` at revision ``step<N>``."""
+
+    kind = "hub"
+
+    def __init__(self, id: str, deduped: bool) -> None:
+        self.id = id
+        self.deduped = deduped
+        self._suffix = "-deduped" if deduped else ""
+
+    @property
+    def models(self) -> list[str]:
+        return [f"pythia-{s}{self._suffix}" for s in PYTHIA_PARAMS]
+
+    def resolve_model(self, model: str) -> str:
+        # Accept the bare size ("70m") and the hub repo name ("pythia-70m-deduped").
+        for cand in (model, f"pythia-{model}{self._suffix}", model.removeprefix("EleutherAI/")):
+            if cand in self.models:
+                return cand
+        return super().resolve_model(model)
+
+    def size(self, model: str) -> str:
+        return self.resolve_model(model).removeprefix("pythia-").removesuffix(self._suffix)
+
+    def steps(self, model: str) -> list[int]:
+        self.resolve_model(model)
+        return pythia_steps()
+
+    def tokens_seen(self, model: str, step: int) -> int:
+        return int(step) * PYTHIA_TOKENS_PER_STEP
+
+    def n_params(self, model: str, nonembedding: bool = False) -> int:
+        total, nonemb = PYTHIA_PARAMS[self.size(model)]
+        return nonemb if nonembedding else total
+
+    def hub_ref(self, model: str, step: int) -> tuple[str, str]:
+        """``(repo_id, revision)`` of a checkpoint, e.g. ``("EleutherAI/pythia-70m", "step1000")``."""
+        model = self.resolve_model(model)
+        self.check_step(model, step)
+        return f"EleutherAI/{model}", f"step{step}"
+
+    def checkpoint_path(self, model: str, step: int) -> Path:
+        """Local snapshot folder (downloaded into the HF cache unless ``HF_HUB_OFFLINE=1``)."""
+        from huggingface_hub import snapshot_download
+
+        repo, rev = self.hub_ref(model, step)
+        return Path(snapshot_download(repo, revision=rev, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
+
+    def training_record(self):
+        raise NotImplementedError(
+            f"suite {self.id!r} has no training_record.nc (it was not trained by lhp); Pythia's own evaluation "
+            "curves are in lhp_core.data.pythia_evals"
+        )
+
+
+class LocalSuite(Suite):
+    """A folder of Hugging Face checkpoints: ``<root>/<model>/step<N>/`` or ``<root>/step<N>/``.
+
+    Parameters
+    ----------
+    root
+        The suite folder.
+    id
+        Registry id; defaults to the folder path.
+    preset, copy_reg
+        For registered ``lhp-*`` suites: the ``lhp train`` preset that builds it (so its models and
+        steps are known before it is trained).
+    tokens_per_step
+        For folders without ``training_record.nc``: tokens consumed per step.
+    """
+
+    kind = "local"
+
+    def __init__(self, root: str | Path, id: str | None = None, preset: str | None = None,
+                 copy_reg: float = 0.0, tokens_per_step: int | None = None) -> None:
+        self.root = Path(root).expanduser()
+        self.id = id or str(self.root)
+        self.preset = preset
+        self.copy_reg = copy_reg
+        self._tokens_per_step = tokens_per_step
+
+    # -- discovery ---------------------------------------------------------
+    @property
+    def flat(self) -> bool:
+        """True when checkpoints sit directly under the root (one model named after the folder)."""
+        return self.root.is_dir() and any(_STEP_DIR.match(p.name) for p in self.root.iterdir() if p.is_dir())
+
+    @property
+    def is_trained(self) -> bool:
+        return (self.root / "training_record.nc").exists() or (self.root.is_dir() and bool(self._discovered()))
+
+    def _discovered(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        if self.flat:
+            return [self.root.name]
+        return sorted(
+            p.name for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and any(_STEP_DIR.match(c.name) for c in p.iterdir() if c.is_dir())
+        )
+
+    @cached_property
+    def _record(self):
+        path = self.root / "training_record.nc"
+        if not path.exists():
+            return None
+        import xarray as xr
+
+        with xr.open_dataset(path) as ds:
+            return ds.load()
+
+    def _preset(self):
+        from lhp_core.train import PRESETS
+
+        return PRESETS[self.preset] if self.preset else None
+
+    @property
+    def models(self) -> list[str]:
+        if self._record is not None:
+            return [str(m) for m in self._record["model"].values]
+        found = self._discovered()
+        if found:
+            return found
+        if self.preset:
+            return [s.name for s in self._preset().sizes]
+        raise SuiteError(
+            f"{self.root} holds no checkpoints: expected <model>/step<N>/ or step<N>/ folders with config.json "
+            "and model.safetensors"
+        )
+
+    def model_dir(self, model: str) -> Path:
+        model = self.resolve_model(model)
+        return self.root if self.flat else self.root / model
+
+    def steps(self, model: str) -> list[int]:
+        d = self.model_dir(model)
+        found = sorted(int(m.group(1)) for p in d.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()) if d.is_dir() else []
+        if found:
+            return found
+        if self.preset:
+            return self._preset().steps()
+        raise SuiteError(f"no step<N>/ folders in {d}")
+
+    def tokens_seen(self, model: str, step: int) -> int:
+        model = self.resolve_model(model)
+        rec = self._record
+        if rec is not None and step in rec["step"].values:
+            return int(rec["tokens_seen"].sel(model=model, step=step))
+        tps = self._tokens_per_step or (self._preset().tokens_per_step if self.preset else None)
+        if tps is None:
+            raise ValueError(
+                f"tokens per step of {self.id!r} is unknown (no training_record.nc in {self.root}); "
+                "pass get_suite(path, tokens_per_step=N)"
+            )
+        return int(step) * tps
+
+    def n_params(self, model: str, nonembedding: bool = False) -> int:
+        model = self.resolve_model(model)
+        key = "n_params_nonembedding" if nonembedding else "n_params"
+        if self._record is not None:
+            return int(self._record[key].sel(model=model))
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        cfg = AutoConfig.from_pretrained(self.checkpoint_path(model, self.steps(model)[0]))
+        with torch.device("meta"):
+            m = AutoModelForCausalLM.from_config(cfg)
+        total = sum(p.numel() for p in m.parameters())
+        emb = m.get_input_embeddings().weight.numel()
+        out = m.get_output_embeddings()
+        if out is not None and out.weight is not m.get_input_embeddings().weight:
+            emb += out.weight.numel()
+        return total - emb if nonembedding else total
+
+    def training_record(self):
+        """The suite's ``training_record.nc`` as an in-memory ``xarray.Dataset`` (dims model, step)."""
+        if self._record is None:
+            fix = f"run lhp_core.suites.ensure({self.id!r})" if self.preset else "this folder was not written by lhp train"
+            raise FileNotFoundError(f"no training_record.nc in {self.root}; {fix}")
+        return self._record
+
+    def checkpoint_path(self, model: str, step: int) -> Path:
+        model = self.resolve_model(model)
+        path = self.model_dir(model) / f"step{step}"
+        if not path.is_dir():
+            if self.preset and not self.root.exists():
+                raise FileNotFoundError(
+                    f"suite {self.id!r} is not trained yet ({self.root} does not exist); run "
+                    f"lhp_core.suites.ensure({self.id!r}) or `lhp train --preset {self.preset} --out {self.root}`"
+                )
+            self.check_step(model, step)
+            raise FileNotFoundError(f"checkpoint folder {path} is missing; re-run `lhp train` (it resumes) or restore it")
+        return path
+
+
+def _lhp_suite(preset: str, copy_reg: float = 0.0) -> LocalSuite:
+    sid = f"lhp-{preset}" + ("-copyreg" if copy_reg else "")
+    return LocalSuite(config.suites_dir() / sid, id=sid, preset=preset, copy_reg=copy_reg)
+
+
+SUITES.register("pythia", lambda: HubSuite("pythia", deduped=False))
+SUITES.register("pythia-deduped", lambda: HubSuite("pythia-deduped", deduped=True))
+for _p in ("tiny", "micro", "mini", "gpu"):
+    SUITES.register(f"lhp-{_p}", lambda p=_p: _lhp_suite(p))
+    SUITES.register(f"lhp-{_p}-copyreg", lambda p=_p: _lhp_suite(p, COPY_REG_DEFAULT))
+
+
+def get_suite(suite: str | Path | Suite, tokens_per_step: int | None = None) -> Suite:
+    """A registered suite by id, or a local folder of checkpoints by path.
+
+    Parameters
+    ----------
+    suite
+        ``"pythia"``, ``"pythia-deduped"``, ``"lhp-mini"`` (see ``lhp suite list``), a path to a
+        folder of ``step<N>/`` or ``<model>/step<N>/`` checkpoints, or a :class:`Suite`.
+    tokens_per_step
+        Only for local folders without ``training_record.nc``.
+    """
+    if isinstance(suite, Suite):
+        return suite
+    s = str(suite)
+    if s in SUITES:
+        return SUITES.get(s)
+    path = Path(s).expanduser()
+    if path.is_dir():
+        return LocalSuite(path, tokens_per_step=tokens_per_step)
+    raise SuiteError(
+        f"unknown suite {s!r}: not a registered id and not an existing folder; valid suites: {', '.join(SUITES.names())} "
+        "(or the path of a folder of step<N>/ checkpoints)"
+    )
+
+
+def ensure(suite_id: str, device: str = "cpu", progress: bool = True) -> Suite:
+    """Return the suite, training it first if it is a local ``lhp-*`` suite that is missing or unfinished.
+
+    Training resumes where an interrupted run stopped. Non-``lhp`` suites are returned as they are.
+    """
+    s = get_suite(suite_id)
+    if isinstance(s, LocalSuite) and s.preset and not (s.root / "training_record.nc").exists():
+        from lhp_core.train import train
+
+        train(s.preset, s.root, copy_reg=s.copy_reg, device=device, progress=progress)
+        s = get_suite(suite_id)
+    return s
+
+
+def check(suite: str | Suite, models: list[str] | None = None, progress: bool = True):
+    """Hash every checkpoint's weights and flag steps whose weights equal an earlier step's.
+
+    Returns
+    -------
+    pandas.DataFrame with columns ``model, step, weights_sha256, same_as_step`` (earliest step
+    with identical weights, or -1) and ``record_mismatch`` (True where a training record exists
+    and lists a different hash: the file changed after training).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from lhp_core.checkpoints import weights_sha256
+
+    s = get_suite(suite)
+    models = [s.resolve_model(m) for m in (models or s.models)]
+    rec = s._record if isinstance(s, LocalSuite) else None
+    rows = []
+    todo = [(m, st) for m in models for st in s.steps(m)]
+    for m, st in tqdm(todo, desc=f"hashing {s.id}", unit="ckpt", disable=not progress):
+        sha = weights_sha256(s.checkpoint_path(m, st))
+        listed = None
+        if rec is not None and m in rec["model"].values and st in rec["step"].values:
+            listed = str(rec["weights_sha256"].sel(model=m, step=st).item())
+        rows.append({"model": m, "step": st, "weights_sha256": sha, "record_mismatch": listed is not None and listed != sha})
+    df = pd.DataFrame(rows, columns=["model", "step", "weights_sha256", "record_mismatch"])
+    first = df.groupby(["model", "weights_sha256"])["step"].transform("min")
+    df["same_as_step"] = first.where(first != df["step"], -1).astype(int)
+    return df
+
+
+def duplicate_groups(df) -> list[tuple[str, list[int]]]:
+    """Collapse :func:`check`'s table into ``(model, steps)`` groups that share identical weights."""
+    out = []
+    for model, g in df.groupby("model", sort=False):
+        for _, h in g.groupby("weights_sha256", sort=False):
+            if len(h) > 1:
+                out.append((model, sorted(int(x) for x in h["step"])))
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="registered suites and whether they are available locally")
+    show = sub.add_parser("show", help="models, parameter counts and steps of a suite")
+    show.add_argument("suite")
+    chk = sub.add_parser("check", help="hash weights across steps; report identical weights")
+    chk.add_argument("suite")
+    chk.add_argument("--model", action="append", default=None, help="only this model (repeatable)")
+    chk.add_argument("--json", action="store_true", help="print the full table as JSON lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for sid in SUITES.names():
+            s = SUITES.get(sid)
+            where = "hub (EleutherAI)" if s.kind == "hub" else (
+                f"trained at {s.root}" if s.is_trained else f"not trained (lhp train --preset {s.preset})")
+            print(f"{sid:22s} {where}")
+        return 0
+    s = get_suite(args.suite)
+    if args.action == "show":
+        print(f"suite {s.id} ({s.kind})")
+        for m in s.models:
+            st = s.steps(m)
+            try:
+                n, ne = s.n_params(m), s.n_params(m, nonembedding=True)
+                params = f"{n:,} params ({ne:,} non-embedding)"
+            except (FileNotFoundError, OSError, ValueError) as e:
+                params = f"params unknown ({e})"
+            print(f"  {m:22s} {params}; {len(st)} steps {st[0]}..{st[-1]}")
+        if isinstance(s, LocalSuite) and s._record is not None:
+            for k in ("preset", "recipe", "seed", "copy_reg", "device", "git_commit"):
+                if k in s._record.attrs:
+                    print(f"  {k}: {s._record.attrs[k]}")
+        return 0
+    df = check(s, args.model)
+    if args.json:
+        for row in df.to_dict("records"):
+            print(json.dumps(row))
+    groups = duplicate_groups(df)
+    bad = df[df["record_mismatch"]]
+    print(f"{len(df)} checkpoints hashed in {s.id}")
+    for model, steps in groups:
+        print(f"  {model}: identical weights at steps {steps}")
+    if not groups:
+        print("  no two steps of a model share weights")
+    for row in bad.itertuples():
+        print(f"  {row.model} step {row.step}: weights differ from training_record.nc (file changed or corrupt)")
+    return 1 if len(bad) else 0
