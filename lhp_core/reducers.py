@@ -1,7 +1,8 @@
 """Reducers: pool token activations into words, stimuli or tokens on the device.
 
 A reducer is a string id (``word_mean``, ``word_last``, ``word_sum``, ``stimulus_mean``,
-``stimulus_last``, ``stimulus_max``, ``token``; ``sentence_*`` are aliases of ``stimulus_*``)
+``stimulus_last``, ``stimulus_max``, ``per_token``; ``sentence_*`` are aliases of ``stimulus_*``
+and ``token`` of ``per_token``)
 naming a *group* axis and a pooling *op*. Pooling happens on the device batch by batch into
 one accumulator per (site, reducer), so only the pooled arrays ever move to the host.
 
@@ -35,8 +36,9 @@ REDUCERS: Registry[Reducer] = Registry("reducer")
 for _group in ("word", "stimulus"):
     for _op in ("mean", "sum", "last", "max"):
         REDUCERS.register(f"{_group}_{_op}", (lambda g=_group, o=_op: Reducer(f"{g}_{o}", g, o)))
-REDUCERS.register("token", lambda: Reducer("token", "token", "copy"))
-_ALIASES = {f"sentence_{op}": f"stimulus_{op}" for op in ("mean", "sum", "last", "max")}
+# Not "token": results are stored under the reducer id, and `token` is already a dimension.
+REDUCERS.register("per_token", lambda: Reducer("per_token", "token", "copy"))
+_ALIASES = {f"sentence_{op}": f"stimulus_{op}" for op in ("mean", "sum", "last", "max")} | {"token": "per_token"}
 
 
 def get_reducer(name: str) -> Reducer:

@@ -273,3 +273,36 @@ def encode(stimuli: Stimuli, tokenizer, max_length: int) -> Encoded:
         max_length=max_length,
         bos_token_id=int(bos),
     )
+
+
+def read_stimuli(path: str, text_column: str | None = None, word_column: str | None = None,
+                 id_column: str = "stimulus") -> Stimuli:
+    """Read a stimulus file: ``.txt`` (one sentence per line) or a ``.csv`` / ``.tsv`` table.
+
+    A table needs ``text_column`` (a text per row) or ``word_column`` (a word per row, grouped
+    by ``id_column``); without either, a ``text`` or ``word`` column is used if present.
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"stimulus file {p} does not exist")
+    if p.suffix == ".txt":
+        lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+        return Stimuli.from_sentences(lines)
+    if p.suffix not in (".csv", ".tsv"):
+        raise ValueError(f"unsupported stimulus file {p.name}; use .txt (a stimulus per line), .csv or .tsv")
+    frame = pd.read_csv(p, sep="\t" if p.suffix == ".tsv" else ",")
+    if text_column is None and word_column is None:
+        if "text" in frame.columns:
+            text_column = "text"
+        elif "word" in frame.columns:
+            word_column = "word"
+        else:
+            raise ValueError(f"{p.name} has no 'text' or 'word' column; pass --text-column or --word-column "
+                             f"(columns: {list(frame.columns)})")
+    if id_column not in frame.columns:
+        frame = frame.assign(**{id_column: [f"s{i:05d}" for i in range(len(frame))]}) if text_column else frame
+    return Stimuli.from_frame(frame, text=text_column, word=word_column, id=id_column)

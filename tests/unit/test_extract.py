@@ -99,7 +99,7 @@ def _reference(model, tok, stimuli, max_length):
 @pytest.mark.parametrize("max_length", [64, 8])  # 8: the 14-word text spans several windows
 def test_matches_hf_reference(tok, stimuli, arch, max_length):
     model = _model(arch, len(tok))
-    reds = ["word_mean", "word_last", "word_sum", "stimulus_mean", "stimulus_last", "stimulus_max", "token"]
+    reds = ["word_mean", "word_last", "word_sum", "stimulus_mean", "stimulus_last", "stimulus_max", "per_token"]
     got = extract(model, tok, stimuli, ["resid", "mlp", "logprobs"], reds, batch_size=3, max_length=max_length)
     ref = _reference(model, tok, stimuli, max_length)
     assert got.encoded.n_tokens == sum(len(r[3]) for r in ref)
@@ -126,7 +126,7 @@ def test_matches_hf_reference(tok, stimuli, arch, max_length):
                            ("stimulus_max", arr.max(ax))):
                 g = v[red][:, s] if arr.ndim == 3 else v[red][s]
                 np.testing.assert_allclose(g, e, **TOL, err_msg=f"{arch} {site} {red}")
-            tk = v["token"][:, tok0:tok0 + len(word)] if arr.ndim == 3 else v["token"][tok0:tok0 + len(word)]
+            tk = v["per_token"][:, tok0:tok0 + len(word)] if arr.ndim == 3 else v["per_token"][tok0:tok0 + len(word)]
             np.testing.assert_allclose(tk, arr, **TOL)
         w0 += n_w
         tok0 += len(word)
@@ -134,9 +134,9 @@ def test_matches_hf_reference(tok, stimuli, arch, max_length):
 
 def test_word_logprob_is_sum_over_subwords(tok, stimuli):
     model = _model("gpt_neox", len(tok))
-    got = extract(model, tok, stimuli, ["logprobs"], ["token", "word_sum"])
+    got = extract(model, tok, stimuli, ["logprobs"], ["per_token", "word_sum"])
     enc = got.encoded
-    tokens = got.values["logprobs"]["token"]
+    tokens = got.values["logprobs"]["per_token"]
     expected = np.bincount(enc.token_word, weights=tokens, minlength=enc.n_words)
     np.testing.assert_allclose(got.values["logprobs"]["word_sum"], expected, **TOL)
     assert np.all(tokens < 0)
@@ -146,14 +146,14 @@ def test_attn_out_and_linear(tok, stimuli):
     model = _model("gpt_neox", len(tok))
     got = extract(model, tok, stimuli, ["attn_out", "linear"], ["token"])
     # The linear site's mlp_in block, passed through the activation, is the MLP neuron site.
-    mlp = extract(model, tok, stimuli, ["mlp"], ["token"]).values["mlp"]["token"]
-    lin = got.values["linear"]["token"]
+    mlp = extract(model, tok, stimuli, ["mlp"], ["token"]).values["mlp"]["per_token"]
+    lin = got.values["linear"]["per_token"]
     d, m = 32, 48
     assert lin.shape == (3, got.encoded.n_tokens, 3 * d + d + m + d)
     mlp_in = torch.tensor(lin[1:, :, 4 * d:4 * d + m])
     np.testing.assert_allclose(model.gpt_neox.layers[0].mlp.act(mlp_in).numpy(), mlp[1:], **TOL)
     # attention dense output is what the attention module returns
-    np.testing.assert_allclose(lin[1:, :, 3 * d:4 * d], got.values["attn_out"]["token"][1:], **TOL)
+    np.testing.assert_allclose(lin[1:, :, 3 * d:4 * d], got.values["attn_out"]["per_token"][1:], **TOL)
     assert np.isnan(lin[0]).all()
 
 

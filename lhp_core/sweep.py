@@ -1,0 +1,343 @@
+"""``lhp sweep``: extract reduced internals of every checkpoint of a suite into one store.
+
+For each model of the suite and each requested step, the checkpoint is loaded, the stimuli
+are run through it (:func:`lhp_core.extract.extract`), pooled on the device and written as one
+region of a zarr store (:mod:`lhp_core.store`), which is then marked complete. So:
+
+* **resume**: a killed sweep re-run with the same arguments skips completed (model, step)
+  regions and overwrites partial ones; the result is identical to an uninterrupted run;
+* **overlap**: serially, the next checkpoint loads (and its weights are hashed) on a
+  background thread while the current one computes;
+* **more than one machine**: ``workers=N`` starts a local ``dask.distributed`` cluster and
+  ``scheduler="tcp://host:8786"`` uses a running one; each (model, step) is one task that
+  writes its own region, so results equal the serial run. On SLURM, start the workers with
+  ``dask-jobqueue`` (``pip install lhp[slurm]``)::
+
+      from dask_jobqueue import SLURMCluster
+      cluster = SLURMCluster(cores=8, memory="64GB", processes=1, job_extra_directives=["--gres=gpu:1"])
+      cluster.scale(jobs=4)
+      sweep(..., scheduler=cluster.scheduler_address, device="cuda")
+
+  The store path must be on a file system every worker can write.
+
+Example::
+
+    lhp sweep lhp-mini --stimuli sentences.txt --sites resid mlp logprobs \\
+        --reducers stimulus_mean word_sum --steps log --out results/mini.zarr
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+import lhp_core
+from lhp_core import store as St
+from lhp_core.extract import default_max_length, extract
+from lhp_core.reducers import HEAD_SCORES, get_reducer
+from lhp_core.sites import check_sites, feature_sizes, linear_layout
+from lhp_core.stimuli import Stimuli, encode, read_stimuli
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def select_steps(available: Sequence[int], spec: str | Sequence[int] = "all") -> list[int]:
+    """Steps to sweep: ``"all"``, ``"log"`` / ``"log:N"`` (N log-spaced steps, default 12, plus
+    step 0 if present), ``"0,512,1000"`` or a list of ints (each must be available)."""
+    available = sorted(int(s) for s in available)
+    if isinstance(spec, str):
+        if spec == "all":
+            return available
+        if spec.startswith("log"):
+            n = int(spec.split(":", 1)[1]) if ":" in spec else 12
+            positive = np.array([s for s in available if s > 0])
+            if not len(positive):
+                return available
+            targets = np.geomspace(positive.min(), positive.max(), n)
+            picked = {int(positive[np.argmin(np.abs(np.log(positive) - np.log(t)))]) for t in targets}
+            return sorted(picked | ({0} if 0 in available else set()))
+        spec = [int(s) for s in spec.split(",") if s.strip()]
+    wanted = sorted({int(s) for s in spec})
+    missing = [s for s in wanted if s not in set(available)]
+    if missing:
+        raise ValueError(f"steps {missing} are not checkpoints of this model; available: {available}")
+    return wanted
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 over parameter names, shapes and float32 values: the same for any load dtype."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(f"{name}:{tuple(t.shape)}".encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _default_loader(suite, model: str, step: int, device: str, dtype: torch.dtype):
+    from lhp_core.checkpoints import load
+
+    return load(suite, model, step, device=device, dtype=dtype)
+
+
+@dataclass
+class Job:
+    """Everything one (model, step) task needs; picklable so dask can ship it to workers."""
+
+    suite: Any
+    stimuli: Stimuli
+    out: str
+    sites: list[str]
+    reducers: list[str]
+    head_scores: list[str]
+    device: str
+    dtype: str
+    batch_size: int
+    max_length: int | None
+    steps: dict[str, list[int]]
+    loader: Callable | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def load(self, model: str, step: int):
+        """``(model, tokenizer, weights sha256)`` of one checkpoint on the job's device."""
+        loader = self.loader or _default_loader
+        m, tok = loader(self.suite, model, step, device=self.device, dtype=DTYPES[self.dtype])
+        return m, tok, weights_sha256(m)
+
+
+def _variables(job: Job) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for site in job.sites:
+        if site == "heads":
+            out[site] = {name: "stimulus" for name in job.head_scores}
+        else:
+            out[site] = {r: get_reducer(r).group for r in job.reducers}
+    return out
+
+
+def _allocate(job: Job, model_id: str, tokens_seen: list[int], model, tok) -> None:
+    enc = encode(job.stimuli, tok, job.max_length or default_max_length(model))
+    word_stim, word_text = job.stimuli.word_table()
+    ids = np.asarray(job.stimuli.ids, dtype=str)
+    axes = {
+        "stimulus": {"stimulus": ids},
+        "word": {"word": np.arange(enc.n_words), "word_stimulus": word_stim, "word_text": word_text},
+        "token": {"token": np.arange(enc.n_tokens), "token_stimulus": ids[enc.token_stimulus],
+                  "token_id": enc.token_id, "token_word": enc.token_word},
+    }
+    feats = feature_sizes(model)
+    n_layers = model.config.num_hidden_layers
+    groups = St.template(job.steps[model_id], tokens_seen, n_layers, feats, axes, _variables(job),
+                         linear_layout(model)[0] if "linear" in job.sites else None)
+    attrs = {"model": model_id, "architecture": str(model.config.model_type), "n_layers": int(n_layers),
+             "d_model": int(feats["resid"][0]), "source": str(getattr(model.config, "_name_or_path", "") or ""),
+             "revision": str(getattr(job.suite, "revision", "") or "")}
+    St.allocate(job.out, model_id, groups, attrs)
+
+
+def run_task(job: Job, model_id: str, step: int, loaded=None) -> int:
+    """Extract one checkpoint and write its region, then mark it complete. Returns tokens run."""
+    model, tok, sha = loaded if loaded is not None else job.load(model_id, step)
+    res = extract(model, tok, job.stimuli, job.sites, job.reducers, job.head_scores, job.batch_size,
+                  job.max_length, where=f"model {model_id!r} step {step}")
+    index = job.steps[model_id].index(step)
+    St.write_region(job.out, model_id, index, step, res.values, job.sites)
+    St.mark_complete(job.out, model_id, index, step, sha, res.n_tokens)
+    return res.n_tokens
+
+
+def _release(device: str) -> None:
+    gc.collect()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def sweep(
+    suite: Any,
+    stimuli: Stimuli,
+    out: str | Path,
+    sites: Sequence[str] = ("resid",),
+    reducers: Sequence[str] = ("word_mean",),
+    head_scores: Sequence[str] = (),
+    models: Sequence[str] | None = None,
+    steps: str | Sequence[int] = "all",
+    device: str = "cpu",
+    dtype: str = "float32",
+    batch_size: int = 8,
+    max_length: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    processes: bool = True,
+    loader: Callable | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Run every (model, step) of ``suite`` over ``stimuli`` and store the pooled sites.
+
+    Parameters
+    ----------
+    suite
+        A suite id or folder (resolved with ``lhp_core.suites.get_suite``) or an object with
+        ``.models``, ``.steps(model)`` and ``.tokens_seen(model, step)``.
+    stimuli
+        The stimulus table (:class:`lhp_core.stimuli.Stimuli`).
+    out
+        Path of the zarr store; re-running with the same arguments resumes it.
+    sites, reducers, head_scores
+        See :mod:`lhp_core.sites` and :mod:`lhp_core.reducers`.
+    models
+        Subset of ``suite.models`` (default: all).
+    steps
+        ``"all"``, ``"log"``, ``"log:N"`` or a list; see :func:`select_steps`.
+    device, dtype
+        Where and in which precision the models run (``"bfloat16"`` on GPUs); pooling is float32.
+    workers, scheduler
+        Run tasks on a local dask cluster of ``workers`` workers (``processes=False``: threads)
+        or on the dask scheduler at ``scheduler``.
+    loader
+        ``loader(suite, model, step, device=, dtype=) -> (model, tokenizer)``; default
+        ``lhp_core.checkpoints.load``.
+
+    Returns
+    -------
+    The store path; open it with :func:`lhp_core.open_results`.
+    """
+    check_sites(list(sites))
+    for r in reducers:
+        get_reducer(r)
+    for h in head_scores:
+        HEAD_SCORES.get(h)
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+    suite_obj = suite
+    if isinstance(suite, (str, Path)):
+        from lhp_core.suites import get_suite
+
+        suite_obj = get_suite(str(suite))
+    all_models = list(suite_obj.models)
+    models = list(models or all_models)
+    unknown = [m for m in models if m not in all_models]
+    if unknown:
+        raise KeyError(f"models {unknown} are not in the suite; its models: {', '.join(all_models)}")
+    step_map = {m: select_steps(suite_obj.steps(m), steps) for m in models}
+    tokens_seen = {m: [int(suite_obj.tokens_seen(m, s)) for s in step_map[m]] for m in models}
+    suite_id = str(suite) if isinstance(suite, (str, Path)) else str(getattr(suite, "id", type(suite).__name__))
+    config = {"suite": suite_id, "steps": step_map, "sites": list(sites), "reducers": list(reducers),
+              "head_scores": list(head_scores), "stimuli": stimuli.fingerprint(), "dtype": dtype,
+              "max_length": max_length or 0}
+    attrs = {"suite": suite_id, "code_version": lhp_core.__version__, "git_commit": St.git_commit(),
+             "device": device, "dtype": dtype, "sites": ",".join(sites), "reducers": ",".join(reducers),
+             "head_scores": ",".join(head_scores), "stimuli_sha256": stimuli.fingerprint(),
+             "stimuli_kind": stimuli.kind, "max_length": int(max_length or 0), "batch_size": int(batch_size),
+             "store_version": St.STORE_VERSION, "config_sha256": St.config_sha256(config)}
+    out = Path(out)
+    St.initialise(out, attrs, overwrite=overwrite)
+    job = Job(suite if isinstance(suite, (str, Path)) else suite_obj, stimuli, str(out), list(sites),
+              list(reducers), list(head_scores), device, dtype, batch_size, max_length, step_map, loader, attrs)
+    if isinstance(job.suite, Path):
+        job.suite = str(job.suite)
+
+    done = {m: (St.completed(out, m) if St.is_allocated(out, m) else {}) for m in models}
+    tasks = [(m, s) for m in models for s in step_map[m] if not done[m].get(s, False)]
+    total = sum(len(v) for v in step_map.values())
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=total - len(tasks), desc="sweep", unit="ckpt", disable=not progress)
+    if workers or scheduler:
+        _run_dask(job, tasks, tokens_seen, bar, workers, scheduler, processes)
+    else:
+        _run_serial(job, tasks, tokens_seen, bar)
+    bar.close()
+    return out
+
+
+def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, bar) -> None:
+    if not tasks:
+        return
+    t0, n_tok = time.perf_counter(), 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lhp-prefetch") as pool:
+        nxt = pool.submit(job.load, *tasks[0])
+        for i, (m, step) in enumerate(tasks):
+            loaded = nxt.result()
+            # Prefetch: the next checkpoint loads and hashes while this one computes.
+            nxt = pool.submit(job.load, *tasks[i + 1]) if i + 1 < len(tasks) else None
+            if not St.is_allocated(job.out, m):
+                _allocate(job, m, tokens_seen[m], loaded[0], loaded[1])
+            n_tok += run_task(job, m, step, loaded)
+            del loaded
+            if nxt is None or tasks[i + 1][0] != m:
+                _release(job.device)
+            bar.set_postfix(model=m, step=step, tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")
+            bar.update(1)
+
+
+def _run_dask(job: Job, tasks, tokens_seen, bar, workers, scheduler, processes) -> None:
+    from distributed import Client, LocalCluster, as_completed
+
+    # Allocation happens here, once per model, so workers only ever write regions.
+    for m in dict.fromkeys(m for m, _ in tasks):
+        if not St.is_allocated(job.out, m):
+            model, tok = (job.loader or _default_loader)(job.suite, m, job.steps[m][0], device="cpu",
+                                                         dtype=torch.float32)
+            _allocate(job, m, tokens_seen[m], model, tok)
+            del model
+    if scheduler:
+        client, cluster = Client(scheduler), None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        t0, n_tok = time.perf_counter(), 0
+        futures = [client.submit(run_task, job, m, s, pure=False, key=f"lhp-{m}-{s}-{time.time_ns()}") for m, s in tasks]
+        for fut in as_completed(futures):
+            n_tok += fut.result()
+            bar.set_postfix(tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")
+            bar.update(1)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ---- command line -----------------------------------------------------------------------
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", help="suite id (e.g. lhp-mini, pythia) or a suite folder")
+    parser.add_argument("--stimuli", required=True,
+                        help="a .txt file (one stimulus per line) or .csv/.tsv table (see --text-column/--word-column)")
+    parser.add_argument("--text-column", help="table column holding one text per row")
+    parser.add_argument("--word-column", help="table column holding one word per row (pre-segmented texts)")
+    parser.add_argument("--id-column", default="stimulus", help="table column with the stimulus id")
+    parser.add_argument("--out", required=True, help="output zarr store (re-run to resume)")
+    parser.add_argument("--models", nargs="+", help="models of the suite (default: all)")
+    parser.add_argument("--steps", default="all", help="all, log, log:N, or a comma list of steps")
+    parser.add_argument("--sites", nargs="+", default=["resid"], help="resid mlp attn_out linear logprobs heads")
+    parser.add_argument("--reducers", nargs="+", default=["word_mean"],
+                        help="word_mean word_last word_sum stimulus_mean stimulus_last stimulus_max per_token")
+    parser.add_argument("--head-scores", nargs="+", default=[], help="head scores for the heads site")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default=None, help="float32 (CPU default) or bfloat16 (GPU default)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=None, help="window length incl. BOS (default: model context)")
+    parser.add_argument("--workers", type=int, help="run on a local dask cluster with N workers")
+    parser.add_argument("--scheduler", help="address of a running dask scheduler (e.g. from dask-jobqueue)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
+
+
+def run(args: argparse.Namespace) -> int:
+    stimuli = read_stimuli(args.stimuli, text_column=args.text_column, word_column=args.word_column,
+                           id_column=args.id_column)
+    dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
+    out = sweep(args.suite, stimuli, args.out, sites=args.sites, reducers=args.reducers,
+                head_scores=args.head_scores, models=args.models, steps=args.steps, device=args.device,
+                dtype=dtype, batch_size=args.batch_size, max_length=args.max_length, workers=args.workers,
+                scheduler=args.scheduler, overwrite=args.overwrite)
+    print(f"wrote {out}")
+    return 0

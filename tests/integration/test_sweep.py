@@ -1,0 +1,188 @@
+"""Sweeps over a tiny random-weight suite: store contents, resume after a kill, dask = serial.
+
+The suite is built here (two GPT-NeoX widths, four steps each, random weights per step and a
+BPE tokenizer from lhp_core.tokenizer) so these tests do not depend on a trained suite.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM
+
+from lhp_core import open_results
+from lhp_core.extract import extract
+from lhp_core.stimuli import Stimuli
+from lhp_core.store import concat_models, models_in
+from lhp_core.sweep import select_steps, sweep
+from lhp_core.tokenizer import train_bpe
+
+STEPS = [0, 1, 2, 4]
+WIDTHS = {"s": 32, "m": 48}
+SITES = ["resid", "mlp", "logprobs"]
+REDUCERS = ["word_mean", "word_sum", "stimulus_last", "per_token"]
+
+
+class LocalSuite:
+    """The three things a sweep asks of a suite, for a folder ``<root>/<model>/step<N>``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.id = "tiny-random"
+        self.models = list(WIDTHS)
+
+    def steps(self, model: str) -> list[int]:
+        return sorted(int(p.name[4:]) for p in Path(self.root, model).glob("step*"))
+
+    def tokens_seen(self, model: str, step: int) -> int:
+        return step * 4 * 64
+
+
+def load_local(suite: LocalSuite, model: str, step: int, device: str = "cpu", dtype=torch.float32):
+    path = Path(suite.root, model, f"step{step}")
+    m = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+    return m, AutoTokenizer.from_pretrained(path)
+
+
+def stimuli() -> Stimuli:
+    words = "the cat sat on a mat while dogs ran far away from the old barn".split()
+    rng = np.random.default_rng(3)
+    return Stimuli.from_words([list(rng.choice(words, n)) for n in (7, 12, 5)], ids=["x", "y", "z"])
+
+
+def build_suite(root: Path) -> LocalSuite:
+    words = "the cat sat on a mat while dogs ran far away from the old barn".split()
+    rng = np.random.default_rng(0)
+    tok = train_bpe([" ".join(rng.choice(words, 10)) for _ in range(200)], vocab_size=300)
+    for k, (model, d) in enumerate(WIDTHS.items()):
+        for step in STEPS:
+            torch.manual_seed(100 * k + step)
+            cfg = GPTNeoXConfig(vocab_size=len(tok), hidden_size=d, num_hidden_layers=2, num_attention_heads=4,
+                                intermediate_size=2 * d, max_position_embeddings=16,
+                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+            path = root / model / f"step{step}"
+            GPTNeoXForCausalLM(cfg).save_pretrained(path)
+            tok.save_pretrained(path)
+    return LocalSuite(str(root))
+
+
+SWEEP_ARGS = dict(sites=SITES, reducers=REDUCERS, max_length=10, batch_size=2, loader=load_local, progress=False)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory) -> LocalSuite:
+    torch.set_num_threads(1)
+    return build_suite(tmp_path_factory.mktemp("suite"))
+
+
+@pytest.fixture(scope="module")
+def serial_store(suite, tmp_path_factory) -> Path:
+    return sweep(suite, stimuli(), tmp_path_factory.mktemp("serial") / "r.zarr", **SWEEP_ARGS)
+
+
+def assert_same_store(a: Path, b: Path) -> None:
+    assert models_in(a) == models_in(b) == sorted(WIDTHS)
+    for m in WIDTHS:
+        for site in SITES:
+            xr.testing.assert_identical(open_results(a, m, site=site).load(), open_results(b, m, site=site).load())
+
+
+def test_store_equals_direct_extraction(suite, serial_store):
+    tree = open_results(serial_store)
+    assert tree.attrs["suite"] == "tiny-random" and tree.attrs["dtype"] == "float32"
+    assert tree.attrs["code_version"] and "config_sha256" in tree.attrs
+    for m in WIDTHS:
+        ds = open_results(serial_store, m)
+        assert ds["complete"].values.all()
+        assert list(ds["step"].values) == STEPS
+        assert list(ds["tokens_seen"].values) == [s * 256 for s in STEPS]
+        assert ds.sizes["hidden"] == WIDTHS[m] and ds.sizes["layer"] == 3
+        for i, step in enumerate(STEPS):
+            model, tok = load_local(suite, m, step)
+            direct = extract(model, tok, stimuli(), SITES, REDUCERS, max_length=10)
+            for site in SITES:
+                for red in REDUCERS:
+                    np.testing.assert_array_equal(ds[f"{site}_{red}"].isel(step=i).values, direct.values[site][red])
+        # step 0 and step 4 have different random weights, so their hashes differ
+        assert len(set(ds["weights_sha256"].values)) == len(STEPS)
+    assert ds["word_text"].values[0] == stimuli().texts[0].split()[0]
+    lp = concat_models(serial_store, "logprobs", "word_sum")
+    assert lp.dims == ("model", "step", "word") and list(lp["model"].values) == ["m", "s"]
+    with pytest.raises(ValueError, match="different width"):
+        concat_models(serial_store, "resid", "word_mean")
+
+
+SCRIPT = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {here!r})
+import test_sweep as T
+import lhp_core.store as St
+real_write, real_mark = St.write_region, St.mark_complete
+state = {{"marked": 0}}
+def mark(*a, **k):
+    real_mark(*a, **k)
+    state["marked"] += 1
+def write(path, model, index, step, values, groups):
+    if state["marked"] == 1:  # second region: write one site group, then hang until killed
+        real_write(path, model, index, step, values, groups[:1])
+        Path({flag!r}).write_text("partial")
+        time.sleep(600)
+    real_write(path, model, index, step, values, groups)
+St.write_region, St.mark_complete = write, mark
+T.sweep(T.LocalSuite({root!r}), T.stimuli(), {out!r}, **T.SWEEP_ARGS)
+"""
+
+
+def test_killed_sweep_resumes_to_identical_store(suite, serial_store, tmp_path):
+    out, flag = tmp_path / "r.zarr", tmp_path / "flag"
+    script = SCRIPT.format(here=str(Path(__file__).parent), flag=str(flag), root=suite.root, out=str(out))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not flag.exists():
+            assert proc.poll() is None, "sweep subprocess exited before it was killed"
+            assert time.time() < deadline, "sweep subprocess did not reach the second region"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert models_in(out) == ["s"]  # the suite's first model
+    killed = open_results(out, "s")
+    assert killed["complete"].values.tolist() == [True, False, False, False]
+    # the partial second region really holds data that the re-run must overwrite
+    assert np.isfinite(killed["resid_word_mean"].isel(step=1).values).all()
+    assert np.isnan(killed["mlp_word_mean"].isel(step=1).values).all()
+    sweep(suite, stimuli(), out, **SWEEP_ARGS)
+    assert_same_store(out, serial_store)
+
+
+def test_dask_two_workers_equal_serial(suite, serial_store, tmp_path):
+    out = sweep(suite, stimuli(), tmp_path / "d.zarr", workers=2, processes=False, **SWEEP_ARGS)
+    assert_same_store(out, serial_store)
+
+
+def test_rerun_with_other_configuration_is_refused(suite, serial_store):
+    with pytest.raises(ValueError, match="different configuration.*new output path"):
+        sweep(suite, stimuli(), serial_store, **{**SWEEP_ARGS, "reducers": ["word_last"]})
+
+
+def test_select_steps():
+    avail = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 3000]
+    assert select_steps(avail, "all") == avail
+    assert select_steps(avail, "log:4") == [0, 1, 8, 128, 2000] or select_steps(avail, "log:4")[0] == 0
+    log = select_steps(avail, "log:4")
+    assert log[0] == 0 and log[1] == 1 and log[-1] == 3000 and len(log) == 5
+    assert select_steps(avail, "0,8") == [0, 8]
+    with pytest.raises(ValueError, match="available"):
+        select_steps(avail, [5])
