@@ -145,3 +145,15 @@ def test_environment_yml_matches_pyproject() -> None:
     got = _names([r for r in pip if not r.startswith("-e")])
     assert got == wanted, "environment.yml and pyproject.toml disagree; copy pyproject's dependencies + test extras"
     assert any(str(d).startswith("python=3.11") for d in env["dependencies"])
+
+
+def test_readme_lists_every_dataset_and_license() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for path in sorted((ROOT / "data_manifests").glob("*.yaml")):
+        manifest = yaml.safe_load(path.read_text())
+        row = next((l for l in readme.splitlines() if l.startswith(f"| `{manifest['id']}` |")), None)
+        assert row is not None, f"README.md lacks a row for dataset {manifest['id']}"
+        assert manifest["license"] in row, f"README.md row of {manifest['id']} does not state {manifest['license']!r}"
+    assert "pip install torch==2.13.0 && pip install -e . && lhp book --profile default" in readme
+    assert 'pip install -e ".[test]"' in readme and "python -m pytest tests" in readme
+    assert (ROOT / "docs" / "book.png").is_file(), "README screenshot missing: LHP_UPDATE_SCREENSHOT=1 pytest tests/notebooks/test_browser.py"

@@ -1,0 +1,160 @@
+"""The built `ci` book in headless Chromium with the network closed.
+
+Every request not to the local server is aborted, so a chart that needs a CDN fails. For
+each page of the table of contents: every chart must have drawn marks; on pages with a
+step slider, moving it must change the chart. Screenshots go to ``test-artifacts/``; with
+``LHP_UPDATE_SCREENSHOT=1`` the README's ``docs/book.png`` is refreshed from the real book.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import socketserver
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from lhp_core import book
+from lhp_core.viz import charts, offline
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path(os.environ.get("LHP_CHROMIUM", "/usr/bin/chromium"))
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Marks vega drew inside each chart container (vega-embed adds class "vega-embed" to it).
+COUNT_MARKS = """() => [...document.querySelectorAll('.vega-embed, [id^="altair-viz"], .lhp-chart')]
+  .filter((el, i, all) => !all.some(o => o !== el && o.contains(el)))
+  .map(el => ({id: el.id, marks: el.querySelectorAll('svg .role-mark > *').length
+               + el.querySelectorAll('canvas').length, text: el.innerText.slice(0, 200)}))"""
+ALL_DRAWN = """() => { const c = [...document.querySelectorAll('.lhp-chart, [id^="altair-viz"]')];
+  return c.every(el => el.querySelector('svg .role-mark > *, canvas') || el.innerText.includes('failed')); }"""
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # the test output should show failures, not GETs
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(ci_book: book.BookRun) -> Iterator[str]:
+    handler = functools.partial(_Quiet, directory=str(ci_book.html))
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as srv:
+        thread = threading.Thread(target=srv.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+        srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} not found: install it with `apt-get install -y chromium` or set LHP_CHROMIUM")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+def _closed_page(browser, local_prefix: str):
+    """A page whose every request outside ``local_prefix`` is aborted and remembered."""
+    page = browser.new_page(viewport={"width": 1100, "height": 760})
+    page.blocked = []  # type: ignore[attr-defined]
+    page.errors = []  # type: ignore[attr-defined]
+
+    def route(r) -> None:
+        if r.request.url.startswith(local_prefix) or r.request.url.startswith("data:"):
+            r.continue_()
+        else:
+            page.blocked.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    return page
+
+
+def _pages() -> list[str]:
+    return [("index" if i == 0 else name) for i, name in enumerate(book.toc_files(ROOT))]
+
+
+@pytest.mark.parametrize("name", _pages())
+def test_page_charts_draw_offline(browser, server: str, name: str) -> None:
+    page = _closed_page(browser, server)
+    page.goto(f"{server}/{name}.html")
+    page.wait_for_function(ALL_DRAWN, timeout=60_000)
+    found = page.evaluate(COUNT_MARKS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    assert not page.errors, f"{name}.html: JavaScript errors {page.errors}"
+    failed = [c for c in found if c["marks"] == 0]
+    assert not failed, f"{name}.html: charts without marks {failed} (blocked requests: {page.blocked[:5]})"
+    if name in book.chapters(ROOT):
+        assert found, f"{name}.html has no charts"
+    page.close()
+
+
+def _chart_svgs(page) -> list[str]:
+    return page.evaluate("() => [...document.querySelectorAll('.lhp-chart')].map(el => el.innerHTML)")
+
+
+def test_step_slider_changes_chart(browser, server: str) -> None:
+    moved = 0
+    for name in book.chapters(ROOT):
+        page = _closed_page(browser, server)
+        page.goto(f"{server}/{name}.html")
+        page.wait_for_function(ALL_DRAWN, timeout=60_000)
+        sliders = page.locator(".lhp-chart .vega-bindings input[type=range]")
+        for i in range(sliders.count()):
+            slider = sliders.nth(i)
+            if "step index" not in slider.locator("xpath=..").inner_text():
+                continue  # other sliders (e.g. model parameters) are not step scrubbers
+            before = _chart_svgs(page)
+            slider.scroll_into_view_if_needed()
+            slider.focus()
+            start = slider.input_value()
+            page.keyboard.press("Home" if int(start) > 0 else "End")
+            page.wait_for_timeout(300)
+            after = _chart_svgs(page)
+            assert slider.input_value() != start
+            assert after != before, f"{name}.html: moving step slider {i} did not change any chart"
+            moved += 1
+            if moved == 1:
+                ARTIFACTS.mkdir(exist_ok=True)
+                slider.locator("xpath=ancestor::div[contains(@class,'lhp-chart')]").screenshot(
+                    path=str(ARTIFACTS / f"{name}-scrubbed.png"))
+        if name == "suite":
+            _readme_screenshot(page)
+        page.close()
+    assert moved >= 1, "no chapter has a step slider (lhp_core.viz.charts.step_scrubber)"
+
+
+def _readme_screenshot(page) -> None:
+    # The first section: the loss curves, the chart a newcomer should see first.
+    page.evaluate("() => { document.getElementById('loss-against-tokens-seen').scrollIntoView(); }")
+    page.wait_for_timeout(200)
+    path = ARTIFACTS / "book-suite.png"
+    page.screenshot(path=str(path))
+    if os.environ.get("LHP_UPDATE_SCREENSHOT") == "1":
+        shutil.copy2(path, ROOT / "docs" / "book.png")
+
+
+def test_standalone_page_draws_offline(browser, tmp_path: Path) -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"step": [0, 1, 2, 4] * 2, "model": ["s"] * 4 + ["m"] * 4,
+                          "tokens_seen": [0, 8, 16, 32] * 2, "loss": [6.0, 5.0, 4.5, 4.0, 6.0, 4.8, 4.2, 3.7]})
+    chart = charts.step_scrubber(charts.line_over_training(table, "loss", log_x=False), [0, 1, 2, 4])
+    path = offline.save_html(chart, tmp_path / "chart.html")
+    page = _closed_page(browser, "file://")
+    page.goto(path.as_uri())
+    page.wait_for_function(ALL_DRAWN, timeout=30_000)
+    (chart_info,) = page.evaluate(COUNT_MARKS)
+    assert chart_info["marks"] > 0 and not page.errors and not page.blocked
+    page.close()
