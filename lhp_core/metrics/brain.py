@@ -644,7 +644,8 @@ def suite_brain_scores(
     out = stack_scores(per)
     ts = np.array([[tokens[m].get(int(s), np.nan) for s in out[schema.STEP].values] for m in out[schema.MODEL].values])
     out = out.assign_coords({schema.TOKENS_SEEN: ((schema.MODEL, schema.STEP), ts)})
-    out.attrs.update(reducer=reducer)
+    out.attrs.update(reducer=reducer, n_permutations=n_permutations, n_boot=n_boot,
+                     null_steps=null_steps if isinstance(null_steps, str) else ",".join(map(str, null_steps)))
     return out
 
 
