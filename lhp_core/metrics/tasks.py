@@ -431,20 +431,49 @@ class HFScorer:
 
 
 def _suite_id(suite) -> str:
-    for attr in ("id", "name"):
-        v = getattr(suite, attr, None)
-        if isinstance(v, str):
-            return v
-    return str(suite)
+    """A folder-safe name for the suite (ids of local suites can be paths)."""
+    v = next((getattr(suite, a) for a in ("id", "name") if isinstance(getattr(suite, a, None), str)), str(suite))
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", v).strip("_") or "suite"
+
+
+def _weights_tag(suite, model: str, step: int) -> str:
+    """First hex digits of the checkpoint's recorded weight hash, so a retrained suite misses the cache."""
+    try:
+        rec = suite.training_record()
+        return "-" + str(rec["weights_sha256"].sel(model=model, step=step).item())[:10]
+    except Exception:  # hub suites and bare folders have no record: the step alone names the checkpoint
+        return ""
 
 
 def _cache_key(tasks: Sequence[str], n_items: int, seed: int) -> str:
     return hashlib.sha256(json.dumps([sorted(tasks), n_items, seed]).encode()).hexdigest()[:12]
 
 
-def evaluate_checkpoint(scorer: Scorer, tasks: Sequence[str], n_items: int, seed: int) -> pd.DataFrame:
-    """Per-task summary (:func:`summarize`) of one checkpoint."""
-    return summarize(pd.concat([score_task(scorer, t, n_items, seed) for t in tasks], ignore_index=True))
+def build_items(tasks: Sequence[str], n_items: int, seed: int, cache_dir: str | Path | None = None) -> dict[str, list[Item]]:
+    """Items of every task, built once (reading the corpus takes seconds) and kept as JSON in ``cache_dir``."""
+    out: dict[str, list[Item]] = {}
+    for t in tasks:
+        path = Path(cache_dir) / f"items-{_suite_id(t)}-{n_items}-{seed}.json" if cache_dir is not None else None
+        if path is not None and path.exists():
+            out[t] = [Item(d["context"], tuple(d["options"]), d["answer"]) for d in json.loads(path.read_text())]
+            continue
+        out[t] = get(t).items(n_items, seed)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps([{"context": i.context, "options": list(i.options), "answer": i.answer} for i in out[t]]))
+            tmp.replace(path)
+    return out
+
+
+def evaluate_checkpoint(scorer: Scorer, items: dict[str, list[Item]]) -> pd.DataFrame:
+    """Per-task summary (:func:`summarize`) of one checkpoint on prebuilt items (:func:`build_items`)."""
+    frames = []
+    for t, its in items.items():
+        df = score_items(scorer, its)
+        df.insert(0, schema.TASK, t)
+        frames.append(df)
+    return summarize(pd.concat(frames, ignore_index=True))
 
 
 def evaluate_suite(
@@ -458,6 +487,7 @@ def evaluate_suite(
     cache_dir: str | Path | None = None,
     batch_size: int = 32,
     loader: Callable | None = None,
+    threads: int | None = 1,
 ):
     """Score every checkpoint on every task.
 
@@ -476,16 +506,20 @@ def evaluate_suite(
     loader
         ``loader(suite, model, step, device=...) -> (model, tokenizer)``; default
         :func:`lhp_core.checkpoints.load`.
+    threads
+        torch CPU threads while scoring (restored afterwards). The battery's models are small:
+        on a shared CPU one thread is many times faster than torch's default pool, whose
+        threads spin waiting for each other.
 
     Returns
     -------
     xarray.Dataset with dims ``(model, step, task)`` and variables :data:`METRICS`,
     ``accuracy_stderr``, ``n_items``; coordinate ``chance`` along ``task``.
     """
-    import xarray as xr
-    from tqdm.auto import tqdm
+    import torch
 
     from lhp_core import config
+
     tasks = list(tasks or names())
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
@@ -495,22 +529,38 @@ def evaluate_suite(
     folder.mkdir(parents=True, exist_ok=True)
     if loader is None:
         from lhp_core.checkpoints import load as loader
-    frames = []
-    todo = [(m, s) for m in models for s in steps]
-    for model_id, step in tqdm(todo, desc="task battery"):
-        path = folder / f"{model_id}_step{int(step)}.csv"
-        if path.exists():
-            df = pd.read_csv(path)
-        else:
-            model, tok = loader(suite, model_id, int(step), device=device)
-            df = evaluate_checkpoint(HFScorer(model, tok, device, batch_size), tasks, n_items, seed)
-            df.to_csv(path, index=False)
-            del model
-        frames.append(df.assign(**{schema.MODEL: model_id, schema.STEP: int(step)}))
-    tidy = pd.concat(frames, ignore_index=True)
+    old_threads = torch.get_num_threads()
+    if threads and str(device).startswith("cpu"):
+        torch.set_num_threads(threads)
+    try:
+        tidy = _score_all(suite, models, steps, tasks, device, n_items, seed, root, folder, batch_size, loader)
+    finally:
+        torch.set_num_threads(old_threads)
     ds = tidy.set_index([schema.MODEL, schema.STEP, schema.TASK]).to_xarray()
     ds = ds.reindex({schema.MODEL: list(models), schema.TASK: tasks})
     ds = ds.assign_coords(chance=(schema.TASK, [get(t).chance for t in tasks]))
     ds.attrs.update({"suite": _suite_id(suite), "n_items": int(n_items), "seed": int(seed)})
     schema.check_attrs(ds.attrs)
     return ds
+
+
+def _score_all(suite, models, steps, tasks, device, n_items, seed, root, folder, batch_size, loader) -> pd.DataFrame:
+    """Score (or read from the per-checkpoint cache) every (model, step); tidy per-task summaries."""
+    from tqdm.auto import tqdm
+
+    frames = []
+    items: dict[str, list[Item]] | None = None
+    todo = [(m, s) for m in models for s in steps]
+    for model_id, step in tqdm(todo, desc="task battery"):
+        path = folder / f"{model_id}_step{int(step)}{_weights_tag(suite, model_id, int(step))}.csv"
+        if path.exists():
+            df = pd.read_csv(path)
+        else:
+            model, tok = loader(suite, model_id, int(step), device=device)
+            if items is None:
+                items = build_items(tasks, n_items, seed, root / "tasks" / "items")
+            df = evaluate_checkpoint(HFScorer(model, tok, device, batch_size), items)
+            df.to_csv(path, index=False)
+            del model
+        frames.append(df.assign(**{schema.MODEL: model_id, schema.STEP: int(step)}))
+    return pd.concat(frames, ignore_index=True)

@@ -175,6 +175,9 @@ def test_evaluate_suite_builds_dataset_and_caches(tiny_lm, tmp_path, monkeypatch
                          loader=fake_load)
     assert len(calls) == 4  # served from the cache
     assert np.allclose(ds2["brier"].values, ds["brier"].values)
+    assert T._suite_id("/tmp/x/lhp-tiny") == "tmp_x_lhp-tiny"
+    cached = T.build_items(["fake_det"], 6, 0, tmp_path / "tasks" / "items")
+    assert cached["fake_det"] == fake.items(6, 0)  # round-trips through the JSON cache
     with pytest.raises(KeyError, match="valid tasks"):
         T.evaluate_suite("toy", ["a"], [0], tasks=["nope"], cache_dir=tmp_path)
 
