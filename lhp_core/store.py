@@ -30,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from lhp_core import schema as D
+from lhp_core.reducers import get_reducer
 
 STORE_VERSION = 1
 
@@ -201,11 +202,10 @@ def write_region(path: str | Path, model: str, index: int, step: int, values: Ma
     """Write one (model, step) into the site groups: ``values[site][name]`` without the step axis."""
     with _quiet():
         for site in groups:
-            dims_of = xr.open_zarr(str(path), group=group_path(model, site), consolidated=False)
             data = {}
             for name, arr in values[site].items():
-                dims = dims_of[name].dims
-                data[name] = (dims, np.asarray(arr, dtype=np.float32)[None])
+                group = "stimulus" if site == "heads" else get_reducer(name).group
+                data[name] = (site_dims(site, group), np.asarray(arr, dtype=np.float32)[None])
             ds = xr.Dataset(data, coords={D.STEP: [step]})
             ds.to_zarr(str(path), group=group_path(model, site), region={D.STEP: slice(index, index + 1)},
                        consolidated=False)

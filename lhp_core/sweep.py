@@ -109,7 +109,26 @@ class Job:
         """``(model, tokenizer, weights sha256)`` of one checkpoint on the job's device."""
         loader = self.loader or _default_loader
         m, tok = loader(self.suite, model, step, device=self.device, dtype=DTYPES[self.dtype])
-        return m, tok, weights_sha256(m)
+        return m, tok, self.checkpoint_sha256(model, step, m)
+
+    def checkpoint_sha256(self, model: str, step: int, loaded: torch.nn.Module) -> str:
+        """The checkpoint files' hash (as in ``training_record.nc``) for local suites, else the
+        hash of the loaded tensors (:func:`weights_sha256`)."""
+        path = None
+        if hasattr(self.suite, "checkpoint_path") or isinstance(self.suite, str):
+            try:
+                from lhp_core.suites import LocalSuite, get_suite
+
+                s = get_suite(self.suite)
+                if isinstance(s, LocalSuite):
+                    path = s.checkpoint_path(s.resolve_model(model), step)
+            except (ImportError, KeyError, OSError, ValueError):
+                path = None
+        if path is not None and any(Path(path).glob("*.safetensors")):
+            from lhp_core.checkpoints import weights_sha256 as file_sha256
+
+            return file_sha256(path)
+        return weights_sha256(loaded)
 
 
 def _variables(job: Job) -> dict[str, dict[str, str]]:
