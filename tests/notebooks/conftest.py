@@ -5,6 +5,8 @@ missing (``suites.ensure``), executes every chapter of ``book/_toc.yml`` with pa
 builds the HTML. Chapter tests read their numbers with
 ``lhp_core.book.read_record(ci_book.executed["<chapter>"])``; the browser test serves
 ``ci_book.html``. Set ``LHP_BOOK_OUT`` to keep the build (default: a pytest temp folder).
+While iterating on a test, ``LHP_BOOK_PREBUILT=<out>`` reuses a finished
+``lhp book --profile ci --out <out>`` instead of executing again (CI never sets it).
 """
 from __future__ import annotations
 
@@ -18,6 +20,13 @@ from lhp_core import book
 
 @pytest.fixture(scope="session")
 def ci_book(tmp_path_factory: pytest.TempPathFactory) -> book.BookRun:
+    if os.environ.get("LHP_BOOK_PREBUILT"):
+        out = Path(os.environ["LHP_BOOK_PREBUILT"])
+        executed = {c: out / "executed" / f"{c}.ipynb" for c in book.chapters()}
+        executed = {c: p for c, p in executed.items() if p.is_file()}
+        if not (out / "html" / "index.html").is_file():
+            pytest.fail(f"LHP_BOOK_PREBUILT={out} has no html/index.html; run lhp book --profile ci --out {out}")
+        return book.BookRun(profile="ci", executed=executed, html=out / "html")
     out = Path(os.environ["LHP_BOOK_OUT"]) if os.environ.get("LHP_BOOK_OUT") else tmp_path_factory.mktemp("book")
     return book.build_book("ci", out=out, progress=False)
 

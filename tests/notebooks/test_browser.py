@@ -92,7 +92,10 @@ def test_page_charts_draw_offline(browser, server: str, name: str) -> None:
     found = page.evaluate(COUNT_MARKS)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    assert not page.errors, f"{name}.html: JavaScript errors {page.errors}"
+    # jupyter-book 1 includes sphinx-thebe's loader script twice on every page; that error is
+    # the theme's, harmless (thebe is never launched), and the only one tolerated.
+    errors = [e for e in page.errors if "THEBE_JS_URL" not in e]
+    assert not errors, f"{name}.html: JavaScript errors {errors}"
     failed = [c for c in found if c["marks"] == 0]
     assert not failed, f"{name}.html: charts without marks {failed} (blocked requests: {page.blocked[:5]})"
     if name in book.chapters(ROOT):
@@ -156,5 +159,5 @@ def test_standalone_page_draws_offline(browser, tmp_path: Path) -> None:
     page.goto(path.as_uri())
     page.wait_for_function(ALL_DRAWN, timeout=30_000)
     (chart_info,) = page.evaluate(COUNT_MARKS)
-    assert chart_info["marks"] > 0 and not page.errors and not page.blocked
+    assert chart_info["marks"] > 0 and not page.errors and not page.blocked, (chart_info, page.errors, page.blocked)
     page.close()
