@@ -361,12 +361,19 @@ def option_report(scorer: Scorer, item: Item) -> pd.DataFrame:
 def inspect_item(
     suite, model: str, step: int, task: str, index: int, n_items: int = 200, seed: int = 0, device: str = "cpu",
     loader: Callable | None = None,
+    cache_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """The book's inspector: one checkpoint's scores for item ``index`` of ``task``.
 
-    Returns :func:`option_report` plus the item's context (column ``context``).
+    Items come from the same JSON cache as :func:`evaluate_suite` (``cache_dir`` defaults to
+    ``results_dir()/tasks/items``). Returns :func:`option_report` plus the item's context
+    (column ``context``).
     """
-    items = get(task).items(n_items, seed)
+    if cache_dir is None:
+        from lhp_core import config
+
+        cache_dir = config.results_dir() / "tasks" / "items"
+    items = build_items([task], n_items, seed, cache_dir)[task]
     if not 0 <= index < len(items):
         raise IndexError(f"task {task!r} has {len(items)} items at n_items={n_items}; index {index} is out of range")
     if loader is None:

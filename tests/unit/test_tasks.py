@@ -182,14 +182,16 @@ def test_evaluate_suite_builds_dataset_and_caches(tiny_lm, tmp_path, monkeypatch
         T.evaluate_suite("toy", ["a"], [0], tasks=["nope"], cache_dir=tmp_path)
 
 
-def test_inspect_item_uses_loader_and_checks_index(tiny_lm, monkeypatch) -> None:
+def test_inspect_item_uses_loader_and_checks_index(tiny_lm, monkeypatch, tmp_path) -> None:
     model, tok = tiny_lm
     fake = T.Task("fake_agr", 0.5, "agr", lambda n, seed: T.agreement_items(LEX, n, seed))
     monkeypatch.setitem(T.TASKS._factories, "fake_agr", lambda: fake)
-    rep = T.inspect_item("toy", "m", 3, "fake_agr", 1, n_items=4, loader=lambda *a, **k: (model, tok))
+    rep = T.inspect_item("toy", "m", 3, "fake_agr", 1, n_items=4, loader=lambda *a, **k: (model, tok),
+                         cache_dir=tmp_path)
     item = fake.items(4, 0)[1]
     assert rep["option"].tolist() == list(item.options)
     assert rep["prob"].sum() == pytest.approx(1.0)
     assert rep["correct"].tolist() == [True, False]
     with pytest.raises(IndexError, match="out of range"):
-        T.inspect_item("toy", "m", 3, "fake_agr", 9, n_items=4, loader=lambda *a, **k: (model, tok))
+        T.inspect_item("toy", "m", 3, "fake_agr", 9, n_items=4, loader=lambda *a, **k: (model, tok),
+                       cache_dir=tmp_path)
