@@ -341,12 +341,21 @@ def ensure(suite_id: str, device: str = "cpu", progress: bool = True) -> Suite:
     Training resumes where an interrupted run stopped. Non-``lhp`` suites are returned as they are.
     """
     s = get_suite(suite_id)
-    if isinstance(s, LocalSuite) and s.preset and not (s.root / "training_record.nc").exists():
-        from lhp_core.train import train
+    if not (isinstance(s, LocalSuite) and s.preset):
+        return s
+    from lhp_core.train import PRESETS, train
 
+    args = s.root / "train_args.json"
+    if args.exists() and json.loads(args.read_text()).get("recipe_sha") != PRESETS[s.preset].fingerprint():
+        # The preset changed since this folder was trained: keep the old suite, train the current recipe.
+        import warnings
+
+        stale = s.root.with_name(f"{s.root.name}.stale-{json.loads(args.read_text()).get('recipe_sha', 'old')}")
+        warnings.warn(f"{s.root} was trained with an older '{s.preset}' recipe; moved it to {stale} and re-training")
+        s.root.rename(stale)
+    if not (s.root / "training_record.nc").exists():
         train(s.preset, s.root, copy_reg=s.copy_reg, device=device, progress=progress)
-        s = get_suite(suite_id)
-    return s
+    return get_suite(suite_id)
 
 
 def check(suite: str | Suite, models: list[str] | None = None, progress: bool = True):

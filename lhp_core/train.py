@@ -78,6 +78,7 @@ class Preset:
     val_seqs: int = 32
     probe_seqs: int = 32
     probe_len: int = 50
+    rotary_pct: float = 0.25  # Pythia's value; tiny heads need more rotary dims to find the previous token
     bf16: bool = False  # autocast on CUDA
     note: str = ""
 
@@ -87,6 +88,12 @@ class Preset:
     @property
     def tokens_per_step(self) -> int:
         return self.batch_size * self.context
+
+    def fingerprint(self) -> str:
+        """Short hash of every field: a suite folder trained with another recipe is detected by it."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
     def recipe(self) -> str:
         sizes = ", ".join(f"{s.name}: {s.n_layer}L d{s.d_model} h{s.n_head}" for s in self.sizes)
@@ -225,7 +232,7 @@ def make_config(size: Size, preset: Preset, eager: bool):
         num_attention_heads=size.n_head,
         intermediate_size=size.d_ff or 4 * size.d_model,
         max_position_embeddings=max(preset.context, 2048),
-        rotary_pct=0.25,
+        rotary_pct=preset.rotary_pct,
         use_parallel_residual=True,
         tie_word_embeddings=False,
         bos_token_id=0,
@@ -544,7 +551,8 @@ def train(
         raise RuntimeError(f"device {device!r} requested but torch.cuda.is_available() is False; use --device cpu")
     out = Path(out) if out is not None else default_out(preset.name, copy_reg)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"preset": preset.name, "seed": seed, "copy_reg": float(copy_reg), "repeat_frac": preset.repeat_frac}
+    meta = {"preset": preset.name, "recipe_sha": preset.fingerprint(), "seed": seed, "copy_reg": float(copy_reg),
+            "repeat_frac": preset.repeat_frac}
     meta_path = out / "train_args.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
@@ -567,7 +575,7 @@ def train(
     from lhp_core.tokenizer import tokenizer_fingerprint
 
     attrs = {
-        "suite": out.name, "preset": preset.name, "recipe": preset.recipe(), "git_commit": _git_commit(),
+        "suite": out.name, "preset": preset.name, "recipe": preset.recipe(), "recipe_sha": preset.fingerprint(), "git_commit": _git_commit(),
         "device": device, "torch_version": torch.__version__, "seed": int(seed), "copy_reg": float(copy_reg),
         "repeat_frac": float(preset.repeat_frac), "span_min": preset.span_min, "span_max": preset.span_max,
         "vocab_size": preset.vocab_size, "context": preset.context, "batch_size": preset.batch_size,
