@@ -213,3 +213,129 @@ def top_stimuli(
             rows.append({"neuron": int(u), "rank": rank, "stimulus": ids[i], "activation": float(col[i]),
                          "text": str(texts.get(ids[i], ""))})
     return pd.DataFrame(rows, columns=["neuron", "rank", "stimulus", "activation", "text"])
+
+
+def flatten_units(pooled: xr.DataArray) -> xr.DataArray:
+    """Every unit of every block as one ``neuron`` axis.
+
+    Parameters
+    ----------
+    pooled
+        ``(layer, stimulus, neuron)`` from the sweep's ``linear`` site (coordinate
+        ``neuron_module``); layer 0 (the embedding, NaN for block sites) is dropped.
+
+    Returns
+    -------
+    xr.DataArray
+        ``(stimulus, neuron)`` with coordinates ``layer``, ``unit`` (index within the
+        layer's concatenated linear outputs) and ``module`` along ``neuron``.
+    """
+    if not {"layer", "stimulus", NEURON} <= set(pooled.dims):
+        raise ValueError(f"expected dims (layer, stimulus, neuron) from the linear site; got {pooled.dims}")
+    blocks = pooled.sel(layer=pooled["layer"] > 0).transpose("stimulus", "layer", NEURON)
+    n_stim, n_layer, n_unit = blocks.shape
+    module = blocks["neuron_module"].values if "neuron_module" in blocks.coords else np.full(n_unit, "")
+    return xr.DataArray(
+        np.asarray(blocks.values).reshape(n_stim, n_layer * n_unit),
+        dims=("stimulus", NEURON),
+        coords={
+            "stimulus": blocks["stimulus"].values,
+            "layer": (NEURON, np.repeat(blocks["layer"].values, n_unit)),
+            "unit": (NEURON, np.tile(np.arange(n_unit), n_layer)),
+            "module": (NEURON, np.tile(np.asarray(module, dtype=str), n_layer)),
+        },
+    )
+
+
+def ap_over_training(
+    suite: str,
+    texts: pd.DataFrame,
+    table: pd.DataFrame,
+    out: str,
+    models: Sequence[str] | None = None,
+    steps: str | Sequence[int] = "all",
+    device: str = "cpu",
+    batch_size: int = 16,
+) -> tuple[dict[str, xr.DataArray], dict[str, xr.DataArray]]:
+    """Pooled linear-layer units from the sweep engine, and AP per concept, per model and step.
+
+    The sweep (site ``linear``, reducer ``stimulus_max``) is cached at ``out`` and resumes.
+
+    Parameters
+    ----------
+    texts, table
+        :func:`lhp_core.concepts.build_stimuli` output.
+
+    Returns
+    -------
+    ap : dict
+        model -> ``(step, concept, neuron)`` AP (widths differ across models).
+    acts : dict
+        model -> ``(step, stimulus, neuron)`` pooled activations (for the inspector).
+    """
+    from lhp_core.stimuli import Stimuli
+    from lhp_core.store import models_in, open_results
+    from lhp_core.sweep import sweep
+
+    stim = Stimuli.from_sentences(texts["text"].tolist(), ids=texts["stimulus"].tolist())
+    path = sweep(suite, stim, out, sites=["linear"], reducers=["stimulus_max"], models=models, steps=steps,
+                 device=device, batch_size=batch_size)
+    aps, acts = {}, {}
+    for m in models or models_in(path):
+        pooled = open_results(path, m, site="linear")["stimulus_max"].load()
+        per_step_acts = [flatten_units(pooled.sel(step=s)) for s in pooled["step"].values]
+        a = xr.concat(per_step_acts, dim=pooled["step"])
+        acts[m] = a
+        aps[m] = xr.concat([concept_ap(x, table, device=device, progress=False) for x in per_step_acts],
+                           dim=pooled["step"])
+    return aps, acts
+
+
+def inspect_concept(
+    ap: xr.DataArray,
+    acts: xr.DataArray,
+    texts: pd.DataFrame,
+    concept: str,
+    step: int,
+    n_experts: int = 5,
+    k: int = 3,
+) -> dict[str, pd.DataFrame]:
+    """What the chapter's inspector shows for one concept at one checkpoint.
+
+    Parameters
+    ----------
+    ap
+        ``(step, concept, neuron)`` AP of one model (coords ``layer``, ``unit``, ``module``).
+    acts
+        ``(step, stimulus, neuron)`` pooled activations of the same model.
+    texts
+        ``stimulus``, ``text`` (:func:`lhp_core.concepts.build_stimuli`).
+
+    Returns
+    -------
+    dict
+        ``experts``: the ``n_experts`` top-AP units at ``step`` (``neuron``, ``layer``,
+        ``unit``, ``module``, ``ap``); ``trajectory``: their AP at every step
+        (``step``, ``neuron``, ``ap``); ``sentences``: the ``k`` sentences driving each most.
+    """
+    if concept not in ap["concept"].values:
+        raise KeyError(f"concept {concept!r} not in the AP table; concepts: {', '.join(map(str, ap['concept'].values))}")
+    if step not in ap["step"].values:
+        raise KeyError(f"step {step} not computed; steps: {ap['step'].values.tolist()}")
+    row = ap.sel(concept=concept, step=step)
+    top = np.argsort(-row.values, kind="stable")[:n_experts]
+    experts = pd.DataFrame({
+        "neuron": top,
+        "layer": row["layer"].values[top] if "layer" in row.coords else -1,
+        "unit": row["unit"].values[top] if "unit" in row.coords else top,
+        "module": row["module"].values[top] if "module" in row.coords else "",
+        "ap": row.values[top],
+    })
+    traj = ap.sel(concept=concept).isel({NEURON: top})
+    trajectory = pd.DataFrame({
+        "step": np.repeat(traj["step"].values, len(top)),
+        "neuron": np.tile(top, traj.sizes["step"]),
+        "ap": traj.transpose("step", NEURON).values.reshape(-1),
+    })
+    sentences = top_stimuli(acts.sel(step=step), top, texts.set_index("stimulus")["text"], k=k)
+    return {"experts": experts, "trajectory": trajectory, "sentences": sentences}

@@ -14,7 +14,7 @@ the human category labels.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,10 @@ __all__ = [
     "cluster_agreement_null",
     "onset_step",
     "onset_bootstrap",
+    "pair_rsa",
+    "input_embedding_similarity",
+    "evaluate",
+    "alignment_over_training",
 ]
 
 
@@ -360,3 +364,167 @@ def onset_bootstrap(
         found = onset_step(steps, b[:, j], np.broadcast_to(q, b.shape)[:, j])
         out[j] = np.nan if found is None else found
     return out
+
+
+def pair_rsa(model_sim: np.ndarray, words: Sequence[str], pairs: pd.DataFrame) -> tuple[float, int]:
+    """Spearman correlation of model similarity with rated word pairs (SimLex-999, MEN ...).
+
+    Parameters
+    ----------
+    model_sim
+        ``(n_concepts, n_concepts)`` model similarity.
+    words
+        ``(n_concepts,)`` the word of each concept.
+    pairs
+        ``word1``, ``word2``, ``score`` (:func:`lhp_core.data.word_similarity.load`).
+
+    Returns
+    -------
+    (rho, n_pairs)
+        ``rho`` is NaN when fewer than 3 rated pairs have both words among the concepts.
+    """
+    pos = {w: i for i, w in enumerate(words)}
+    keep = pairs[pairs["word1"].isin(pos) & pairs["word2"].isin(pos) & (pairs["word1"] != pairs["word2"])]
+    if len(keep) < 3:
+        return float("nan"), int(len(keep))
+    m = _square(model_sim)[keep["word1"].map(pos).to_numpy(), keep["word2"].map(pos).to_numpy()]
+    return float(_spearman_rows(m[None], keep["score"].to_numpy(dtype=float))[0]), int(len(keep))
+
+
+def input_embedding_similarity(model, tokenizer, words: Sequence[str]) -> np.ndarray:
+    """Cosine similarity of words' input embeddings (mean over the word's tokens, with a leading space).
+
+    The baseline the expert-based similarity has to beat.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_words, n_words)``.
+    """
+    import torch
+
+    table = model.get_input_embeddings().weight.detach().float().cpu()
+    rows = []
+    for w in words:
+        ids = tokenizer(" " + w, add_special_tokens=False)["input_ids"]
+        rows.append(table[torch.as_tensor(ids)].mean(0).numpy())
+    return embedding_similarity(np.stack(rows), "cosine")
+
+
+def evaluate(
+    model_sim: np.ndarray,
+    human_sim: np.ndarray,
+    n_perm: int = 500,
+    n_boot: int = 500,
+    seed: int = 0,
+) -> dict[str, float]:
+    """RSA of one model similarity with human similarity, its null and bootstrap interval.
+
+    Returns
+    -------
+    dict
+        ``rsa``, ``null_mean``, ``null_q95``, ``ci_low``, ``ci_high`` (2.5 / 97.5 % over
+        concept resamples) and ``boot`` (the ``(n_boot,)`` resamples, same seed -> same
+        resamples, so replicates line up across steps for :func:`onset_bootstrap`).
+    """
+    null = rsa_null(model_sim, human_sim, n_perm, seed)
+    boot = rsa_bootstrap(model_sim, human_sim, n_boot, seed)
+    lo, hi = np.nanquantile(boot, [0.025, 0.975])
+    return {"rsa": rsa(model_sim, human_sim), "null_mean": float(np.nanmean(null)),
+            "null_q95": float(np.nanquantile(null, 0.95)), "ci_low": float(lo), "ci_high": float(hi), "boot": boot}
+
+
+def alignment_over_training(
+    ap: Mapping[str, "xr.DataArray"],
+    members: pd.DataFrame,
+    human_sim: np.ndarray,
+    top_k: int = 50,
+    baseline: Mapping[str, Mapping[int, np.ndarray]] | None = None,
+    benchmarks: Mapping[str, pd.DataFrame] | None = None,
+    n_perm: int = 500,
+    n_boot: int = 500,
+    seed: int = 0,
+) -> "xr.Dataset":
+    """All expert measures for every (model, step).
+
+    Parameters
+    ----------
+    ap
+        model -> ``(step, concept, neuron)`` AP; ``concept`` holds member words and
+        their category words.
+    members
+        ``word``, ``category`` per member concept, in the order of ``human_sim``.
+    human_sim
+        ``(n_members, n_members)`` human similarity (e.g. SPoSE dot product).
+    top_k
+        Experts per concept.
+    baseline
+        model -> step -> ``(n_members, n_members)`` input-embedding similarity.
+    benchmarks
+        name -> word-pair table, scored with :func:`pair_rsa` on the expert similarity.
+
+    Returns
+    -------
+    xr.Dataset
+        dims ``(model, step)`` (steps outer-joined across models; NaN where a model lacks
+        a step): ``rsa_jaccard``, ``rsa_profile``, ``null_mean``, ``null_q95``, ``ci_low``,
+        ``ci_high``, ``rsa_embedding``, ``containment``, ``containment_null``,
+        ``containment_null_q95``, ``ari``, ``ari_null_q95``, ``rsa_<benchmark>``,
+        ``n_pairs_<benchmark>``; along ``model`` only: ``onset_step`` (first step whose
+        bootstrap lower bound stays above the null's 95th percentile), ``onset_q05`` /
+        ``onset_q95`` (its interval over concept resamples that find an onset) and
+        ``onset_found_share``.
+    """
+    import xarray as xr
+
+    from lhp_core.metrics.experts import select_experts
+    from lhp_core.schema import MODEL, STEP
+
+    words = members["word"].tolist()
+    cats = members["category"].tolist()
+    cat_names = list(dict.fromkeys(cats))
+    per_model = []
+    for m, a in ap.items():
+        rows: dict[str, list[float]] = {}
+        boots = []
+        for s in a[STEP].values:
+            step_ap = a.sel({STEP: s})
+            mask = select_experts(step_ap, top_k=top_k)
+            mem = mask.sel(concept=words).values
+            jac = jaccard_similarity(mem)
+            res = evaluate(jac, human_sim, n_perm, n_boot, seed)
+            boots.append(res["boot"])
+            out = {k: v for k, v in res.items() if k != "boot"}
+            out["rsa_jaccard"] = out.pop("rsa")
+            out["rsa_profile"] = rsa(profile_similarity(step_ap.sel(concept=words).values), human_sim)
+            emb = (baseline or {}).get(m, {}).get(int(s))
+            out["rsa_embedding"] = rsa(emb, human_sim) if emb is not None else float("nan")
+            cat_mask = mask.sel(concept=cat_names).values
+            cat_of = np.array([cat_names.index(c) for c in cats])
+            out["containment"] = float(np.nanmean(containment(mem, cat_mask[cat_of])))
+            cnull = containment_null(mem, cat_mask, cat_of, n_perm=200, seed=seed) if len(cat_names) > 1 else [np.nan]
+            out["containment_null"] = float(np.nanmean(cnull))
+            out["containment_null_q95"] = float(np.nanquantile(cnull, 0.95))
+            out["ari"] = cluster_agreement(jac, cats)
+            out["ari_null_q95"] = float(np.quantile(cluster_agreement_null(jac, cats, n_perm=200, seed=seed), 0.95))
+            for name, pairs in (benchmarks or {}).items():
+                out[f"rsa_{name}"], out[f"n_pairs_{name}"] = pair_rsa(jac, words, pairs)
+            for k, v in out.items():
+                rows.setdefault(k, []).append(float(v))
+        steps = a[STEP].values.astype(int)
+        onset = onset_step(steps, rows["ci_low"], rows["null_q95"])
+        onsets = onset_bootstrap(steps, np.stack(boots), np.asarray(rows["null_q95"]))
+        found = onsets[~np.isnan(onsets)]
+        summary = {
+            "onset_step": float("nan") if onset is None else float(onset),
+            # share of concept resamples in which alignment rises above the null for good
+            "onset_found_share": float(len(found) / len(onsets)),
+            "onset_q05": float(np.quantile(found, 0.05)) if len(found) else float("nan"),
+            "onset_q95": float(np.quantile(found, 0.95)) if len(found) else float("nan"),
+        }
+        per_model.append(xr.Dataset({**{k: (STEP, np.asarray(v)) for k, v in rows.items()},
+                                     **{k: ((), v) for k, v in summary.items()}}, coords={STEP: steps}))
+    ds = xr.concat(per_model, dim=xr.DataArray(list(ap), dims=MODEL, name=MODEL), join="outer")
+    ds.attrs.update({"top_k": int(top_k), "n_members": len(words), "n_categories": len(cat_names),
+                     "n_perm": int(n_perm), "n_boot": int(n_boot)})
+    return ds

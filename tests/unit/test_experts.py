@@ -8,6 +8,7 @@ import torch
 import xarray as xr
 from sklearn.metrics import average_precision_score
 
+from lhp_core.metrics import experts as experts_mod
 from lhp_core.metrics.experts import average_precision, concept_ap, select_experts, top_stimuli
 
 TOL = 1e-6
@@ -113,3 +114,30 @@ def test_top_stimuli_orders_by_activation() -> None:
     out = top_stimuli(da, [0, 1], texts, k=2)
     assert out[out.neuron == 0].stimulus.tolist() == ["b", "c"]
     assert out[out.neuron == 1].text.tolist() == ["A.", "C."]
+
+
+def test_flatten_units_drops_embedding_layer_and_keeps_layout() -> None:
+    vals = np.arange(3 * 2 * 4, dtype=float).reshape(3, 2, 4)  # (layer, stimulus, neuron)
+    pooled = xr.DataArray(vals, dims=("layer", "stimulus", "neuron"),
+                          coords={"layer": [0, 1, 2], "stimulus": ["a", "b"],
+                                  "neuron_module": ("neuron", ["qkv", "qkv", "mlp_in", "mlp_out"])})
+    flat = experts_mod.flatten_units(pooled)
+    assert flat.dims == ("stimulus", "neuron") and flat.shape == (2, 8)
+    assert flat["layer"].values.tolist() == [1] * 4 + [2] * 4
+    assert flat["module"].values.tolist()[4:] == ["qkv", "qkv", "mlp_in", "mlp_out"]
+    # stimulus b, layer 2, unit 3 is vals[2, 1, 3]
+    assert float(flat.sel(stimulus="b").values[7]) == vals[2, 1, 3]
+
+
+def test_inspect_concept_returns_top_units_and_their_sentences() -> None:
+    da, table = _toy()
+    ap = xr.concat([concept_ap(da, table, progress=False), concept_ap(da * -1, table, progress=False)],
+                   dim=xr.DataArray([0, 10], dims="step", name="step"))
+    acts = xr.concat([da, -da], dim=xr.DataArray([0, 10], dims="step", name="step"))
+    texts = pd.DataFrame({"stimulus": da.stimulus.values, "text": [f"t{i}" for i in range(30)]})
+    out = experts_mod.inspect_concept(ap, acts, texts, "dog", 10, n_experts=3, k=2)
+    best = ap.sel(concept="dog", step=10).values
+    assert out["experts"]["ap"].tolist() == sorted(best, reverse=True)[:3]
+    assert len(out["trajectory"]) == 6 and len(out["sentences"]) == 6
+    with pytest.raises(KeyError, match="concepts"):
+        experts_mod.inspect_concept(ap, acts, texts, "emu", 10)

@@ -112,3 +112,47 @@ def test_onset_step() -> None:
     np.testing.assert_array_equal(sim.onset_bootstrap(steps, boot, 0.2), [10, 1000])
     with pytest.raises(ValueError, match="increasing"):
         sim.onset_step([0, 0, 1, 2], [0, 0, 0, 0], 0.1)
+
+
+def test_pair_rsa_uses_only_matching_pairs() -> None:
+    import pandas as pd
+
+    words = ["dog", "cat", "car", "bus"]
+    m = np.array([[1, .9, .1, .2], [.9, 1, .3, .1], [.1, .3, 1, .8], [.2, .1, .8, 1]])
+    pairs = pd.DataFrame({"word1": ["dog", "car", "cat", "dog", "emu"], "word2": ["cat", "bus", "car", "bus", "dog"],
+                          "score": [9.0, 8.0, 1.0, 2.0, 5.0]})
+    rho, n = sim.pair_rsa(m, words, pairs)
+    assert n == 4
+    assert rho == pytest.approx(spearmanr([.9, .8, .3, .2], [9, 8, 1, 2]).statistic, abs=TOL)
+    assert np.isnan(sim.pair_rsa(m, words, pairs.iloc[:2])[0])
+
+
+def test_alignment_over_training_on_planted_structure() -> None:
+    import xarray as xr
+
+    # Two categories whose members share experts with each other and with their category at
+    # the late step, and random APs at the early step.
+    rng = np.random.default_rng(5)
+    members = ["a1", "a2", "a3", "b1", "b2", "b3"]
+    cats = ["A"] * 3 + ["B"] * 3
+    n_units = 60
+    late = rng.uniform(0, 0.5, size=(8, n_units))
+    for i, c in enumerate(cats):
+        block = slice(0, 20) if c == "A" else slice(30, 50)
+        late[i, block] += 0.5
+    late[6, 0:20] += 0.5
+    late[7, 30:50] += 0.5
+    early = rng.uniform(size=(8, n_units))
+    ap = xr.DataArray(np.stack([early, late]), dims=("step", "concept", "neuron"),
+                      coords={"step": [0, 100], "concept": members + ["A", "B"]})
+    x = rng.normal(size=(6, 2)) + np.repeat([[3, 0], [0, 3]], 3, axis=0)
+    human = x @ x.T
+    import pandas as pd
+
+    res = sim.alignment_over_training({"m": ap}, pd.DataFrame({"word": members, "category": cats}), human,
+                                      top_k=15, n_perm=100, n_boot=100)
+    late_res = res.sel(model="m", step=100)
+    assert float(late_res.ari) == pytest.approx(1.0)
+    assert float(late_res.containment) > float(late_res.containment_null)
+    assert float(late_res.rsa_jaccard) > float(late_res.null_q95)
+    assert float(res.sel(model="m", step=0).containment) < float(late_res.containment)
