@@ -112,7 +112,9 @@ def bars(data: pd.DataFrame, x: str, y: str, color: str | None = None, log_y: bo
     _require(data, [x, y] + ([color] if color else []), "bars")
     enc = {
         "x": alt.X(f"{x}:N", sort=list(pd.unique(data[x])), title=x.replace("_", " ")),
-        "y": alt.Y(f"{y}:Q", scale=alt.Scale(type="log") if log_y else alt.Undefined, title=y.replace("_", " ")),
+        # Unstacked bars on a log scale start at the domain minimum instead of at zero.
+        "y": alt.Y(f"{y}:Q", scale=alt.Scale(type="log") if log_y else alt.Undefined, stack=None if log_y else alt.Undefined,
+                   title=y.replace("_", " ")),
         "tooltip": list(data.columns),
     }
     if color:
