@@ -154,6 +154,6 @@ def test_readme_lists_every_dataset_and_license() -> None:
         row = next((l for l in readme.splitlines() if l.startswith(f"| `{manifest['id']}` |")), None)
         assert row is not None, f"README.md lacks a row for dataset {manifest['id']}"
         assert manifest["license"] in row, f"README.md row of {manifest['id']} does not state {manifest['license']!r}"
-    assert "pip install torch==2.13.0 && pip install -e . && lhp book --profile default" in readme
+    assert "pip install torch==2.13.0 && pip install -e . && LHP_DATA_MIRROR=../shared/data lhp book --profile default" in readme
     assert 'pip install -e ".[test]"' in readme and "python -m pytest tests" in readme
     assert (ROOT / "docs" / "book.png").is_file(), "README screenshot missing: LHP_UPDATE_SCREENSHOT=1 pytest tests/notebooks/test_browser.py"
