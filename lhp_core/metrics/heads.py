@@ -226,3 +226,94 @@ def text_windows(tokenizer, texts: list[str], length: int) -> np.ndarray:
     if n == 0:
         raise ValueError(f"{len(ids)} tokens of text cannot fill one window of {length}; give more text")
     return np.asarray(ids[: n * length], dtype=np.int64).reshape(n, length)
+
+
+# ----------------------------------------------------------------------------- over training
+
+
+def head_scores_over_steps(suite, models=None, steps=None, n_seq: int = 100, seq_len: int = 50, seed: int = 0,
+                           device: str = "cpu", out=None, progress: bool = True):
+    """Previous-token, induction and duplicate-token scores for every checkpoint, via the sweep.
+
+    Parameters
+    ----------
+    suite
+        Suite id or object.
+    n_seq, seq_len
+        Probe size: ``n_seq`` sequences of ``seq_len`` tokens repeated twice (BOS + 2 x seq_len
+        must fit the context).
+    out
+        Zarr store path (default ``config.results_dir()/heads/<suite>_<n_seq>x<seq_len>.zarr``);
+        a re-run resumes it.
+
+    Returns
+    -------
+    ``(scores, probe_ids)``: ``scores`` maps model id to an ``xarray.Dataset`` with variables
+    :data:`SCORES`, dims ``(step, layer, head)`` (layer 1..L, averaged over probe sequences);
+    ``probe_ids`` ``[n_seq, 2 * seq_len]``.
+    """
+    from lhp_core import checkpoints, config, schema
+    from lhp_core.store import open_results
+    from lhp_core.suites import get_suite
+    from lhp_core.sweep import sweep
+
+    s = get_suite(suite)
+    models = list(models or s.models)
+    _, tok = checkpoints.load(s, models[0], s.steps(models[0])[-1])
+    stim, ids = induction_probe(tok, n_seq=n_seq, seq_len=seq_len, seed=seed)
+    if out is None:
+        out = config.results_dir() / "heads" / f"{str(s.id).replace('/', '_')}_{n_seq}x{seq_len}_seed{seed}.zarr"
+    sweep(s, stim, out, sites=["heads"], reducers=[], head_scores=list(SCORES), models=models,
+          steps="all" if steps is None else list(steps), device=device, max_length=2 * seq_len + 1,
+          progress=progress)
+    result = {}
+    for m in models:
+        ds = open_results(out, m, site="heads")
+        ds = ds[list(SCORES)].mean(schema.STIMULUS).sel({schema.LAYER: slice(1, None)}).load()
+        result[m] = ds
+    return result, ids
+
+
+def icl_over_steps(suite, texts: list[str], models=None, steps=None, n_windows: int | None = None,
+                   device: str = "cpu", progress: bool = True):
+    """ICL score (nats; late minus early position loss) for every checkpoint on ``texts``.
+
+    Windows fill the model's context minus BOS (:func:`text_windows`); positions from
+    :func:`icl_positions`.
+
+    Returns
+    -------
+    xarray.Dataset: ``icl``, ``loss_early``, ``loss_late`` with dims ``(model, step)``; attrs
+    ``early``, ``late`` (0-based positions) and ``n_ctx``.
+    """
+    import xarray as xr
+    from tqdm.auto import tqdm
+
+    from lhp_core import checkpoints, schema
+    from lhp_core.suites import get_suite
+
+    s = get_suite(suite)
+    models = list(models or s.models)
+    all_steps = sorted({int(t) for m in models for t in (steps if steps is not None else s.steps(m))})
+    shape = (len(models), len(all_steps))
+    icl, e_, l_, tokens = (np.full(shape, np.nan) for _ in range(4))
+    early = late = n_ctx = None
+    wins = None
+    jobs = [(i, m, j, st) for i, m in enumerate(models) for j, st in enumerate(all_steps) if st in s.steps(m)]
+    for i, m, j, st in tqdm(jobs, desc="ICL score per checkpoint", disable=not progress):
+        model, tok = checkpoints.load(s, m, st, device=device)
+        if wins is None:
+            from lhp_core.metrics.reading import trained_context
+
+            n_ctx = trained_context(s, model)
+            early, late = icl_positions(n_ctx - 1)
+            wins = text_windows(tok, texts, n_ctx - 1)[:n_windows]
+        loss = position_losses(model, wins, tok.bos_token_id, device=device)
+        e_[i, j], l_[i, j] = loss[:, early].mean(), loss[:, late].mean()
+        icl[i, j] = l_[i, j] - e_[i, j]
+        tokens[i, j] = s.tokens_seen(m, st)
+    dims = (schema.MODEL, schema.STEP)
+    ds = xr.Dataset({"icl": (dims, icl), "loss_early": (dims, e_), "loss_late": (dims, l_)},
+                    coords={schema.MODEL: models, schema.STEP: all_steps, schema.TOKENS_SEEN: (dims, tokens)})
+    ds.attrs.update(early=int(early), late=int(late), n_ctx=int(n_ctx), n_windows=int(len(wins)), units="nats")
+    return ds

@@ -405,3 +405,179 @@ def ppp(table: pd.DataFrame, rt: str, surprisal: str, word: str = "word", group:
     y = t[rt].to_numpy(dtype=float)[keep]
     y = np.log(y) if log_rt else y
     return delta_loglik(y, t.loc[keep, base].to_numpy(), t.loc[keep, cols].to_numpy(), n_folds=n_folds, seed=seed)
+
+
+# ------------------------------------------------------------------------ corpora and sweeps
+
+
+def natural_stories_table(stories: Sequence[int] | None = None) -> pd.DataFrame:
+    """Natural Stories words with per-word mean SPR times and GPT-3 surprisal, reading order.
+
+    Returns
+    -------
+    DataFrame: ``item`` (story), ``position``, ``word`` (as shown in the experiment), ``rt``
+    (mean RT, ms), ``n_obs``, ``gpt3_surprisal`` (bits, naive subword sum: the shipped
+    file has token log-probs only, not full distributions, so no bow correction is possible).
+    """
+    from lhp_core.data import naturalstories as ns
+
+    w = ns.words()[["story", "position", "word"]]
+    rt = ns.reading_times()[["story", "position", "mean_rt", "n_obs"]]
+    g3 = ns.gpt3_word_logprobs()[["story", "position", "surprisal_bits"]]
+    t = w.merge(rt, on=["story", "position"], how="left").merge(g3, on=["story", "position"], how="left")
+    t = t.rename(columns={"story": "item", "mean_rt": "rt", "surprisal_bits": "gpt3_surprisal"})
+    if stories is not None:
+        bad = sorted(set(stories) - set(t["item"]))
+        if bad:
+            raise KeyError(f"stories {bad} do not exist; Natural Stories has stories 1-10")
+        t = t[t["item"].isin(list(stories))]
+    return t.sort_values(["item", "position"]).reset_index(drop=True)
+
+
+def provo_table(passages: Sequence[int] | None = None) -> pd.DataFrame:
+    """Provo (MoTR) per-word means over readers, skipped words (0 ms) left out of the means.
+
+    Returns
+    -------
+    DataFrame: ``item`` (passage), ``position`` (0-based word), ``word``, ``n_readers``,
+    ``skip_rate``, ``first_duration``, ``gaze_duration``, ``total_duration`` (ms, NaN if no
+    reader fixated the word). Words come from the passage text, so every word is present.
+    """
+    from lhp_core.data import provo
+
+    words = provo.passage_words()
+    real = provo.passages().query("condition_id == 1")["item_id"]
+    words = words[words["para_nr"].isin(real)]
+    m = provo.word_means("exclude").drop(columns="word")
+    t = words.merge(m, on=["para_nr", "word_nr"], how="left")
+    t = t.rename(columns={"para_nr": "item", "word_nr": "position"})
+    if passages is not None:
+        t = t[t["item"].isin(list(passages))]
+    return t.sort_values(["item", "position"]).reset_index(drop=True)
+
+
+def trained_context(suite, model=None) -> int:
+    """Context length a suite was trained with (``training_record`` attr ``context``), including BOS.
+
+    lhp suites save ``max_position_embeddings = 2048`` in their configs whatever the training
+    context, and rotary models run at any length, so the config alone would let windows run
+    far past what the model ever saw. Falls back to the model config (Pythia: 2048).
+    """
+    try:
+        ctx = suite.training_record().attrs.get("context")
+        if ctx:
+            return int(ctx)
+    except (FileNotFoundError, NotImplementedError, AttributeError):
+        pass
+    if model is None:
+        raise ValueError(f"suite {getattr(suite, 'id', suite)!r} has no training record with a context; pass the model")
+    return int(min(getattr(model.config, "max_position_embeddings", 2048) or 2048, 2048))
+
+
+def _stimuli(table: pd.DataFrame, word: str, group: str):
+    from lhp_core.stimuli import Stimuli
+
+    return Stimuli.from_frame(table.assign(**{group: table[group].astype(str)}), word=word, id=group)
+
+
+def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: str = "item",
+                         models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+                         device: str = "cpu", cache: bool = True, progress: bool = True):
+    """Word surprisal (bits) of every word of ``table`` for each (model, step) of a suite.
+
+    Each group (story / passage) is one text, read whole in BOS-prefixed sliding windows.
+    Results are cached per checkpoint under ``config.results_dir()/reading/<suite>/<stimuli
+    sha256[:16]>/`` so a re-run resumes.
+
+    Returns
+    -------
+    xarray.Dataset with ``surprisal`` (bow-corrected) and ``surprisal_naive``, dims
+    ``(model, step, word)``, coordinate ``tokens_seen(model, step)``; NaN where a model lacks a step.
+    """
+    import xarray as xr
+    from tqdm.auto import tqdm
+
+    from lhp_core import checkpoints, config, schema
+    from lhp_core.suites import get_suite
+
+    s = get_suite(suite)
+    models = list(models or s.models)
+    stim = _stimuli(table, word, group)
+    if stim.n_words != len(table):
+        raise ValueError(f"{len(table)} rows but {stim.n_words} words; rows of a group must be consecutive")
+    root = config.results_dir() / "reading" / str(s.id).replace("/", "_") / stim.fingerprint()[:16]
+    all_steps = sorted({int(t) for m in models for t in (steps if steps is not None else s.steps(m))})
+    bow = np.full((len(models), len(all_steps), stim.n_words), np.nan)
+    naive = np.full_like(bow, np.nan)
+    tokens = np.full((len(models), len(all_steps)), np.nan)
+    jobs = [(i, m, j, st) for i, m in enumerate(models) for j, st in enumerate(all_steps) if st in s.steps(m)]
+    for i, m, j, st in tqdm(jobs, desc="surprisal per checkpoint", disable=not progress):
+        path = root / f"{m}_step{st}.npz"
+        if cache and path.exists():
+            z = np.load(path)
+            b, n = z["bow"], z["naive"]
+        else:
+            model, tok = checkpoints.load(s, m, st, device=device)
+            sc = token_scores(model, tok, stim, max_length=trained_context(s, model), device=device)
+            b, n = word_surprisal(sc, "bow"), word_surprisal(sc, "naive")
+            if cache:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(path, bow=b, naive=n)
+        bow[i, j], naive[i, j] = b, n
+        tokens[i, j] = s.tokens_seen(m, st)
+    dims = (schema.MODEL, schema.STEP, schema.WORD)
+    coords = {schema.MODEL: models, schema.STEP: all_steps,
+              schema.TOKENS_SEEN: ((schema.MODEL, schema.STEP), tokens)}
+    ds = xr.Dataset({"surprisal": (dims, bow), "surprisal_naive": (dims, naive)}, coords=coords)
+    ds.attrs.update(suite=str(s.id), units="bits", method="bow (Pimentel & Meister 2024); naive = subword sum")
+    return ds
+
+
+def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", group: str = "item",
+                   spillover: int = 3, n_folds: int = 10, seed: int = 0,
+                   rt_range: tuple[float, float] | None = (100.0, 3000.0), drop_zero: bool = False):
+    """PPP (mean held-out Delta LL, nats/word) of ``surprisal`` ``(model, step, word)`` for ``table[rt]``.
+
+    The same rows and folds are used at every (model, step), so per-word Delta LL is paired
+    across steps (for :func:`lhp_core.metrics.changepoint.peak`).
+
+    Returns
+    -------
+    xarray.Dataset: ``ppp``, ``ppp_lo``, ``ppp_hi`` (95 % t interval across folds) with dims
+    ``(model, step)``, and ``delta_ll`` ``(model, step, word)`` over the kept words.
+    """
+    import xarray as xr
+
+    from lhp_core import schema
+
+    if surprisal.sizes[schema.WORD] != len(table):
+        raise ValueError(f"surprisal has {surprisal.sizes[schema.WORD]} words, the table {len(table)} rows")
+    t, base, _ = design(table.reset_index(drop=True), word, group, None, spillover)
+    ex = exclusions(t, rt, word, group, rt_range=rt_range, drop_zero=drop_zero)
+    keep = ex["keep"].to_numpy() & t[base].notna().all(axis=1).to_numpy()
+    sp = np.asarray(surprisal.values)  # [model, step, word]
+    lagged = np.stack([np.roll(sp, k, axis=-1) for k in range(spillover + 1)], axis=-1)
+    pos = t.groupby(group, sort=False).cumcount().to_numpy()
+    keep &= pos >= spillover
+    y = t[rt].to_numpy(dtype=float)[keep]
+    Xb = t.loc[keep, base].to_numpy(dtype=float)
+    folds = kfold_ids(int(keep.sum()), n_folds, seed)
+    M, S = sp.shape[:2]
+    ppp_ = np.full((M, S), np.nan)
+    lo, hi = ppp_.copy(), ppp_.copy()
+    per = np.full((M, S, int(keep.sum())), np.nan)
+    for i in range(M):
+        for j in range(S):
+            xs = lagged[i, j][keep]
+            if not np.isfinite(xs).all():
+                continue
+            r = delta_loglik(y, Xb, np.column_stack([Xb, xs]), folds=folds)
+            ppp_[i, j], lo[i, j], hi[i, j], per[i, j] = r.mean, r.lo, r.hi, r.per_word
+    coords = {c: surprisal.coords[c] for c in (schema.MODEL, schema.STEP, schema.TOKENS_SEEN) if c in surprisal.coords}
+    ds = xr.Dataset({"ppp": ((schema.MODEL, schema.STEP), ppp_), "ppp_lo": ((schema.MODEL, schema.STEP), lo),
+                     "ppp_hi": ((schema.MODEL, schema.STEP), hi),
+                     "delta_ll": ((schema.MODEL, schema.STEP, schema.WORD), per)},
+                    coords={**coords, schema.WORD: np.flatnonzero(keep)})
+    ds.attrs.update(rt=rt, spillover=int(spillover), n_folds=int(n_folds), n_words=int(keep.sum()),
+                    n_excluded=int((~keep).sum()), units="nats/word")
+    return ds
