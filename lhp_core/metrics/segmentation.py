@@ -262,6 +262,11 @@ def segment(
     :class:`Segmentation`
     """
     x, y = _check_curve(x, y, 2, min_points)
+    if x.size < 3 * min_points + 1:
+        raise ValueError(
+            f"segment needs {3 * min_points + 1} points (3 segments of {min_points}, plus one left out by "
+            f"leave-one-out); got {x.size} (score more checkpoints or lower min_points)"
+        )
     fits = {k: fit_piecewise(x, y, k, min_points) for k in (0, 1, 2)}
     loo = {k: loo_errors(x, y, k, min_points) for k in (0, 1, 2)}
     table = pd.DataFrame(

@@ -68,6 +68,8 @@ def test_errors_name_the_fix() -> None:
     with pytest.raises(ValueError, match="step 0"):
         seg.segment(np.array([-np.inf, 0, 1, 2, 3, 4, 5, 6, 7, 8]), np.arange(10.0))  # log10 of step 0
     with pytest.raises(ValueError, match="need 9 points"):
-        seg.segment(np.arange(6.0), np.arange(6.0))
+        seg.fit_piecewise(np.arange(6.0), np.arange(6.0), 2)
+    with pytest.raises(ValueError, match="needs 10 points"):
+        seg.segment(np.arange(9.0), np.arange(9.0))
     with pytest.raises(ValueError, match="0, 1 or 2"):
         seg.fit_piecewise(X, X, 3)
