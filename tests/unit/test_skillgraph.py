@@ -186,3 +186,17 @@ def test_crossing_interpolates_first_crossing() -> None:
     assert sg.crossing(x, y, 0.9) == pytest.approx(0.1 + 0.1 * 0.05 / 0.10)
     assert np.isnan(sg.crossing(x, np.ones(5), 0.9))
     assert sg.crossing(x, 1 - y, 0.1, falling=False) == pytest.approx(0.1 + 0.1 * 0.05 / 0.10)
+
+
+def test_competence_grid_agrees_with_competence_function() -> None:
+    """The grid's matrix-product shortcut equals competence() on the same draw."""
+    g = sg.SkillGraph.random(30, 500, 4, seed=0)
+    df = sg.competence_grid(30, 500, ks=[4], kprimes=[1, 2], thetas=np.array([0.1, 0.4]), beta=0.3, n_tuples=150)
+    for kp in (1, 2):
+        for i, th in enumerate((0.1, 0.4)):
+            failed = sg.random_failures(500, th, seed=i, mode="bernoulli")
+            want = sg.competence(g, failed, 0.3, kprime=kp, n_tuples=150, seed=0)
+            got = df[(df.kprime == kp) & (df.theta == th)]["competence"].item()
+            assert got == pytest.approx(want, abs=1e-12)
+    avg = sg.competence_grid(30, 500, ks=[4], kprimes=[1], thetas=np.array([0.3]), beta=0.3, n_reps=20)
+    assert abs(avg["competence"].item() - avg["expected"].item()) < 0.1
