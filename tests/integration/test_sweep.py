@@ -186,3 +186,20 @@ def test_select_steps():
     assert select_steps(avail, "0,8") == [0, 8]
     with pytest.raises(ValueError, match="available"):
         select_steps(avail, [5])
+
+
+def test_head_scores_and_linear_sites_in_store(suite, tmp_path):
+    args = {**SWEEP_ARGS, "sites": ["heads", "linear"], "reducers": ["stimulus_mean"], "head_scores": ["bos", "entropy"]}
+    args["max_length"] = 16  # head scores need every probe in one window
+    out = sweep(suite, stimuli(), tmp_path / "h.zarr", models=["s"], steps="0,3", **args)
+    heads = open_results(out, "s", site="heads")
+    assert heads["bos"].dims == ("step", "layer", "head", "stimulus") and heads.sizes["head"] == 4
+    lin = open_results(out, "s", site="linear")
+    assert set(lin["neuron_module"].values.tolist()) == {"qkv", "attn_dense", "mlp_in", "mlp_out"}
+    model, tok = load_local(suite, "s", 3)
+    direct = extract(model, tok, stimuli(), ["heads", "linear"], ["stimulus_mean"], ["bos", "entropy"], batch_size=2, max_length=16)
+    np.testing.assert_array_equal(heads["entropy"].sel(step=3).values, direct.values["heads"]["entropy"])
+    np.testing.assert_array_equal(lin["stimulus_mean"].sel(step=3).values, direct.values["linear"]["stimulus_mean"])
+    merged = open_results(out, "s")
+    assert {"heads_bos", "heads_entropy", "linear_stimulus_mean", "complete"} <= set(merged.variables)
+    assert np.isnan(merged["heads_bos"].sel(layer=0)).all() and np.isfinite(merged["heads_bos"].sel(layer=[1, 2])).all()
