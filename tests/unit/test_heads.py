@@ -162,3 +162,29 @@ def test_position_losses_match_cross_entropy_and_icl(bpe):
     assert heads.icl_positions(128) == (12, 127)
     with pytest.raises(ValueError, match="too short"):
         heads.icl_positions(8)
+
+
+def test_viz_helpers_draw_the_right_rows(bpe):
+    import pandas as pd
+    import xarray as xr
+
+    from lhp_core.viz import reading as vr
+
+    rng = np.random.default_rng(0)
+    vals = rng.uniform(size=(3, 2, 4))
+    ds = xr.Dataset({n: (("step", "layer", "head"), vals) for n in heads.SCORES},
+                    coords={"step": [0, 4, 16], "layer": [1, 2], "head": np.arange(4)})
+    long = vr.heads_long({"m": ds}, "plain")
+    assert len(long) == 3 * 2 * 4 * len(heads.SCORES)
+    hm = vr.head_heatmap(long, "induction", "m").to_dict()
+    assert len(hm["data"]["values"] if "values" in hm["data"] else hm["datasets"][hm["data"]["name"]]) == 24
+    with pytest.raises(ValueError, match="no rows"):
+        vr.head_heatmap(long, "induction", "nope")
+    model = _tiny_neox(len(bpe))
+    _, ids = heads.induction_probe(bpe, n_seq=2, seq_len=6)
+    chart = vr.inspect_head_attention({"m": ds}, "m", 4, 2, 1, lambda m, s: (model, bpe), ids)
+    spec = chart.to_dict()
+    assert len(spec["hconcat"]) == 2
+    ppp = pd.DataFrame({"model": ["m"] * 3, "variant": "plain", "step": [0, 4, 16], "tokens_seen": [0, 100, 400],
+                        "ppp": [0.0, 0.02, 0.01], "ppp_lo": [-0.01, 0.01, 0.0], "ppp_hi": [0.01, 0.03, 0.02]})
+    assert len(vr.ppp_chart(ppp, reference=0.05).to_dict()["layer"]) == 3
