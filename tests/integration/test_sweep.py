@@ -108,7 +108,7 @@ def test_store_equals_direct_extraction(suite, serial_store):
         assert ds.sizes["hidden"] == WIDTHS[m] and ds.sizes["layer"] == 3
         for i, step in enumerate(STEPS):
             model, tok = load_local(suite, m, step)
-            direct = extract(model, tok, stimuli(), SITES, REDUCERS, max_length=10)
+            direct = extract(model, tok, stimuli(), SITES, REDUCERS, batch_size=2, max_length=10)
             for site in SITES:
                 for red in REDUCERS:
                     np.testing.assert_array_equal(ds[f"{site}_{red}"].isel(step=i).values, direct.values[site][red])
