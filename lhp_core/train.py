@@ -134,8 +134,8 @@ PRESETS: dict[str, Preset] = {
         name="gpu",
         sizes=(
             Size("xs", 2, 64, 2), Size("xs-seed1", 2, 64, 2, seed_offset=1),
-            Size("s", 2, 128, 4), Size("m", 4, 192, 4), Size("l", 4, 256, 4), Size("xl", 6, 640, 8),
-            Size("xl-seed1", 6, 640, 8, seed_offset=1),
+            Size("s", 2, 128, 4), Size("m", 4, 192, 4), Size("l", 4, 256, 4), Size("xl", 6, 672, 8),
+            Size("xl-seed1", 6, 672, 8, seed_offset=1),
         ),
         vocab_size=4096, context=256, batch_size=64, total_steps=4000, n_even=40, lr=2e-3, warmup=200,
         corpora=("brown", "abc", "state_union", "inaugural", "webtext", "movie_reviews", "childes", "treebank"),
