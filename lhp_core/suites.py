@@ -267,7 +267,13 @@ class LocalSuite(Suite):
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        cfg = AutoConfig.from_pretrained(self.checkpoint_path(model, self.steps(model)[0]))
+        if self.preset and not self._discovered():  # not trained yet: count from the recipe
+            from lhp_core.train import make_config
+
+            size = next(z for z in self._preset().sizes if z.name == model)
+            cfg = make_config(size, self._preset(), eager=False)
+        else:
+            cfg = AutoConfig.from_pretrained(self.checkpoint_path(model, self.steps(model)[0]))
         with torch.device("meta"):
             m = AutoModelForCausalLM.from_config(cfg)
         total = sum(p.numel() for p in m.parameters())

@@ -165,6 +165,10 @@ def test_unregistered_lhp_suite_not_trained(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("LHP_SUITES", str(tmp_path / "none"))
     s = get_suite("lhp-mini")
     assert s.models == ["s", "m", "l"] and s.steps("l") == PRESETS["mini"].steps()
+    # Counted from the recipe before training: GPT-NeoX closed form (2 layers, d=128, vocab 512).
+    L, d, V = 2, 128, PRESETS["mini"].vocab_size
+    assert s.n_params("l", nonembedding=True) == L * (12 * d * d + 13 * d) + 2 * d
+    assert s.n_params("l") == s.n_params("l", nonembedding=True) + 2 * V * d
     with pytest.raises(FileNotFoundError, match=r"not trained yet.*ensure\('lhp-mini'\)"):
         load("lhp-mini", "l", 0)
 
