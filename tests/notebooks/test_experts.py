@@ -48,3 +48,10 @@ def test_hierarchy_numbers_in_range(rec: dict) -> None:
     # NaN (no onset at these checkpoints) is recorded as the string "nan"
     onset = float(rec["onset_step"])
     assert math.isnan(onset) or 0 <= onset <= rec["final_step"]
+
+
+def test_every_model_of_the_suite_is_scored(rec: dict) -> None:
+    finals = {k: v for k, v in rec.items() if k.startswith("rsa_final_")}
+    assert len(finals) >= 2  # lhp-micro has two sizes
+    assert all(-1.0 <= v <= 1.0 for v in finals.values())
+    assert rec[f"rsa_final_{rec['model']}"] == pytest.approx(rec["rsa_jaccard"])
