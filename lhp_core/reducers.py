@@ -112,7 +112,7 @@ class BatchInfo:
 
 
 HeadScore = Callable[[torch.Tensor, BatchInfo], torch.Tensor]
-HEAD_SCORES: Registry[HeadScore] = Registry("head score")
+HEAD_SCORES: Registry[HeadScore] = Registry("head score", providers=["lhp_core.metrics.heads"])
 
 
 def register_head_score(name: str) -> Callable[[HeadScore], HeadScore]:

@@ -5,15 +5,24 @@ valid ids so that a typo is fixed in one step.
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, providers: Iterable[str] = ()) -> None:
+        """``providers``: modules that register entries when imported; they are imported on the
+        first lookup, so a registry is complete in every process (dask workers, the CLI) without
+        its users having to remember which module to import first."""
         self.kind = kind
         self._factories: dict[str, Callable[[], T]] = {}
+        self._providers = list(providers)
+
+    def _load_providers(self) -> None:
+        while self._providers:
+            importlib.import_module(self._providers.pop(0))
 
     def register(self, name: str, factory: Callable[[], T] | None = None):
         """Register ``factory`` under ``name``; usable as a decorator."""
@@ -27,15 +36,18 @@ class Registry(Generic[T]):
         return _add(factory) if factory is not None else _add
 
     def __contains__(self, name: str) -> bool:
+        self._load_providers()
         return name in self._factories
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._factories))
+        return iter(self.names())
 
     def names(self) -> list[str]:
+        self._load_providers()
         return sorted(self._factories)
 
     def get(self, name: str) -> T:
+        self._load_providers()
         try:
             factory = self._factories[name]
         except KeyError:
