@@ -165,5 +165,38 @@ def inspector(results: Results, draw: Callable[..., alt.Chart], layer: bool = Fa
                 controls[dim].max = int(ds[dim].values.max())
 
     controls["model"].observe(_on_model, names="value")
-    out = w.interactive_output(lambda **kw: display(draw(results, **kw, **fixed)), controls)
+    return live(lambda **kw: draw(results, **kw, **fixed), **controls)
+
+
+def live(draw: Callable[..., Any], **controls: Any):
+    """Show ``draw(**{name: control.value})`` under the controls, redrawn when one moves.
+
+    Explicit ``observe`` + ``Output`` rather than ``ipywidgets.interact``: the first
+    drawing happens only when a control moves in a live frontend, so papermill (which has
+    none) never waits on it; a chapter displays one static call of ``draw`` for the HTML
+    book next to it.
+
+    Parameters
+    ----------
+    draw
+        Plain function of the controls' values returning something displayable.
+    controls
+        ipywidgets value widgets, keyed by ``draw``'s argument names.
+
+    Returns
+    -------
+    ipywidgets.VBox
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    out = w.Output()
+
+    def _redraw(_: Any = None) -> None:
+        out.clear_output(wait=True)
+        with out:
+            display(draw(**{name: c.value for name, c in controls.items()}))
+
+    for control in controls.values():
+        control.observe(_redraw, names="value")
     return w.VBox([w.HBox(list(controls.values())), out])
