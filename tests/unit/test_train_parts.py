@@ -45,6 +45,23 @@ def test_repeated_rows_copy_one_span_later_in_the_row() -> None:
     assert 0.25 < frac < 0.75  # about half the rows repeat at repeat_frac=0.5 (64 rows)
 
 
+def test_span_copies_place_k_copies_of_one_span_after_it() -> None:
+    k = 3
+    Pk = replace(P, span_copies=k, span_min=4, span_max=12)
+    stream = np.arange(20_000, dtype=np.int32)  # distinct ids: every copied token differs from what it overwrote
+    nat, rep = batch_at(3, stream, Pk, 0, 0.0), batch_at(3, stream, Pk, 0, 1.0)
+    assert np.array_equal(nat, batch_at(3, stream, P, 0, 0.0))  # natural rows do not depend on span_copies
+    for r in range(len(rep)):
+        changed = np.flatnonzero(nat[r] != rep[r])
+        L, rem = divmod(len(changed), k)
+        assert rem == 0 and Pk.span_min <= L <= min(Pk.span_max, Pk.context // (k + 1))
+        src = np.flatnonzero(rep[r] == rep[r, changed[0]])[0]  # the untouched original of the span
+        assert src + L <= changed[0]
+        for c in range(k):
+            np.testing.assert_array_equal(rep[r, changed[c * L : (c + 1) * L]], rep[r, src : src + L])
+            assert np.all(np.diff(changed[c * L : (c + 1) * L]) == 1)  # each copy is contiguous
+
+
 def test_induction_mask_matches_brute_force() -> None:
     ids = torch.tensor([[5, 6, 7, 5, 6, 9, 5], [1, 1, 1, 2, 1, 2, 2]])
     mask = induction_mask(ids)
