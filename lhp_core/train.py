@@ -127,11 +127,12 @@ PRESETS: dict[str, Preset] = {
         repeat_frac=1.0, span_min=10, span_max=60, val_seqs=32, probe_seqs=32, probe_len=50, rotary_pct=1.0,
         note="CI-sized (12 checkpoints per model); too short for induction heads.",
     ),
-    # mini, measured on 1 CPU thread (seed 0): l trains at ~9.7k tokens/s (315 s), m ~22k, s ~52k: about
-    # 9 minutes in all. l's probe losses (1st / 2nd copy) are level up to step 2100 (4.26 / 4.26), then the
-    # 2nd copy drops: step 2400 4.33 / 3.87, 2700 4.23 / 2.98, 3000 4.08 / 2.55, 6000 3.63 / 1.51 (induction
-    # heads). The former recipe (context 128, one 10-60 token copy per row, 600 steps of 2048 tokens) ended
-    # at 3.50 / 3.48: no induction.
+    # mini, measured with `lhp train --preset mini --threads 1` (seed 0): 8.5 minutes in all (training s 66 s,
+    # m 137 s, l 287 s; l ~10k tokens/s). l's probe losses (1st / 2nd copy) are level up to step 2100
+    # (4.26 / 4.26), then the 2nd copy drops: step 2400 4.33 / 3.87, 2700 4.23 / 2.98, 3000 4.08 / 2.55,
+    # 6000 3.63 / 1.51 (induction heads). m follows later (3600 4.28 / 3.97, 4500 4.23 / 3.07, 6000
+    # 4.09 / 2.59); s never does (6000 4.46 / 4.45). The former recipe (context 128, one 10-60 token copy
+    # per row, 600 steps of 2048 tokens) ended at 3.50 / 3.48 in l: no induction.
     "mini": Preset(
         name="mini",
         sizes=(Size("s", 1, 32, 2), Size("m", 2, 64, 4), Size("l", 2, 128, 8)),
