@@ -232,13 +232,22 @@ class BookRun:
     html: Path | None = None
 
 
-def _ensure_suite(suite: str, device: str = "cpu") -> None:
-    try:
-        from lhp_core import suites
-    except ImportError as err:  # the suites module is a hard dependency of every chapter
-        raise BookError(f"cannot import lhp_core.suites to prepare suite {suite!r}: {err}") from err
-    # Training a missing lhp suite happens here, once, rather than inside a chapter's kernel.
-    suites.ensure(suite, device=device)
+def suites_needed(profile: str, todo: Iterable[str], profiles: Mapping[str, Any]) -> list[str]:
+    """Suite ids the chapters in ``todo`` read: the profile's ``suite`` and every ``*_suite`` parameter."""
+    ids = [str(profiles[profile]["common"]["suite"])]
+    for chapter in todo:
+        for key, value in chapter_parameters(profile, chapter, profiles).items():
+            if key.endswith("_suite") and isinstance(value, str) and value:
+                ids.append(value)
+    return list(dict.fromkeys(ids))
+
+
+def _ensure_suites(ids: list[str], device: str = "cpu") -> None:
+    from lhp_core import suites
+
+    # Training missing lhp suites happens here, once and side by side, rather than inside a chapter's kernel.
+    print(f"[lhp book] suites: {', '.join(ids)} (training any that are missing)", flush=True)
+    suites.ensure_all(ids, device=device)
 
 
 def execute_chapter(
@@ -368,8 +377,7 @@ def build_book(
         todo = [only]
     run = BookRun(profile=profile)
     stage = out / "executed"
-    common = profiles[profile]["common"]
-    _ensure_suite(str(common["suite"]), str(common["device"]))
+    _ensure_suites(suites_needed(profile, todo, profiles), str(profiles[profile]["common"]["device"]))
     for chapter in todo:
         print(f"[lhp book] executing {chapter}.ipynb ({profile})", flush=True)
         start = time.perf_counter()

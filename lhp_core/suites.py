@@ -167,9 +167,10 @@ class LocalSuite(Suite):
         The suite folder.
     id
         Registry id; defaults to the folder path.
-    preset, copy_reg
-        For registered ``lhp-*`` suites: the ``lhp train`` preset that builds it (so its models and
-        steps are known before it is trained).
+    preset, copy_reg, sizes
+        For registered ``lhp-*`` suites: the ``lhp train`` preset that builds it, its copy-reg
+        weight and the preset sizes it trains (None: all), so its models and steps are known
+        before it is trained.
     tokens_per_step
         For folders without ``training_record.nc``: tokens consumed per step.
     """
@@ -177,11 +178,13 @@ class LocalSuite(Suite):
     kind = "local"
 
     def __init__(self, root: str | Path, id: str | None = None, preset: str | None = None,
-                 copy_reg: float = 0.0, tokens_per_step: int | None = None) -> None:
+                 copy_reg: float = 0.0, tokens_per_step: int | None = None,
+                 sizes: tuple[str, ...] | None = None) -> None:
         self.root = Path(root).expanduser()
         self.id = id or str(self.root)
         self.preset = preset
         self.copy_reg = copy_reg
+        self.sizes = sizes
         self._tokens_per_step = tokens_per_step
 
     # -- discovery ---------------------------------------------------------
@@ -227,7 +230,7 @@ class LocalSuite(Suite):
         if found:
             return found
         if self.preset:
-            return [s.name for s in self._preset().sizes]
+            return [s.name for s in self._preset().sizes if self.sizes is None or s.name in self.sizes]
         raise SuiteError(
             f"{self.root} holds no checkpoints: expected <model>/step<N>/ or step<N>/ folders with config.json "
             "and model.safetensors"
@@ -304,9 +307,16 @@ class LocalSuite(Suite):
         return path
 
 
+#: Sizes trained in a preset's ``-copyreg`` twin where not all: on 2 CPU cores the mini twin
+#: trains beside lhp-mini within its time only for ``l``, the size whose induction transition is
+#: clearest (copy-reg training is ~1.4x slower: eager attention).
+TWIN_SIZES: dict[str, tuple[str, ...]] = {"mini": ("l",)}
+
+
 def _lhp_suite(preset: str, copy_reg: float = 0.0) -> LocalSuite:
     sid = f"lhp-{preset}" + ("-copyreg" if copy_reg else "")
-    return LocalSuite(config.suites_dir() / sid, id=sid, preset=preset, copy_reg=copy_reg)
+    return LocalSuite(config.suites_dir() / sid, id=sid, preset=preset, copy_reg=copy_reg,
+                      sizes=TWIN_SIZES.get(preset) if copy_reg else None)
 
 
 SUITES.register("pythia", lambda: HubSuite("pythia", deduped=False))
@@ -341,15 +351,9 @@ def get_suite(suite: str | Path | Suite, tokens_per_step: int | None = None) -> 
     )
 
 
-def ensure(suite_id: str, device: str = "cpu", progress: bool = True) -> Suite:
-    """Return the suite, training it first if it is a local ``lhp-*`` suite that is missing or unfinished.
-
-    Training resumes where an interrupted run stopped. Non-``lhp`` suites are returned as they are.
-    """
-    s = get_suite(suite_id)
-    if not (isinstance(s, LocalSuite) and s.preset):
-        return s
-    from lhp_core.train import PRESETS, train
+def _stale_or_missing(s: "LocalSuite") -> bool:
+    """True when ``s`` must be (re)trained; moves a folder trained with an older recipe aside."""
+    from lhp_core.train import PRESETS
 
     args = s.root / "train_args.json"
     if args.exists() and json.loads(args.read_text()).get("recipe_sha") != PRESETS[s.preset].fingerprint():
@@ -359,9 +363,63 @@ def ensure(suite_id: str, device: str = "cpu", progress: bool = True) -> Suite:
         stale = s.root.with_name(f"{s.root.name}.stale-{json.loads(args.read_text()).get('recipe_sha', 'old')}")
         warnings.warn(f"{s.root} was trained with an older '{s.preset}' recipe; moved it to {stale} and re-training")
         s.root.rename(stale)
-    if not (s.root / "training_record.nc").exists():
-        train(s.preset, s.root, copy_reg=s.copy_reg, device=device, progress=progress)
+    return not (s.root / "training_record.nc").exists()
+
+
+def ensure(suite_id: str, device: str = "cpu", progress: bool = True, threads: int = 2, bar_position: int = 0) -> Suite:
+    """Return the suite, training it first if it is a local ``lhp-*`` suite that is missing or unfinished.
+
+    Training resumes where an interrupted run stopped. Non-``lhp`` suites are returned as they are.
+    ``threads`` and ``bar_position`` are passed to :func:`lhp_core.train.train`.
+    """
+    s = get_suite(suite_id)
+    if not (isinstance(s, LocalSuite) and s.preset):
+        return s
+    if _stale_or_missing(s):
+        from lhp_core.train import train
+
+        train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=progress,
+              bar_position=bar_position, sizes=s.sizes)
     return get_suite(suite_id)
+
+
+def _ensure_one(args: tuple[str, str, bool, int, int]) -> str:
+    ensure(*args)
+    return args[0]
+
+
+def ensure_all(suite_ids: list[str], device: str = "cpu", progress: bool = True) -> list[Suite]:
+    """:func:`ensure` several suites; on a multi-core CPU the missing ones train side by side.
+
+    Small CPU models use one core poorly, so training ``k`` missing suites in ``k`` processes of
+    ``cores // k`` threads each takes about as long as the slowest of them alone (e.g. ``lhp-mini``
+    and ``lhp-mini-copyreg`` on 2 cores). The thread count is part of a CPU run's bit-level result
+    and is written to each training record.
+    """
+    import os
+
+    ids = list(dict.fromkeys(suite_ids))
+    todo = []
+    for sid in ids:
+        s = get_suite(sid)
+        if isinstance(s, LocalSuite) and s.preset and _stale_or_missing(s):
+            todo.append(sid)
+    cores = os.cpu_count() or 1
+    if len(todo) > 1 and device == "cpu" and cores > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        workers = min(len(todo), cores)
+        threads = max(1, cores // workers)
+        # spawn: a forked child would inherit this process's torch thread pool and any open kernels.
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            jobs = [(sid, device, progress, threads, i) for i, sid in enumerate(todo)]
+            for _ in pool.map(_ensure_one, jobs):
+                pass
+    else:
+        for sid in todo:
+            ensure(sid, device=device, progress=progress)
+    return [get_suite(sid) for sid in ids]
 
 
 def check(suite: str | Suite, models: list[str] | None = None, progress: bool = True):

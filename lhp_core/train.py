@@ -537,6 +537,8 @@ def train(
     repeat_frac: float | None = None,
     threads: int = 2,
     progress: bool = True,
+    bar_position: int = 0,
+    sizes: list[str] | tuple[str, ...] | None = None,
 ) -> Path:
     """Train (or resume) a suite and write its training record.
 
@@ -554,6 +556,11 @@ def train(
         Overrides the preset's share of rows with a repeated span (0 = natural text only).
     threads
         ``torch.set_num_threads``; results are reproducible for a fixed thread count.
+    bar_position
+        Line of the progress bar, so suites trained side by side each keep their own bar.
+    sizes
+        Train only these of the preset's model sizes (default: all). Each size's run does not
+        depend on the others, so a subset equals the same models of the full suite.
 
     Returns
     -------
@@ -574,10 +581,19 @@ def train(
         preset = replace(preset, repeat_frac=repeat_frac)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} requested but torch.cuda.is_available() is False; use --device cpu")
+    recipe_sha = preset.fingerprint()  # of the whole preset: a subset of its sizes is the same recipe
+    if sizes:
+        valid = [z.name for z in preset.sizes]
+        unknown = [z for z in sizes if z not in valid]
+        if unknown:
+            raise KeyError(f"unknown sizes {unknown} for preset {preset.name!r}; valid sizes: {', '.join(valid)}")
+        preset = replace(preset, sizes=tuple(z for z in preset.sizes if z.name in sizes))
     out = Path(out) if out is not None else default_out(preset.name, copy_reg)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"preset": preset.name, "recipe_sha": preset.fingerprint(), "seed": seed, "copy_reg": float(copy_reg),
+    meta = {"preset": preset.name, "recipe_sha": recipe_sha, "seed": seed, "copy_reg": float(copy_reg),
             "repeat_frac": preset.repeat_frac}
+    if sizes:
+        meta["sizes"] = [z.name for z in preset.sizes]
     meta_path = out / "train_args.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
@@ -593,14 +609,14 @@ def train(
     torch.use_deterministic_algorithms(True, warn_only=True)
     data = _prepare_data(preset, out, seed)
     histories: dict[str, list[dict]] = {}
-    with tqdm(total=preset.total_steps * len(preset.sizes), desc=f"lhp train {preset.name}", unit="step",
-              disable=not progress, mininterval=1.0) as pbar:
+    with tqdm(total=preset.total_steps * len(preset.sizes), desc=f"lhp train {out.name}", unit="step",
+              disable=not progress, mininterval=1.0, position=bar_position) as pbar:
         for size in preset.sizes:
             histories[size.name] = train_model(size, preset, data, out, seed, copy_reg, device, preset.repeat_frac, pbar)
     from lhp_core.tokenizer import tokenizer_fingerprint
 
     attrs = {
-        "suite": out.name, "preset": preset.name, "recipe": preset.recipe(), "recipe_sha": preset.fingerprint(), "git_commit": _git_commit(),
+        "suite": out.name, "preset": preset.name, "recipe": preset.recipe(), "recipe_sha": recipe_sha, "git_commit": _git_commit(),
         "device": device, "torch_version": torch.__version__, "seed": int(seed), "copy_reg": float(copy_reg),
         "repeat_frac": float(preset.repeat_frac), "span_min": preset.span_min, "span_max": preset.span_max,
         "span_copies": preset.span_copies, "weight_decay": preset.weight_decay,
@@ -630,11 +646,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat-frac", type=float, default=None,
                         help="share of rows with a repeated span (default: the preset's; 0 = natural text only)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (fixed for reproducibility)")
+    parser.add_argument("--sizes", nargs="+", default=None, metavar="SIZE", help="train only these model sizes of the preset")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     out = train(args.preset, args.out, copy_reg=args.copy_reg, seed=args.seed, device=args.device,
-                repeat_frac=args.repeat_frac, threads=args.threads, progress=not args.no_progress)
+                repeat_frac=args.repeat_frac, threads=args.threads, progress=not args.no_progress, sizes=args.sizes)
     print(f"suite written to {out}")
     return 0

@@ -111,3 +111,35 @@ def test_copy_regulariser_lowers_induction_attention(tiny_suite: Path, tmp_path:
 def test_out_folder_of_another_recipe_is_refused(tiny_suite: Path) -> None:
     with pytest.raises(ValueError, match="choose another --out or delete it"):
         train("tiny", tiny_suite, seed=1, threads=1, progress=False)
+
+
+def test_ensure_all_trains_missing_suites_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two missing suites on a 2-core CPU train in two 1-thread processes, each equal to a serial 1-thread run."""
+    from lhp_core import suites
+
+    monkeypatch.setenv("LHP_SUITES", str(tmp_path / "suites"))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the spawned workers read the thread count from the parent
+    plain, twin = suites.ensure_all(["lhp-tiny", "lhp-tiny-copyreg", "lhp-tiny"], progress=False)
+    assert (plain.id, twin.id) == ("lhp-tiny", "lhp-tiny-copyreg")
+    rec, rec_twin = plain.training_record(), twin.training_record()
+    assert rec.attrs["threads"] == 1 and rec_twin.attrs["threads"] == 1
+    assert rec.attrs["copy_reg"] == 0.0 and rec_twin.attrs["copy_reg"] == suites.COPY_REG_DEFAULT
+    serial = train("tiny", tmp_path / "serial", threads=1, progress=False)
+    assert _safetensors_bytes(serial) == _safetensors_bytes(plain.root)
+    # Present suites are not retrained.
+    before = (plain.root / "training_record.nc").stat().st_mtime_ns
+    suites.ensure_all(["lhp-tiny"], progress=False)
+    assert (plain.root / "training_record.nc").stat().st_mtime_ns == before
+
+
+def test_training_a_subset_of_sizes_equals_the_full_suite(tiny_suite: Path, tmp_path: Path) -> None:
+    """`--sizes m` trains only m, byte-identical to m of the full suite (each size's run is independent)."""
+    sub = train("tiny", tmp_path / "sub", threads=1, progress=False, sizes=["m"])
+    assert [p.name for p in sub.iterdir() if p.is_dir() and p.name != "tokenizer"] == ["m"]
+    full = {k: v for k, v in _safetensors_bytes(tiny_suite).items() if k.startswith("m/")}
+    assert _safetensors_bytes(sub) == full
+    rec = xr.open_dataset(sub / "training_record.nc")
+    assert list(rec["model"].values) == ["m"]
+    assert rec.attrs["recipe_sha"] == TINY.fingerprint()
+    with pytest.raises(KeyError, match="unknown sizes.*valid sizes: s, m"):
+        train("tiny", tmp_path / "bad", sizes=["xl"], progress=False)

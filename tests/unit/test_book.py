@@ -133,6 +133,16 @@ def test_repository_profiles_and_toc() -> None:
         assert "record(" in nb.cells[-1].source, f"{chapter}.ipynb must end with a record(...) cell"
 
 
+def test_suites_needed_collects_every_suite_parameter() -> None:
+    """`lhp book` trains the profile's suite and each chapter's `*_suite` parameter before executing."""
+    profiles = book.load_profiles(ROOT / "book" / "profiles.yml")
+    assert book.suites_needed("default", book.chapters(ROOT), profiles) == ["lhp-mini", "lhp-mini-copyreg"]
+    assert book.suites_needed("ci", ["suite"], profiles) == ["lhp-micro"]  # reading not executed: no twin
+    custom = {"p": {"common": {"suite": "a", "models": None, "steps": None, "device": "cpu"},
+                    "chapters": {"x": {"other_suite": "b", "empty_suite": "", "n_suite": 3}, "y": {"twin_suite": "a"}}}}
+    assert book.suites_needed("p", ["x", "y"], custom) == ["a", "b"]
+
+
 def _names(reqs: list[str]) -> dict[str, str]:
     return {re.split(r"[<>=!~\[ ;]", r, 1)[0].lower().replace("_", "-"): r.replace(" ", "") for r in reqs}
 

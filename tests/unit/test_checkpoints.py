@@ -171,6 +171,8 @@ def test_unregistered_lhp_suite_not_trained(tmp_path: Path, monkeypatch: pytest.
     assert s.n_params("l") == s.n_params("l", nonembedding=True) + 2 * V * d
     with pytest.raises(FileNotFoundError, match=r"not trained yet.*ensure\('lhp-mini'\)"):
         load("lhp-mini", "l", 0)
+    # The CPU twin trains only the largest size (time budget); the micro twin has every size.
+    assert get_suite("lhp-mini-copyreg").models == ["l"] and get_suite("lhp-micro-copyreg").models == ["s", "m", "l"]
 
 
 def test_hub_path_through_fake_hub_cache(tiny_suite: Path, tmp_path: Path) -> None:
