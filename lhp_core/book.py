@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -219,7 +220,10 @@ def chapters(root: Path | None = None) -> list[str]:
     return [f for f in toc_files(root) if (root / "book" / f"{f}.ipynb").is_file()]
 
 
-# -------------------------------------------------------------------------- running
+# --------------------------------------------------------------------------- running
+
+#: Thread-pool sizes a chapter's kernel inherits (torch, OpenBLAS, MKL, OpenMP).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass
@@ -297,6 +301,62 @@ def execute_chapter(
     return dst
 
 
+def _execute_with_threads(job: tuple[str, str, Path, Path, int]) -> tuple[str, Path, float]:
+    """Worker: execute one chapter whose kernel gets ``threads`` threads per pool; returns seconds taken."""
+    chapter, profile, stage, root, threads = job
+    # Kernels inherit this process's environment; each worker is its own process, so this is local.
+    os.environ.update({v: str(threads) for v in THREAD_VARS})
+    start = time.perf_counter()
+    path = execute_chapter(chapter, profile, stage, root, progress=False)
+    return chapter, path, time.perf_counter() - start
+
+
+def _execute_all(todo: list[str], profile: str, stage: Path, root: Path, jobs: int, run: BookRun,
+                 profiles: Mapping[str, Any], progress: bool) -> None:
+    """Execute chapters ``jobs`` at a time, each kernel with ``cores // jobs`` threads.
+
+    The chapters' models are small: a kernel gains little from a second thread, and two kernels
+    sharing two cores with two threads each spin against each other, so side by side with one
+    thread each is the fast way through the book on a small CPU machine.
+    """
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    if jobs == 1:
+        saved = {v: os.environ.get(v) for v in THREAD_VARS}
+        os.environ.update({v: str(threads) for v in THREAD_VARS})
+        try:
+            for chapter in todo:
+                print(f"[lhp book] executing {chapter}.ipynb ({profile})", flush=True)
+                start = time.perf_counter()
+                run.executed[chapter] = execute_chapter(chapter, profile, stage, root, profiles, progress)
+                run.seconds[chapter] = time.perf_counter() - start
+                print(f"[lhp book] {chapter}.ipynb done in {run.seconds[chapter]:.1f} s", flush=True)
+        finally:
+            for v, old in saved.items():
+                if old is None:
+                    os.environ.pop(v, None)
+                else:
+                    os.environ[v] = old
+        return
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    print(f"[lhp book] executing {', '.join(todo)} ({profile}), {jobs} at a time with {threads} thread(s) each",
+          flush=True)
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_execute_with_threads, (c, profile, stage, root, threads)) for c in todo]
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                if fut.exception() is not None:
+                    for other in pending:
+                        other.cancel()  # chapters not started yet; running ones finish on their own
+                    raise fut.exception()
+                chapter, path, seconds = fut.result()
+                run.executed[chapter], run.seconds[chapter] = path, seconds
+                print(f"[lhp book] {chapter}.ipynb done in {seconds:.1f} s", flush=True)
+
+
 def _source_cell_number(executed: Path, index: int) -> int:
     """1-based number of the failing cell in the *source* notebook (papermill inserts a cell)."""
     import nbformat
@@ -348,6 +408,7 @@ def build_book(
     root: Path | None = None,
     out: Path | None = None,
     progress: bool = True,
+    jobs: int | None = None,
 ) -> BookRun:
     """Execute every chapter (or ``only`` one) at ``profile`` size, then build the HTML.
 
@@ -363,6 +424,9 @@ def build_book(
     out
         Build folder (default ``<root>/_build``): notebooks go to ``out/executed``, HTML to
         ``out/html``.
+    jobs
+        Chapters executed side by side (default: one per CPU core, at most one per chapter);
+        each kernel gets ``cores // jobs`` threads.
     """
     root = root or repo_root()
     out = Path(out) if out is not None else root / "_build"
@@ -378,12 +442,14 @@ def build_book(
     run = BookRun(profile=profile)
     stage = out / "executed"
     _ensure_suites(suites_needed(profile, todo, profiles), str(profiles[profile]["common"]["device"]))
-    for chapter in todo:
-        print(f"[lhp book] executing {chapter}.ipynb ({profile})", flush=True)
-        start = time.perf_counter()
-        run.executed[chapter] = execute_chapter(chapter, profile, stage, root, profiles, progress)
-        run.seconds[chapter] = time.perf_counter() - start
-        print(f"[lhp book] {chapter}.ipynb done in {run.seconds[chapter]:.1f} s", flush=True)
+    # Side by side, the longest chapters should start first; a profile may say which they are.
+    first = list(profiles[profile].get("start_first") or [])
+    start_order = sorted(todo, key=lambda c: first.index(c) if c in first else len(first))
+    jobs = min(os.cpu_count() or 1, len(todo)) if jobs is None else jobs
+    if jobs < 1:
+        raise BookError(f"--jobs must be >= 1, got {jobs}")
+    _execute_all(start_order, profile, stage, root, min(jobs, len(todo)), run, profiles, progress)
+    run.executed = {c: run.executed[c] for c in todo}  # toc order, whatever order they ran in
     if build:
         missing = [c for c in chapters(root) if not (stage / f"{c}.ipynb").is_file()]
         if missing:
@@ -412,11 +478,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", metavar="CHAPTER", help="execute only this chapter, e.g. suite")
     parser.add_argument("--no-build", action="store_true", help="execute the notebooks but do not build the HTML")
     parser.add_argument("--out", type=Path, help="build folder (default <repo>/_build)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="chapters executed side by side (default: one per CPU core)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = build_book(args.profile, only=args.only, build=not args.no_build, out=args.out)
+        result = build_book(args.profile, only=args.only, build=not args.no_build, out=args.out, jobs=args.jobs)
     except BookError as err:
         print(f"lhp book: {err}", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ seed: the same inputs give the same table on every machine.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import zlib
 from typing import Iterable, Sequence
@@ -102,7 +103,7 @@ def sentence_pool(
         df = pd.DataFrame({"text": held + train, "split": ["held_out"] * len(held) + ["train"] * len(train)})
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             df.to_parquet(tmp, index=False)
             tmp.replace(path)  # atomic: a concurrent reader never sees half a file
     return df if max_sentences is None else df.iloc[:max_sentences].reset_index(drop=True)

@@ -57,3 +57,25 @@ def log_then_even_n(total: int, n_even: int) -> list[int]:
     if n_even < 1 or n_even > total:
         raise ValueError(f"n_even must be in [1, total={total}], got {n_even}")
     return log_then_even(total, max(1, total // n_even))
+
+
+def spread(steps: list[int], n: int) -> list[int]:
+    """At most ``n`` of ``steps``, evenly spaced by index, first and last included.
+
+    The chapters that subsample checkpoints use this one rule, so they pick the same steps
+    and share per-checkpoint caches (e.g. the task battery of the emergence and brain chapters).
+
+    Parameters
+    ----------
+    steps : sorted checkpoint steps
+    n : how many to keep (>= 1)
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    steps = sorted(int(s) for s in steps)
+    if len(steps) <= n:
+        return steps
+    import numpy as np
+
+    idx = np.unique(np.round(np.linspace(0, len(steps) - 1, n)).astype(int))
+    return [steps[int(i)] for i in idx]

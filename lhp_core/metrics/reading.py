@@ -30,6 +30,7 @@ spillover) from any word-level table; :func:`exclusions` applies the standard ex
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -538,7 +539,10 @@ def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: 
             b, n = word_surprisal(sc, "bow"), word_surprisal(sc, "naive")
             if cache:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                np.savez(path, bow=b, naive=n)
+                # Whole files only: a run killed mid-write must not leave an npz that breaks the resume.
+                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+                np.savez(tmp, bow=b, naive=n)
+                os.replace(tmp, path)
         bow[i, j], naive[i, j] = b, n
         tokens[i, j] = s.tokens_seen(m, st)
     dims = (schema.MODEL, schema.STEP, schema.WORD)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -467,7 +468,7 @@ def build_items(tasks: Sequence[str], n_items: int, seed: int, cache_dir: str | 
         out[t] = get(t).items(n_items, seed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: chapters may run side by side
             tmp.write_text(json.dumps([{"context": i.context, "options": list(i.options), "answer": i.answer} for i in out[t]]))
             tmp.replace(path)
     return out
@@ -567,7 +568,11 @@ def _score_all(suite, models, steps, tasks, device, n_items, seed, root, folder,
             if items is None:
                 items = build_items(tasks, n_items, seed, root / "tasks" / "items")
             df = evaluate_checkpoint(HFScorer(model, tok, device, batch_size), items)
-            df.to_csv(path, index=False)
+            # Atomic, per-process temporary name: two chapters scoring the same checkpoint side by side
+            # both write whole files, and a reader never sees half of one.
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            df.to_csv(tmp, index=False)
+            os.replace(tmp, path)
             del model
         frames.append(df.assign(**{schema.MODEL: model_id, schema.STEP: int(step)}))
     return pd.concat(frames, ignore_index=True)

@@ -167,3 +167,55 @@ def test_readme_lists_every_dataset_and_license() -> None:
     assert "pip install torch==2.13.0 && pip install -e . && LHP_DATA_MIRROR=../shared/data lhp book --profile default" in readme
     assert 'pip install -e ".[test]"' in readme and "python -m pytest tests" in readme
     assert (ROOT / "docs" / "book.png").is_file(), "README screenshot missing: LHP_UPDATE_SCREENSHOT=1 pytest tests/notebooks/test_browser.py"
+
+
+def _parallel_book(root: Path, chapters: list[str]) -> None:
+    """Point tiny_book's toc at ``chapters`` and add a profile whose suite is a plain folder (nothing to train)."""
+    (root / "book" / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n" + "".join(f"  - file: {c}\n" for c in chapters))
+    profiles = yaml.safe_load((root / "book" / "profiles.yml").read_text())
+    profiles["par"] = {"common": {"suite": str(root), "models": None, "steps": None, "device": "cpu"},
+                       "chapters": {"good": {"n": 5}}}
+    (root / "book" / "profiles.yml").write_text(yaml.safe_dump(profiles))
+    _notebook(root / "book" / "env.ipynb", [
+        ("parameters", "suite = 'none'"),
+        ("", "import os\nfrom lhp_core.book import record\n"
+             "record(**{v: os.environ.get(v, 'unset') for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')})"),
+    ])
+
+
+def test_chapters_run_side_by_side_with_split_threads(tiny_book: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """jobs=2: both chapters executed by two worker processes, each kernel told to use cores // 2 threads."""
+    import os
+
+    _parallel_book(tiny_book, ["good", "env"])
+    run = book.build_book("par", build=False, root=tiny_book, out=tmp_path, progress=False, jobs=2)
+    assert list(run.executed) == ["good", "env"] and set(run.seconds) == {"good", "env"}
+    assert book.read_record(run.executed["good"])["twice"] == 10.0
+    want = str(max(1, (os.cpu_count() or 1) // 2))
+    assert book.read_record(run.executed["env"]) == dict.fromkeys(book.THREAD_VARS, want)
+    # Serially (jobs=1) the kernel gets every core, and the caller's environment is left as it was.
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    run = book.build_book("par", only="env", build=False, root=tiny_book, out=tmp_path, progress=False, jobs=1)
+    assert book.read_record(run.executed["env"])["OMP_NUM_THREADS"] == str(os.cpu_count() or 1)
+    assert os.environ["OMP_NUM_THREADS"] == "7"
+
+
+def test_failing_chapter_side_by_side_names_notebook(tiny_book: Path, tmp_path: Path) -> None:
+    _parallel_book(tiny_book, ["good", "bad"])
+    with pytest.raises(book.BookError, match=r"book/bad\.ipynb failed in cell 3.*broken on purpose"):
+        book.build_book("par", build=False, root=tiny_book, out=tmp_path, progress=False, jobs=2)
+    with pytest.raises(book.BookError, match="--jobs must be >= 1"):
+        book.build_book("par", build=False, root=tiny_book, out=tmp_path, progress=False, jobs=0)
+
+
+def test_start_first_orders_execution_not_the_book(tiny_book: Path, tmp_path: Path) -> None:
+    _parallel_book(tiny_book, ["good", "env"])
+    profiles = yaml.safe_load((tiny_book / "book" / "profiles.yml").read_text())
+    profiles["par"]["start_first"] = ["env"]
+    (tiny_book / "book" / "profiles.yml").write_text(yaml.safe_dump(profiles))
+    run = book.build_book("par", build=False, root=tiny_book, out=tmp_path, progress=False, jobs=1)
+    assert list(run.executed) == ["good", "env"]  # toc order
+    started = {c: nbformat.read(p, as_version=4).metadata.papermill.start_time for c, p in run.executed.items()}
+    assert started["env"] < started["good"]

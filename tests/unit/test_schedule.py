@@ -34,3 +34,14 @@ def test_schedule_is_sorted_unique_and_counts_match() -> None:
 def test_bad_schedule_arguments_raise(total: int, every: int) -> None:
     with pytest.raises(ValueError, match="every|total"):
         log_then_even(total, every)
+
+
+def test_spread_keeps_ends_and_spaces_evenly() -> None:
+    from lhp_core.schedule import spread
+
+    assert spread([0, 1, 2, 4, 8], 10) == [0, 1, 2, 4, 8]
+    assert spread([0, 1, 2, 4, 8], 3) == [0, 2, 8]
+    assert spread(list(range(0, 300, 10)), 4) == [0, 100, 190, 290]  # indices 0, 9.67->10, 19.33->19, 29
+    assert spread([5, 3, 1], 1) == [1]
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        spread([1, 2], 0)
