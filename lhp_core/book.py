@@ -338,23 +338,20 @@ def _execute_all(todo: list[str], profile: str, stage: Path, root: Path, jobs: i
                     os.environ[v] = old
         return
     import multiprocessing as mp
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     print(f"[lhp book] executing {', '.join(todo)} ({profile}), {jobs} at a time with {threads} thread(s) each",
           flush=True)
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(_execute_with_threads, (c, profile, stage, root, threads)) for c in todo]
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                if fut.exception() is not None:
-                    for other in pending:
-                        other.cancel()  # chapters not started yet; running ones finish on their own
-                    raise fut.exception()
-                chapter, path, seconds = fut.result()
-                run.executed[chapter], run.seconds[chapter] = path, seconds
-                print(f"[lhp book] {chapter}.ipynb done in {seconds:.1f} s", flush=True)
+        for fut in as_completed(futures):
+            if fut.exception() is not None:
+                for other in futures:
+                    other.cancel()  # chapters not started yet; running ones finish on their own
+                raise fut.exception()
+            chapter, path, seconds = fut.result()
+            run.executed[chapter], run.seconds[chapter] = path, seconds
+            print(f"[lhp book] {chapter}.ipynb done in {seconds:.1f} s", flush=True)
 
 
 def _source_cell_number(executed: Path, index: int) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -222,8 +223,17 @@ def window_starts(n: int, width: int) -> list[int]:
     return starts
 
 
+#: Recent :func:`encode` results, keyed by (stimuli, tokenizer, max_length) fingerprints.
+_ENCODED: OrderedDict[tuple[str, str, int], Encoded] = OrderedDict()
+_ENCODED_MAX = 4
+
+
 def encode(stimuli: Stimuli, tokenizer, max_length: int) -> Encoded:
     """Tokenize ``stimuli`` into BOS-prefixed windows of at most ``max_length`` tokens.
+
+    The result is remembered for the last few (stimuli, tokenizer, ``max_length``) triples: a
+    sweep over a suite's checkpoints (one tokenizer, checked identical) tokenizes once, not once
+    per checkpoint. Its arrays are read-only because they are shared.
 
     Parameters
     ----------
@@ -238,6 +248,23 @@ def encode(stimuli: Stimuli, tokenizer, max_length: int) -> Encoded:
     bos = tokenizer.bos_token_id
     if bos is None:
         raise ValueError("the tokenizer has no bos_token_id; set tokenizer.bos_token = '<|endoftext|>' (Pythia's BOS)")
+    from lhp_core.tokenizer import tokenizer_fingerprint
+
+    key = (stimuli.fingerprint(), f"{tokenizer_fingerprint(tokenizer)}:{bos}", int(max_length))
+    if key in _ENCODED:
+        _ENCODED.move_to_end(key)
+        return _ENCODED[key]
+    enc = _encode(stimuli, tokenizer, max_length, bos)
+    for arr in (*enc.windows, *enc.keep, *enc.token_of, enc.window_stimulus, enc.token_id, enc.token_stimulus,
+                enc.token_word):
+        arr.setflags(write=False)
+    _ENCODED[key] = enc
+    while len(_ENCODED) > _ENCODED_MAX:
+        _ENCODED.popitem(last=False)
+    return enc
+
+
+def _encode(stimuli: Stimuli, tokenizer, max_length: int, bos: int) -> Encoded:
     width = max_length - 1
     per_stim = tokenize_words(stimuli, tokenizer)
     windows, wstim, keep, token_of = [], [], [], []

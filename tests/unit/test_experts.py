@@ -141,3 +141,25 @@ def test_inspect_concept_returns_top_units_and_their_sentences() -> None:
     assert len(out["trajectory"]) == 6 and len(out["sentences"]) == 6
     with pytest.raises(KeyError, match="concepts"):
         experts_mod.inspect_concept(ap, acts, texts, "emu", 10)
+
+
+def test_concept_ap_with_ties_and_small_blocks_matches_sklearn() -> None:
+    """Ties inside and across concepts, overlapping sentence sets of different sizes."""
+    rng = np.random.default_rng(5)
+    n_stim, n_units = 40, 23
+    acts = rng.integers(0, 4, size=(n_stim, n_units)).astype(float)  # many ties
+    ids = [f"s{i}" for i in range(n_stim)]
+    table = pd.DataFrame({
+        "concept": ["a"] * 12 + ["b"] * 25 + ["c"] * 7,
+        "stimulus": ids[:12] + ids[5:30] + [ids[i] for i in (39, 0, 33, 17, 8, 21, 2)],
+        "label": [1, 0] * 6 + [0] * 20 + [1] * 5 + [1, 0, 0, 0, 0, 0, 0],
+    })
+    da = xr.DataArray(acts, dims=("stimulus", "neuron"), coords={"stimulus": ids})
+    ap = concept_ap(da, table, progress=False)
+    for concept in "abc":
+        part = table[table.concept == concept]
+        expected = _sk(da.sel(stimulus=part.stimulus.values).values, part.label.values)
+        np.testing.assert_allclose(ap.sel(concept=concept).values, expected, atol=TOL, rtol=0)
+    no_pos = table.assign(label=np.where(table.concept == "c", 0, table.label))
+    with pytest.raises(ValueError, match="no positive"):
+        concept_ap(da, no_pos, progress=False)
