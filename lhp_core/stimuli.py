@@ -233,7 +233,7 @@ def encode(stimuli: Stimuli, tokenizer, max_length: int) -> Encoded:
 
     The result is remembered for the last few (stimuli, tokenizer, ``max_length``) triples: a
     sweep over a suite's checkpoints (one tokenizer, checked identical) tokenizes once, not once
-    per checkpoint. Its arrays are read-only because they are shared.
+    per checkpoint. Callers share the result, so they must not modify its arrays.
 
     Parameters
     ----------
@@ -255,9 +255,6 @@ def encode(stimuli: Stimuli, tokenizer, max_length: int) -> Encoded:
         _ENCODED.move_to_end(key)
         return _ENCODED[key]
     enc = _encode(stimuli, tokenizer, max_length, bos)
-    for arr in (*enc.windows, *enc.keep, *enc.token_of, enc.window_stimulus, enc.token_id, enc.token_stimulus,
-                enc.token_word):
-        arr.setflags(write=False)
     _ENCODED[key] = enc
     while len(_ENCODED) > _ENCODED_MAX:
         _ENCODED.popitem(last=False)
