@@ -321,21 +321,16 @@ def _execute_all(todo: list[str], profile: str, stage: Path, root: Path, jobs: i
     """
     threads = max(1, (os.cpu_count() or 1) // jobs)
     if jobs == 1:
-        saved = {v: os.environ.get(v) for v in THREAD_VARS}
-        os.environ.update({v: str(threads) for v in THREAD_VARS})
-        try:
+        from unittest import mock
+
+        # The kernel inherits the environment at launch; patch.dict restores the caller's afterwards.
+        with mock.patch.dict(os.environ, {v: str(threads) for v in THREAD_VARS}):
             for chapter in todo:
                 print(f"[lhp book] executing {chapter}.ipynb ({profile})", flush=True)
                 start = time.perf_counter()
                 run.executed[chapter] = execute_chapter(chapter, profile, stage, root, profiles, progress)
                 run.seconds[chapter] = time.perf_counter() - start
                 print(f"[lhp book] {chapter}.ipynb done in {run.seconds[chapter]:.1f} s", flush=True)
-        finally:
-            for v, old in saved.items():
-                if old is None:
-                    os.environ.pop(v, None)
-                else:
-                    os.environ[v] = old
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
