@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -106,6 +107,24 @@ def _check_tokenizer(suite: Suite, tokenizer, where: str) -> None:
         )
 
 
+@contextmanager
+def _no_weights_bar():
+    """Silence transformers' per-load "Loading weights" bar for one load.
+
+    Sweeps show one bar over checkpoints; a bar per load is hundreds of lines in a terminal and
+    hundreds of widget states saved in an executed notebook (megabytes per chapter).
+    """
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def load(
     suite: str | Path | Suite,
     model: str,
@@ -142,7 +161,8 @@ def load(
     s.check_step(model_id, step)
     if isinstance(s, HubSuite):
         repo, rev = s.hub_ref(model_id, step)
-        lm = AutoModelForCausalLM.from_pretrained(repo, revision=rev, dtype=dtype)
+        with _no_weights_bar():
+            lm = AutoModelForCausalLM.from_pretrained(repo, revision=rev, dtype=dtype)
         tok = AutoTokenizer.from_pretrained(repo, revision=rev)
         where = f"{repo}@{rev}"
     else:
@@ -160,7 +180,8 @@ def load(
                     f"weights in {path} have sha256 {actual}, training_record.nc lists {listed}; the files changed "
                     "after training: restore them or re-train the suite"
                 )
-        lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        with _no_weights_bar():
+            lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         tok_dir = path if (path / "tokenizer.json").exists() else getattr(s, "root", path) / "tokenizer"
         tok = AutoTokenizer.from_pretrained(tok_dir)
         where = str(path)

@@ -383,18 +383,27 @@ def ensure(suite_id: str, device: str = "cpu", progress: bool = True, threads: i
     return get_suite(suite_id)
 
 
-def _ensure_one(args: tuple[str, str, bool, int, int]) -> str:
-    ensure(*args)
-    return args[0]
+def _train_unit(args: tuple[str, str, str, int, int]) -> tuple[str, str]:
+    """Worker of :func:`ensure_all`: train one size of one suite (no record)."""
+    suite_id, size, device, threads, bar_position = args
+    from lhp_core.train import train
+
+    s = get_suite(suite_id)
+    train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=bar_position >= 0,
+          bar_position=max(bar_position, 0), sizes=[size], record=False)
+    return suite_id, size
 
 
 def ensure_all(suite_ids: list[str], device: str = "cpu", progress: bool = True) -> list[Suite]:
-    """:func:`ensure` several suites; on a multi-core CPU the missing ones train side by side.
+    """:func:`ensure` several suites; on a multi-core CPU their models train side by side.
 
-    Small CPU models use one core poorly, so training ``k`` missing suites in ``k`` processes of
-    ``cores // k`` threads each takes about as long as the slowest of them alone (e.g. ``lhp-mini``
-    and ``lhp-mini-copyreg`` on 2 cores). The thread count is part of a CPU run's bit-level result
-    and is written to each training record.
+    Small CPU models use one core poorly, so the missing (suite, size) runs go to ``k`` spawned
+    processes of ``cores // k`` threads each, largest first, each process taking the next run
+    as it frees up (longest-processing-time-first scheduling: on 2 cores ``lhp-mini`` and its
+    ``-copyreg`` twin finish in about the time of the twin's ``l`` plus ``s``, rather than of all
+    of ``lhp-mini`` in one process). Each size's run is independent of the others, so the result
+    is the same as training each suite in one process with the same thread count; that count is
+    part of a CPU run's bit-level result and is written to each training record.
     """
     import os
 
@@ -403,22 +412,26 @@ def ensure_all(suite_ids: list[str], device: str = "cpu", progress: bool = True)
     for sid in ids:
         s = get_suite(sid)
         if isinstance(s, LocalSuite) and s.preset and _stale_or_missing(s):
-            todo.append(sid)
+            todo.append(s)
+    units = [(s, z) for s in todo for z in s._preset().sizes
+             if (s.sizes is None or z.name in s.sizes) and not (s.root / z.name / "history.json").exists()]
     cores = os.cpu_count() or 1
-    if len(todo) > 1 and device == "cpu" and cores > 1:
+    threads = 2
+    if len(units) > 1 and device == "cpu" and cores > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        workers = min(len(todo), cores)
+        workers = min(len(units), cores)
         threads = max(1, cores // workers)
+        # Largest first: parameters, then the copy-reg twin (eager attention is slower) before its plain size.
+        units.sort(key=lambda u: (u[1].n_layer * u[1].d_model ** 2, u[0].copy_reg), reverse=True)
+        jobs = [(s.id, z.name, device, threads, i if progress else -1) for i, (s, z) in enumerate(units)]
         # spawn: a forked child would inherit this process's torch thread pool and any open kernels.
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            jobs = [(sid, device, progress, threads, i) for i, sid in enumerate(todo)]
-            for _ in pool.map(_ensure_one, jobs):
+            for _ in pool.map(_train_unit, jobs):
                 pass
-    else:
-        for sid in todo:
-            ensure(sid, device=device, progress=progress)
+    for s in todo:  # trains whatever is left (serial case) and writes each record
+        ensure(s.id, device=device, progress=progress, threads=threads)
     return [get_suite(sid) for sid in ids]
 
 

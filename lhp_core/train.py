@@ -183,14 +183,16 @@ def _prepare_data(preset: Preset, out: Path, seed: int) -> Data:
 
     corp = corpus.load(preset.corpora, max_train_chars=preset.max_train_chars, max_val_chars=preset.max_val_chars)
     tok_dir = out / "tokenizer"
-    if (tok_dir / "tokenizer.json").exists():
-        tokenizer = AutoTokenizer.from_pretrained(tok_dir)  # resume: reuse the exact same vocabulary
-    else:
-        tokenizer = tok.train_bpe(corp.train, preset.vocab_size)
-        tmp = out / ".tmp-tokenizer"
+    if not (tok_dir / "tokenizer.json").exists():
+        tmp = out / f".tmp-tokenizer-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        tok.save(tokenizer, tmp)
-        os.replace(tmp, tok_dir)
+        tok.save(tok.train_bpe(corp.train, preset.vocab_size), tmp)
+        try:
+            os.replace(tmp, tok_dir)
+        except OSError:  # another size of this suite, training in another process, saved it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    # Always the saved copy: resumed runs and sizes trained in other processes share one vocabulary.
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     train = corpus.token_stream(tokenizer, corp.train)
     val = corpus.token_stream(tokenizer, corp.val)
     ctx = preset.context
@@ -539,6 +541,7 @@ def train(
     progress: bool = True,
     bar_position: int = 0,
     sizes: list[str] | tuple[str, ...] | None = None,
+    record: bool = True,
 ) -> Path:
     """Train (or resume) a suite and write its training record.
 
@@ -560,7 +563,11 @@ def train(
         Line of the progress bar, so suites trained side by side each keep their own bar.
     sizes
         Train only these of the preset's model sizes (default: all). Each size's run does not
-        depend on the others, so a subset equals the same models of the full suite.
+        depend on the others, so a subset equals the same models of the full suite, and sizes
+        may train in separate processes into one folder.
+    record
+        Write ``training_record.nc`` for the sizes trained (False: only train them, as each
+        process of :func:`lhp_core.suites.ensure_all` does; a final call writes the record).
 
     Returns
     -------
@@ -592,15 +599,16 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     meta = {"preset": preset.name, "recipe_sha": recipe_sha, "seed": seed, "copy_reg": float(copy_reg),
             "repeat_frac": preset.repeat_frac}
-    if sizes:
-        meta["sizes"] = [z.name for z in preset.sizes]
     meta_path = out / "train_args.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
+        old.pop("sizes", None)  # written by earlier versions; sizes are independent runs, so not part of the recipe
         if old != meta:
             raise ValueError(f"{out} holds a suite trained with {old}, not {meta}; choose another --out or delete it")
     else:
-        meta_path.write_text(json.dumps(meta))
+        tmp = meta_path.with_name(f".{meta_path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, meta_path)
     torch.set_num_threads(threads)
     from transformers.utils import logging as hf_logging
 
@@ -613,6 +621,8 @@ def train(
               disable=not progress, mininterval=1.0, position=bar_position) as pbar:
         for size in preset.sizes:
             histories[size.name] = train_model(size, preset, data, out, seed, copy_reg, device, preset.repeat_frac, pbar)
+    if not record:
+        return out
     from lhp_core.tokenizer import tokenizer_fingerprint
 
     attrs = {

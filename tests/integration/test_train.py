@@ -143,3 +143,11 @@ def test_training_a_subset_of_sizes_equals_the_full_suite(tiny_suite: Path, tmp_
     assert rec.attrs["recipe_sha"] == TINY.fingerprint()
     with pytest.raises(KeyError, match="unknown sizes.*valid sizes: s, m"):
         train("tiny", tmp_path / "bad", sizes=["xl"], progress=False)
+    # Sizes trained by separate calls into one folder, then one call writing the record: the full suite.
+    train("tiny", sub, threads=1, progress=False, sizes=["s"], record=False)
+    assert list(xr.open_dataset(sub / "training_record.nc")["model"].values) == ["m"]  # not rewritten
+    train("tiny", sub, threads=1, progress=False)
+    assert _safetensors_bytes(sub) == _safetensors_bytes(tiny_suite)
+    a, b = xr.open_dataset(tiny_suite / "training_record.nc"), xr.open_dataset(sub / "training_record.nc")
+    for var in ("train_loss", "val_loss", "weights_sha256"):
+        np.testing.assert_array_equal(a[var].values, b[var].values)

@@ -131,6 +131,11 @@ def test_repository_profiles_and_toc() -> None:
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{chapter}.ipynb needs exactly one cell tagged 'parameters'"
         assert "record(" in nb.cells[-1].source, f"{chapter}.ipynb must end with a record(...) cell"
+        # `lhp book` gives each kernel cores // jobs threads; a chapter that sets its own count
+        # oversubscribes the CPU beside the other chapters (experts with 2 threads: 726 s vs 85 s).
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert not re.search(r"set_num_threads|threadpool_limits|NUM_THREADS", code), \
+            f"{chapter}.ipynb sets a thread count; leave it to `lhp book` (book.THREAD_VARS)"
 
 
 def test_suites_needed_collects_every_suite_parameter() -> None:

@@ -217,3 +217,15 @@ def test_suite_cli_list_and_show(tiny_suite: Path, capsys: pytest.CaptureFixture
     assert "7 steps 0..24" in out and "preset: tiny" in out
     assert main(["suite", "check", str(tiny_suite)]) == 0
     assert "no two steps of a model share weights" in capsys.readouterr().out
+
+
+def test_load_draws_no_per_checkpoint_bar(tiny_suite: Path, capfd: pytest.CaptureFixture) -> None:
+    """Sweeps draw one bar over checkpoints; transformers' own "Loading weights" bar per load is
+    silenced for the load only (it saved hundreds of widget states into each executed chapter)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    capfd.readouterr()
+    load(tiny_suite, "m", 16)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # the caller's setting is restored
