@@ -445,12 +445,19 @@ def _suite_id(suite) -> str:
 
 
 def _weights_tag(suite, model: str, step: int) -> str:
-    """First hex digits of the checkpoint's recorded weight hash, so a retrained suite misses the cache."""
+    """First hex digits of the checkpoint's recorded weight hash, so a retrained suite misses the cache.
+
+    The same for a suite id and its :class:`~lhp_core.suites.Suite` (chapters pass either and share
+    one cache). Hub suites, bare folders and unregistered names have no record: the step alone
+    names the checkpoint.
+    """
+    from lhp_core.suites import SuiteError, get_suite
+
     try:
-        rec = suite.training_record()
-        return "-" + str(rec["weights_sha256"].sel(model=model, step=step).item())[:10]
-    except Exception:  # hub suites and bare folders have no record: the step alone names the checkpoint
+        rec = get_suite(suite).training_record()
+    except (SuiteError, NotImplementedError, FileNotFoundError):
         return ""
+    return "-" + str(rec["weights_sha256"].sel(model=model, step=step).item())[:10]
 
 
 def _cache_key(tasks: Sequence[str], n_items: int, seed: int) -> str:

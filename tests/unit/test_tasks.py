@@ -194,3 +194,15 @@ def test_inspect_item_uses_loader_and_checks_index(tiny_lm, monkeypatch, tmp_pat
     with pytest.raises(IndexError, match="out of range"):
         T.inspect_item("toy", "m", 3, "fake_agr", 9, n_items=4, loader=lambda *a, **k: (model, tok),
                        cache_dir=tmp_path)
+
+
+def test_weights_tag_is_the_same_for_an_id_and_its_suite(tiny_suite) -> None:
+    """The brain and emergence chapters pass a suite id and a Suite: both must hit one cache entry,
+    named by the recorded weight hash so that a retrained suite misses it."""
+    from lhp_core.suites import get_suite
+
+    suite = get_suite(str(tiny_suite))
+    sha = str(suite.training_record()["weights_sha256"].sel(model="m", step=16).item())
+    assert T._weights_tag(str(tiny_suite), "m", 16) == T._weights_tag(suite, "m", 16) == "-" + sha[:10]
+    assert T._weights_tag(suite, "s", 16) != T._weights_tag(suite, "m", 16)
+    assert T._weights_tag("toy", "a", 0) == ""  # no such suite: the step alone names the checkpoint
