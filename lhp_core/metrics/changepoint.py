@@ -11,7 +11,10 @@ Steps are log-spaced early in training, so regimes are fitted in ``x = log10(ste
   curve that bends (loss, ICL score).
 * Interval: residual bootstrap -- refit on ``fitted + resampled residuals`` ``n_boot``
   times; the 2.5 / 97.5 % quantiles of the refitted change steps. Residuals of a training
-  curve are autocorrelated, so read it as a lower bound on the uncertainty.
+  curve are autocorrelated, so read it as a lower bound on the uncertainty. A level shift is
+  only located between two saved steps, so for ``kind="mean"`` the interval also spans the
+  checkpoint gap: it starts at the last saved step before the earliest bootstrap change (a
+  sharp jump that every resample puts at step 3600 reads [3300, 3600], not [3600, 3600]).
 * :func:`peak`: the step where the mean over units (words, folds) is largest, with the
   interval of that argmax over units resampled with replacement.
 """
@@ -31,7 +34,8 @@ class ChangePoint:
     step
         Estimated change step (float for ``slope``, a saved step for ``mean``).
     lo, hi
-        95 % bootstrap interval of the change step.
+        95 % bootstrap interval of the change step; for ``mean``, ``lo`` is the saved step
+        before the earliest bootstrap change step (the change happened after ``lo``, by ``hi``).
     kind
         ``"mean"`` or ``"slope"``.
     boot
@@ -131,7 +135,12 @@ def changepoint(steps, values, kind: str = "mean", n_boot: int = 500, seed: int 
     resid = y - fitted
     rng = np.random.default_rng(seed)
     boot = np.array([fit(fitted + rng.choice(resid, size=len(resid), replace=True))[0] for _ in range(n_boot)])
-    lo, hi = np.quantile(boot, [0.025, 0.975])
+    if kind == "mean":
+        first = np.quantile(boot, 0.025, method="lower")  # a saved step: the first of the new regime
+        lo = s[max(int(np.searchsorted(s, first)) - 1, 0)]
+        hi = np.quantile(boot, 0.975, method="higher")
+    else:
+        lo, hi = np.quantile(boot, [0.025, 0.975])
     return ChangePoint(est, float(lo), float(hi), kind, boot, fitted)
 
 

@@ -30,6 +30,17 @@ def test_planted_level_shift_recovered_with_covering_interval():
     assert res.covers(true) and res.hi - res.lo <= 3 * true
 
 
+def test_sharp_level_shift_interval_spans_the_checkpoint_gap():
+    """Every resample puts a clean jump at the same saved step; the change is then known only to
+    lie after the step before it, so the interval is that gap, not one point."""
+    rng = np.random.default_rng(3)
+    y = np.where(STEPS >= 3000, 1.0, 0.0) + rng.normal(scale=0.001, size=len(STEPS))
+    res = cp.changepoint(STEPS, y, kind="mean", n_boot=200)
+    assert res.step == 3000 and set(res.boot) == {3000.0}
+    assert (res.lo, res.hi) == (2000.0, 3000.0)
+    assert res.covers(2000) and res.covers(3000) and not res.covers(1000)
+
+
 def test_planted_hinge_recovered_with_covering_interval():
     rng = np.random.default_rng(2)
     true = 1000.0
