@@ -326,6 +326,26 @@ for _p in ("tiny", "micro", "mini", "gpu"):
     SUITES.register(f"lhp-{_p}-copyreg", lambda p=_p: _lhp_suite(p, COPY_REG_DEFAULT))
 
 
+def context_length(suite, model=None) -> int | None:
+    """Tokens per window (BOS included) a suite's models were trained on.
+
+    lhp suites record it (``training_record`` attr ``context``); suites trained before the
+    configs carried it save ``max_position_embeddings = 2048`` whatever the context, and rotary
+    models run at any length, so the config alone would let windows run far past what the
+    model ever saw. Otherwise the model config's ``max_position_embeddings`` (Pythia: 2048),
+    capped at 2048; None when the suite has no record and no model is given.
+    """
+    try:
+        ctx = get_suite(suite).training_record().attrs.get("context")
+        if ctx:
+            return int(ctx)
+    except (SuiteError, FileNotFoundError, NotImplementedError, AttributeError):
+        pass
+    if model is None:
+        return None
+    return int(min(getattr(model.config, "max_position_embeddings", 2048) or 2048, 2048))
+
+
 def get_suite(suite: str | Path | Suite, tokens_per_step: int | None = None) -> Suite:
     """A registered suite by id, or a local folder of checkpoints by path.
 

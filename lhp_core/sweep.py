@@ -217,6 +217,10 @@ def sweep(
         ``"all"``, ``"log"``, ``"log:N"`` or a list; see :func:`select_steps`.
     device, dtype
         Where and in which precision the models run (``"bfloat16"`` on GPUs); pooling is float32.
+    max_length
+        Tokens per window, BOS included; longer texts slide with 50 % overlap. Default: the
+        context the suite was trained with where it records one (lhp suites), else each
+        model's ``max_position_embeddings`` (at most 2048).
     workers, scheduler
         Run tasks on a local dask cluster of ``workers`` workers (``processes=False``: threads)
         or on the dask scheduler at ``scheduler``.
@@ -245,6 +249,12 @@ def sweep(
     unknown = [m for m in models if m not in all_models]
     if unknown:
         raise KeyError(f"models {unknown} are not in the suite; its models: {', '.join(all_models)}")
+    if max_length is None:
+        # A suite trained on short windows (lhp-mini: 64 tokens) is swept in windows of that length;
+        # otherwise each model's config decides (Pythia: 2048).
+        from lhp_core.suites import context_length
+
+        max_length = context_length(suite_obj)
     step_map = {m: select_steps(suite_obj.steps(m), steps) for m in models}
     tokens_seen = {m: [int(suite_obj.tokens_seen(m, s)) for s in step_map[m]] for m in models}
     suite_id = str(suite) if isinstance(suite, (str, Path)) else str(getattr(suite, "id", type(suite).__name__))
@@ -344,7 +354,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default=None, help="float32 (CPU default) or bfloat16 (GPU default)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=None, help="window length incl. BOS (default: model context)")
+    parser.add_argument("--max-length", type=int, default=None, help="window length incl. BOS (default: the suite's training context, else the model's)")
     parser.add_argument("--workers", type=int, help="run on a local dask cluster with N workers")
     parser.add_argument("--scheduler", help="address of a running dask scheduler (e.g. from dask-jobqueue)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store")

@@ -258,7 +258,7 @@ def make_config(size: Size, preset: Preset, eager: bool):
         num_hidden_layers=size.n_layer,
         num_attention_heads=size.n_head,
         intermediate_size=size.d_ff or 4 * size.d_model,
-        max_position_embeddings=max(preset.context, 2048),
+        max_position_embeddings=preset.context,  # positions past the context were never trained
         rotary_pct=preset.rotary_pct,
         use_parallel_residual=True,
         tie_word_embeddings=False,

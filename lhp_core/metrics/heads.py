@@ -240,8 +240,8 @@ def head_scores_over_steps(suite, models=None, steps=None, n_seq: int = 100, seq
     suite
         Suite id or object.
     n_seq, seq_len
-        Probe size: ``n_seq`` sequences of ``seq_len`` tokens repeated twice (BOS + 2 x seq_len
-        must fit the context).
+        Probe size: ``n_seq`` sequences of ``seq_len`` tokens repeated twice; BOS + 2 x seq_len
+        must fit the context the suite was trained with (:func:`lhp_core.suites.context_length`).
     out
         Zarr store path (default ``config.results_dir()/heads/<suite>_<n_seq>x<seq_len>.zarr``);
         a re-run resumes it.
@@ -254,12 +254,18 @@ def head_scores_over_steps(suite, models=None, steps=None, n_seq: int = 100, seq
     """
     from lhp_core import checkpoints, config, schema
     from lhp_core.store import open_results
-    from lhp_core.suites import get_suite
+    from lhp_core.suites import context_length, get_suite
     from lhp_core.sweep import sweep
 
     s = get_suite(suite)
     models = list(models or s.models)
-    _, tok = checkpoints.load(s, models[0], s.steps(models[0])[-1])
+    model, tok = checkpoints.load(s, models[0], s.steps(models[0])[-1])
+    ctx = context_length(s, model)
+    if 2 * seq_len + 1 > ctx:
+        # Positions past the training context were never trained: scores there say nothing about the model.
+        raise ValueError(f"the probe (BOS + 2 x {seq_len} tokens) is longer than the {ctx}-token context suite "
+                         f"{s.id!r} was trained with; use seq_len <= {(ctx - 1) // 2}")
+    del model
     stim, ids = induction_probe(tok, n_seq=n_seq, seq_len=seq_len, seed=seed)
     if out is None:
         out = config.results_dir() / "heads" / f"{str(s.id).replace('/', '_')}_{n_seq}x{seq_len}_seed{seed}.zarr"
@@ -290,7 +296,7 @@ def icl_over_steps(suite, texts: list[str], models=None, steps=None, n_windows: 
     from tqdm.auto import tqdm
 
     from lhp_core import checkpoints, schema
-    from lhp_core.suites import get_suite
+    from lhp_core.suites import context_length, get_suite
 
     s = get_suite(suite)
     models = list(models or s.models)
@@ -303,9 +309,7 @@ def icl_over_steps(suite, texts: list[str], models=None, steps=None, n_windows: 
     for i, m, j, st in tqdm(jobs, desc="ICL score per checkpoint", disable=not progress):
         model, tok = checkpoints.load(s, m, st, device=device)
         if wins is None:
-            from lhp_core.metrics.reading import trained_context
-
-            n_ctx = trained_context(s, model)
+            n_ctx = context_length(s, model)
             early, late = icl_positions(n_ctx - 1)
             wins = text_windows(tok, texts, n_ctx - 1)[:n_windows]
         loss = position_losses(model, wins, tok.bos_token_id, device=device)

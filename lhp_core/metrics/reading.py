@@ -473,24 +473,6 @@ def provo_table(passages: Sequence[int] | None = None) -> pd.DataFrame:
     return t.sort_values(["item", "position"]).reset_index(drop=True)
 
 
-def trained_context(suite, model=None) -> int:
-    """Context length a suite was trained with (``training_record`` attr ``context``), including BOS.
-
-    lhp suites save ``max_position_embeddings = 2048`` in their configs whatever the training
-    context, and rotary models run at any length, so the config alone would let windows run
-    far past what the model ever saw. Falls back to the model config (Pythia: 2048).
-    """
-    try:
-        ctx = suite.training_record().attrs.get("context")
-        if ctx:
-            return int(ctx)
-    except (FileNotFoundError, NotImplementedError, AttributeError):
-        pass
-    if model is None:
-        raise ValueError(f"suite {getattr(suite, 'id', suite)!r} has no training record with a context; pass the model")
-    return int(min(getattr(model.config, "max_position_embeddings", 2048) or 2048, 2048))
-
-
 def _stimuli(table: pd.DataFrame, word: str, group: str):
     from lhp_core.stimuli import Stimuli
 
@@ -515,7 +497,7 @@ def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: 
     from tqdm.auto import tqdm
 
     from lhp_core import checkpoints, config, schema
-    from lhp_core.suites import get_suite
+    from lhp_core.suites import context_length, get_suite
 
     s = get_suite(suite)
     models = list(models or s.models)
@@ -535,7 +517,7 @@ def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: 
             b, n = z["bow"], z["naive"]
         else:
             model, tok = checkpoints.load(s, m, st, device=device)
-            sc = token_scores(model, tok, stim, max_length=trained_context(s, model), device=device)
+            sc = token_scores(model, tok, stim, max_length=context_length(s, model), device=device)
             b, n = word_surprisal(sc, "bow"), word_surprisal(sc, "naive")
             if cache:
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -377,10 +377,12 @@ def inspect_item(
     items = build_items([task], n_items, seed, cache_dir)[task]
     if not 0 <= index < len(items):
         raise IndexError(f"task {task!r} has {len(items)} items at n_items={n_items}; index {index} is out of range")
+    from lhp_core.suites import context_length
+
     if loader is None:
         from lhp_core.checkpoints import load as loader
     lm, tok = loader(suite, model, int(step), device=device)
-    rep = option_report(HFScorer(lm, tok, device), items[index])
+    rep = option_report(HFScorer(lm, tok, device, max_len=context_length(suite, lm)), items[index])
     return rep.assign(context=items[index].context)
 
 
@@ -389,12 +391,15 @@ class HFScorer:
 
     The context is prefixed with the BOS token (``<|endoftext|>`` for Pythia and lhp suites)
     and context and continuation are tokenised separately, as the LM Evaluation Harness does,
-    so the continuation's tokens do not depend on the context.
+    so the continuation's tokens do not depend on the context. An item longer than ``max_len``
+    tokens (default: the model config's ``max_position_embeddings``; pass the suite's training
+    context, :func:`lhp_core.suites.context_length`) keeps its end: the continuation and the
+    nearest context.
     """
 
-    def __init__(self, model, tokenizer, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(self, model, tokenizer, device: str = "cpu", batch_size: int = 32, max_len: int | None = None) -> None:
         self.model, self.tokenizer, self.device, self.batch_size = model, tokenizer, device, batch_size
-        self.max_len = int(getattr(model.config, "max_position_embeddings", 2048))
+        self.max_len = int(max_len or getattr(model.config, "max_position_embeddings", 2048))
 
     def _ids(self, context: str, continuation: str) -> tuple[list[int], int]:
         tok = self.tokenizer
@@ -460,8 +465,8 @@ def _weights_tag(suite, model: str, step: int) -> str:
     return "-" + str(rec["weights_sha256"].sel(model=model, step=step).item())[:10]
 
 
-def _cache_key(tasks: Sequence[str], n_items: int, seed: int) -> str:
-    return hashlib.sha256(json.dumps([sorted(tasks), n_items, seed]).encode()).hexdigest()[:12]
+def _cache_key(tasks: Sequence[str], n_items: int, seed: int, context: int | None) -> str:
+    return hashlib.sha256(json.dumps([sorted(tasks), n_items, seed, context]).encode()).hexdigest()[:12]
 
 
 def build_items(tasks: Sequence[str], n_items: int, seed: int, cache_dir: str | Path | None = None) -> dict[str, list[Item]]:
@@ -534,13 +539,15 @@ def evaluate_suite(
     import torch
 
     from lhp_core import config
+    from lhp_core.suites import context_length
 
     tasks = list(tasks or names())
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise KeyError(f"unknown tasks {unknown}; valid tasks: {', '.join(names())}")
     root = Path(cache_dir) if cache_dir is not None else config.results_dir()
-    folder = root / "tasks" / _suite_id(suite) / _cache_key(tasks, n_items, seed)
+    # The context is part of the key: items longer than it are cut, so it changes the scores.
+    folder = root / "tasks" / _suite_id(suite) / _cache_key(tasks, n_items, seed, context_length(suite))
     folder.mkdir(parents=True, exist_ok=True)
     if loader is None:
         from lhp_core.checkpoints import load as loader
@@ -563,6 +570,8 @@ def _score_all(suite, models, steps, tasks, device, n_items, seed, root, folder,
     """Score (or read from the per-checkpoint cache) every (model, step); tidy per-task summaries."""
     from tqdm.auto import tqdm
 
+    from lhp_core.suites import context_length
+
     frames = []
     items: dict[str, list[Item]] | None = None
     todo = [(m, s) for m in models for s in steps]
@@ -574,7 +583,7 @@ def _score_all(suite, models, steps, tasks, device, n_items, seed, root, folder,
             model, tok = loader(suite, model_id, int(step), device=device)
             if items is None:
                 items = build_items(tasks, n_items, seed, root / "tasks" / "items")
-            df = evaluate_checkpoint(HFScorer(model, tok, device, batch_size), items)
+            df = evaluate_checkpoint(HFScorer(model, tok, device, batch_size, max_len=context_length(suite, model)), items)
             # Atomic, per-process temporary name: two chapters scoring the same checkpoint side by side
             # both write whole files, and a reader never sees half of one.
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")

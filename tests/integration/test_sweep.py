@@ -203,3 +203,24 @@ def test_head_scores_and_linear_sites_in_store(suite, tmp_path):
     merged = open_results(out, "s")
     assert {"heads_bos", "heads_entropy", "linear_stimulus_mean", "complete"} <= set(merged.variables)
     assert np.isnan(merged["heads_bos"].sel(layer=0)).all() and np.isfinite(merged["heads_bos"].sel(layer=[1, 2])).all()
+
+
+def test_default_window_is_the_suites_training_context(tiny_suite, tmp_path):
+    """A long text is swept in windows of the suite's 64-token training context (BOS + 63,
+    sliding by half), never in one window longer than any the model was trained on."""
+    from lhp_core.checkpoints import load
+
+    text = " ".join(["the cat sat on a mat while dogs ran far away from the old barn"] * 20)
+    stim = Stimuli.from_texts([text], ids=["long"])
+    out = sweep(str(tiny_suite), stim, tmp_path / "w.zarr", sites=["logprobs"], reducers=["per_token"],
+                models=["s"], steps=[24], progress=False)
+    stored = open_results(out, "s", site="logprobs")
+    assert open_results(out).attrs["max_length"] == 64  # provenance of the whole sweep
+    model, tok = load(tiny_suite, "s", 24)
+    want = {n: extract(model, tok, stim, ["logprobs"], ["per_token"], max_length=n).values["logprobs"]["per_token"]
+            for n in (64, 2048)}
+    got = stored["per_token"].sel(step=24).values
+    assert got.size > 64
+    np.testing.assert_allclose(got, want[64], rtol=0, atol=1e-6)
+    # One 2048-token window is another measurement (lhp-tiny barely uses context: 1.6e-3 nats at most here).
+    assert np.abs(want[2048] - want[64]).max() > 1e-4

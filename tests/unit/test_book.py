@@ -138,6 +138,21 @@ def test_repository_profiles_and_toc() -> None:
             f"{chapter}.ipynb sets a thread count; leave it to `lhp book` (book.THREAD_VARS)"
 
 
+def test_notebook_defaults_are_the_default_profile() -> None:
+    """A chapter run by hand (no papermill) computes what `lhp book --profile default` does."""
+    import ast
+
+    profiles = book.load_profiles(ROOT / "book" / "profiles.yml")
+    for chapter in book.chapters(ROOT):
+        nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        defaults = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
+                    if isinstance(n, ast.Assign)}
+        for key, value in book.chapter_parameters("default", chapter, profiles).items():
+            if key != "profile":
+                assert defaults.get(key, "<missing>") == value, f"{chapter}.ipynb: {key} = {defaults.get(key)!r}, profile {value!r}"
+
+
 def test_suites_needed_collects_every_suite_parameter() -> None:
     """`lhp book` trains the profile's suite and each chapter's `*_suite` parameter before executing."""
     profiles = book.load_profiles(ROOT / "book" / "profiles.yml")

@@ -229,3 +229,23 @@ def test_load_draws_no_per_checkpoint_bar(tiny_suite: Path, capfd: pytest.Captur
     load(tiny_suite, "m", 16)
     assert "Loading weights" not in capfd.readouterr().err
     assert hf_logging.is_progress_bar_enabled()  # the caller's setting is restored
+
+
+def test_context_length_prefers_the_training_record(tiny_suite: Path, suite_copy: Path) -> None:
+    """Suites trained before configs carried the context say 2048 positions; the record says 64."""
+    import json
+
+    from lhp_core.suites import context_length
+
+    model, _ = load(tiny_suite, "m", 24)
+    assert model.config.max_position_embeddings == TINY.context == 64  # what lhp train saves now
+    cfg_path = suite_copy / "m" / "step24" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg_path.write_text(json.dumps({**cfg, "max_position_embeddings": 2048}))  # as older lhp versions saved
+    old, _ = load(suite_copy, "m", 24)
+    assert old.config.max_position_embeddings == 2048
+    assert context_length(str(suite_copy)) == context_length(str(suite_copy), old) == 64
+    (suite_copy / "training_record.nc").unlink()  # a bare folder of checkpoints: the config decides
+    assert context_length(str(suite_copy)) is None
+    assert context_length(str(suite_copy), old) == 2048
+    assert context_length("pythia") is None  # hub suites have no record

@@ -188,3 +188,9 @@ def test_viz_helpers_draw_the_right_rows(bpe):
     ppp = pd.DataFrame({"model": ["m"] * 3, "variant": "plain", "step": [0, 4, 16], "tokens_seen": [0, 100, 400],
                         "ppp": [0.0, 0.02, 0.01], "ppp_lo": [-0.01, 0.01, 0.0], "ppp_hi": [0.01, 0.03, 0.02]})
     assert len(vr.ppp_chart(ppp, reference=0.05).to_dict()["layer"]) == 3
+
+
+def test_probe_longer_than_the_trained_context_is_refused(tiny_suite):
+    """lhp-tiny trains on 64-token windows: BOS + 2 x 32 tokens would score positions it never saw."""
+    with pytest.raises(ValueError, match="64-token context.*use seq_len <= 31"):
+        heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=32, progress=False)

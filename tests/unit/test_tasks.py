@@ -154,6 +154,24 @@ def test_hf_scorer_matches_manual_unbatched_pass(tiny_lm) -> None:
         assert s.greedy == greedy and s.n_tokens == len(cont)
 
 
+def test_hf_scorer_cuts_long_items_to_the_context(tiny_lm) -> None:
+    """An item longer than max_len keeps its last max_len + 1 tokens (the continuation and the
+    nearest context), scored as one window: what a model trained on max_len tokens can see."""
+    model, tok = tiny_lm
+    context, cont = "wind blew hard outside all night and the cat sat on the old mat", " long until"
+    full = [tok.bos_token_id] + tok.encode(context, add_special_tokens=False) + tok.encode(cont, add_special_tokens=False)
+    n_cont = len(tok.encode(cont, add_special_tokens=False))
+    assert len(full) > 9
+    (got,) = T.HFScorer(model, tok, max_len=8).score([(context, cont)])
+    ids = torch.tensor([full[-9:]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids[:, :-1]).logits[0], -1)
+    want = sum(float(logp[8 - n_cont + j, t]) for j, t in enumerate(full[-n_cont:]))
+    assert got.logprob == pytest.approx(want, abs=1e-4)
+    (uncut,) = T.HFScorer(model, tok).score([(context, cont)])  # the config's 128 positions: nothing cut
+    assert abs(uncut.logprob - got.logprob) > 1e-3
+
+
 def test_evaluate_suite_builds_dataset_and_caches(tiny_lm, tmp_path, monkeypatch) -> None:
     model, tok = tiny_lm
     calls = []
