@@ -100,3 +100,17 @@ def test_spose_similarity_matches_direct_dot_product() -> None:
     assert s[0, 1] > s[0, 2]  # humans: dog is closer to cat than to hammer
     with pytest.raises(KeyError, match="THINGS concept ids"):
         C.spose_similarity(["dog", "notaconcept"])
+
+
+def test_sentence_pool_cache_round_trips(tmp_path, monkeypatch) -> None:
+    """The cached pool (a parquet file) reads back equal to a fresh split of the real corpus."""
+    monkeypatch.setenv("LHP_CACHE", str(tmp_path))
+    fresh = C.sentence_pool(cache=False)
+    written = C.sentence_pool(cache=True)
+    assert list((tmp_path / "concepts").glob("pool-*.parquet")), "the pool was not cached"
+    cached = C.sentence_pool(cache=True)
+    pd.testing.assert_frame_equal(written, fresh)
+    pd.testing.assert_frame_equal(cached, fresh)
+    assert fresh["split"].iloc[0] == "held_out" and set(fresh["split"]) == {"held_out", "train"}
+    assert fresh["text"].is_unique
+    pd.testing.assert_frame_equal(C.sentence_pool(max_sentences=10), fresh.iloc[:10])
