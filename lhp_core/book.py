@@ -272,6 +272,9 @@ def execute_chapter(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from lhp_core.config import pin_paths
+
+    pin_paths()  # the kernel runs in book/: a relative LHP_DATA_MIRROR must keep naming the caller's folder
     root = root or repo_root()
     src = root / "book" / f"{chapter}.ipynb"
     if not src.is_file():
@@ -420,6 +423,9 @@ def build_book(
         Chapters executed side by side (default: one per CPU core, at most one per chapter);
         each kernel gets ``cores // jobs`` threads.
     """
+    from lhp_core.config import pin_paths
+
+    pin_paths()  # before training processes and kernels (in book/) inherit the environment
     root = root or repo_root()
     out = Path(out) if out is not None else root / "_build"
     profiles = load_profiles(root / "book" / "profiles.yml")

@@ -6,11 +6,31 @@
 ``LHP_CACHE``
     Root for downloaded data, trained suites and sweep results
     (default ``~/.cache/lhp``).
+``LHP_SUITES``
+    Parent folder of locally trained suites (default ``$LHP_CACHE/suites``).
+
+A relative path means relative to the directory lhp was started in: :func:`pin_paths` makes
+them absolute before notebook kernels (which run in ``book/``) or worker processes inherit them.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+
+PATH_VARS = ("LHP_DATA_MIRROR", "LHP_CACHE", "LHP_SUITES")
+
+
+def pin_paths() -> None:
+    """Rewrite relative ``PATH_VARS`` in ``os.environ`` as absolute paths against the current directory.
+
+    ``LHP_DATA_MIRROR=../shared/data lhp book`` is written from the repository root, but the
+    chapters' kernels run in ``book/``, where the same relative path names another folder.
+    """
+    for var in PATH_VARS:
+        value = os.environ.get(var)
+        if value and not Path(value).expanduser().is_absolute():
+            os.environ[var] = str(Path(value).expanduser().absolute())
 
 
 def cache_dir() -> Path:

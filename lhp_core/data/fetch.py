@@ -63,9 +63,15 @@ def _download(manifest: Manifest, entry: FileEntry, target: Path) -> Path:
     import pooch  # imported lazily: only needed when there is no mirror
 
     mirror = config.data_mirror()
+    if mirror is None:
+        current = "unset"
+    elif not mirror.is_dir():
+        current = f"{mirror}, which is not a folder as seen from {Path.cwd()}"
+    else:
+        current = str(mirror)
     layout = (
         f"Set LHP_DATA_MIRROR to a folder laid out as <LHP_DATA_MIRROR>/{manifest.id}/{entry.path} "
-        f"(currently LHP_DATA_MIRROR={str(mirror) if mirror else 'unset'})"
+        f"(currently LHP_DATA_MIRROR={current})"
     )
     if not entry.url:
         raise DataUnavailable(

@@ -239,3 +239,39 @@ def test_start_first_orders_execution_not_the_book(tiny_book: Path, tmp_path: Pa
     assert list(run.executed) == ["good", "env"]  # toc order
     started = {c: nbformat.read(p, as_version=4).metadata.papermill.start_time for c, p in run.executed.items()}
     assert started["env"] < started["good"]
+
+
+def test_relative_data_mirror_is_the_callers_folder(tiny_book: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`LHP_DATA_MIRROR=../shared/data lhp book` from the repo root: kernels run in book/, yet fetch there."""
+    import os
+
+    from lhp_core import config
+
+    mirror = config.data_mirror()
+    assert mirror is not None and mirror.is_dir(), "the tests need the shared data mirror"
+    _parallel_book(tiny_book, ["fetching", "good"])  # two chapters, so jobs=2 runs worker processes
+    _notebook(tiny_book / "book" / "fetching.ipynb", [
+        ("parameters", "suite = 'none'"),
+        ("", "from lhp_core.book import record\nfrom lhp_core.data.fetch import fetch\n"
+             "record(path=str(fetch('word_similarity', 'SOURCE.md')))"),
+    ])
+    monkeypatch.chdir(tiny_book)
+    monkeypatch.setenv("LHP_DATA_MIRROR", os.path.relpath(mirror, tiny_book))
+    monkeypatch.setenv("LHP_CACHE", str(tmp_path / "empty-cache"))  # no cached copy to fall back on
+    for jobs in (1, 2):
+        run = book.build_book("par", build=False, root=tiny_book, out=tmp_path / f"j{jobs}", progress=False, jobs=jobs)
+        assert Path(book.read_record(run.executed["fetching"])["path"]).resolve() == (mirror / "word_similarity" / "SOURCE.md").resolve()
+    assert os.environ["LHP_DATA_MIRROR"] == str(tiny_book / os.path.relpath(mirror, tiny_book))
+
+
+def test_missing_relative_mirror_is_named_in_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lhp_core.data.fetch import DataUnavailable, fetch
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LHP_DATA_MIRROR", "../no/such/mirror")
+    monkeypatch.setenv("LHP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("pooch.retrieve", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("offline")))
+    with pytest.raises(DataUnavailable, match=r"LHP_DATA_MIRROR=\.\./no/such/mirror, which is not a folder as seen from "
+                                              + re.escape(str(tmp_path))):
+        fetch("word_similarity", "SOURCE.md")
