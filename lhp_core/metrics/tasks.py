@@ -394,50 +394,73 @@ class HFScorer:
     so the continuation's tokens do not depend on the context. An item longer than ``max_len``
     tokens (default: the model config's ``max_position_embeddings``; pass the suite's training
     context, :func:`lhp_core.suites.context_length`) keeps its end: the continuation and the
-    nearest context.
+    nearest context, as the harness does. A continuation longer than ``max_len`` itself (a
+    whole sentence for a model trained on 64 tokens) is scored in windows of ``max_len`` that
+    step back by half a window from its end; each token is scored in the window that gives it
+    the most left context, so every token is scored exactly once.
     """
 
     def __init__(self, model, tokenizer, device: str = "cpu", batch_size: int = 32, max_len: int | None = None) -> None:
         self.model, self.tokenizer, self.device, self.batch_size = model, tokenizer, device, batch_size
         self.max_len = int(max_len or getattr(model.config, "max_position_embeddings", 2048))
+        if self.max_len < 2:
+            raise ValueError(f"max_len must be >= 2 tokens, got {self.max_len}")
 
-    def _ids(self, context: str, continuation: str) -> tuple[list[int], int]:
+    def _pieces(self, context: str, continuation: str) -> tuple[list[tuple[list[int], int]], int]:
+        """Model inputs that together score the continuation once.
+
+        Returns ``[(input_ids, first_target), ...]`` (the input predicts ``full[first_target:start+len+1]``,
+        i.e. its last positions, up to its end) and the continuation's length in tokens.
+        """
         tok = self.tokenizer
         bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
         ctx = bos + (tok.encode(context, add_special_tokens=False) if context else [])
         cont = tok.encode(continuation, add_special_tokens=False)
         if not cont:
             raise ValueError(f"continuation {continuation!r} encodes to no tokens")
-        ids = (ctx + cont)[-(self.max_len + 1):]  # keep the end: the continuation and nearest context
-        return ids, len(cont)
+        if not ctx:
+            raise ValueError("the tokenizer has no bos_token_id and the context is empty: the first token "
+                             "cannot be scored; set tokenizer.bos_token = '<|endoftext|>' (Pythia's BOS)")
+        full, first, L = ctx + cont, len(ctx), self.max_len
+        # Window starts from the end backwards, until the window reaches the first target's input.
+        starts = [max(0, len(full) - (L + 1))]
+        while starts[-1] > first - 1:
+            starts.append(max(0, starts[-1] - L // 2))
+        pieces, next_target = [], first
+        for st in reversed(starts):  # earliest window first: it gives its targets the most context
+            end = min(st + L, len(full) - 1)  # last target scored by this window
+            if end >= next_target:
+                pieces.append((full[st: end + 1], next_target - st))
+                next_target = end + 1
+        return pieces, len(cont)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[Continuation]:
         import torch
 
-        out: list[Continuation] = []
+        pieces, n_cont = [], []
+        for j, (c, x) in enumerate(pairs):
+            ps, n = self._pieces(c, x)
+            pieces += [(j, ids, k) for ids, k in ps]
+            n_cont.append(n)
+        logprob, greedy = np.zeros(len(pairs)), np.ones(len(pairs), dtype=bool)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with torch.no_grad():
-            for b in range(0, len(pairs), self.batch_size):
-                enc = [self._ids(c, x) for c, x in pairs[b: b + self.batch_size]]
-                inputs = [ids[:-1] for ids, _ in enc]
-                width = max(map(len, inputs))
-                x = torch.full((len(enc), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(enc), width), dtype=torch.long)
-                for i, ids in enumerate(inputs):
-                    x[i, : len(ids)] = torch.tensor(ids)
-                    mask[i, : len(ids)] = 1
+            for b in range(0, len(pieces), self.batch_size):
+                batch = pieces[b: b + self.batch_size]
+                width = max(len(ids) - 1 for _, ids, _ in batch)
+                x = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for i, (_, ids, _) in enumerate(batch):
+                    x[i, : len(ids) - 1] = torch.tensor(ids[:-1])
+                    mask[i, : len(ids) - 1] = 1
                 logits = self.model(input_ids=x.to(self.device), attention_mask=mask.to(self.device)).logits.float()
                 logp = torch.log_softmax(logits, dim=-1).cpu()
-                for i, (ids, n_cont) in enumerate(enc):
-                    tgt = torch.tensor(ids[-n_cont:])
-                    pos = torch.arange(len(ids) - 1 - n_cont, len(ids) - 1)
-                    lp = logp[i, pos]
-                    out.append(Continuation(
-                        logprob=float(lp.gather(1, tgt[:, None]).sum()),
-                        greedy=bool((lp.argmax(-1) == tgt).all()),
-                        n_tokens=n_cont,
-                    ))
-        return out
+                for i, (j, ids, k) in enumerate(batch):
+                    tgt = torch.tensor(ids[k:])
+                    lp = logp[i, k - 1: len(ids) - 1]  # position p predicts token p + 1
+                    logprob[j] += float(lp.gather(1, tgt[:, None]).sum())
+                    greedy[j] &= bool((lp.argmax(-1) == tgt).all())
+        return [Continuation(logprob=float(lp), greedy=bool(g), n_tokens=n) for lp, g, n in zip(logprob, greedy, n_cont)]
 
 
 # ------------------------------------------------------------------ suites

@@ -172,6 +172,56 @@ def test_hf_scorer_cuts_long_items_to_the_context(tiny_lm) -> None:
     assert abs(uncut.logprob - got.logprob) > 1e-3
 
 
+class _ShortMemoryLM(torch.nn.Module):
+    """Next-token logits from the current and ``memory - 1`` previous tokens only (a hand-built n-gram).
+
+    With that little memory, scoring in windows that leave every target at least ``memory``
+    tokens of its own window must equal scoring the whole sequence at once.
+    """
+
+    def __init__(self, vocab: int, memory: int) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(memory)
+        self.tables = [torch.randn(vocab, vocab, generator=g) * 3 for _ in range(memory)]
+        self.config = type("Config", (), {"max_position_embeddings": 100_000})()
+
+    def forward(self, input_ids, attention_mask=None):
+        logits = torch.zeros(*input_ids.shape, self.tables[0].shape[1])
+        for lag, table in enumerate(self.tables):
+            prev = torch.cat([input_ids[:, :1].expand(-1, lag), input_ids[:, : input_ids.shape[1] - lag]], 1)
+            logits = logits + table[prev]
+        return type("Out", (), {"logits": logits})()
+
+
+@pytest.mark.parametrize("max_len", [2, 3, 4, 5, 8])
+def test_hf_scorer_windows_a_continuation_longer_than_the_context(tiny_lm, max_len) -> None:
+    """A continuation of more than max_len tokens is scored in windows, each token once, with the
+    most context a window gives: a model that looks back at most ``memory`` tokens scores it
+    exactly as in one pass over the whole sequence (1e-4 nats over ~40 tokens)."""
+    _, tok = tiny_lm
+    cont = " the cat sat on the old mat while the wind blew hard outside all night long until dawn"
+    n = len(tok.encode(cont, add_special_tokens=False))
+    assert n > 2 * max_len
+    # Every target keeps >= max_len - max_len // 2 + 1 >= 2 tokens of its window; with a context, the
+    # first window may start right before the continuation, so there only memory 1 is exact.
+    cases = [(1, "wind blew hard outside"), (2, "")]
+    for memory, context in cases:
+        lm = _ShortMemoryLM(len(tok), memory)
+        pairs = [(context, cont), (context, " mat")]
+        windowed = T.HFScorer(lm, tok, max_len=max_len, batch_size=3).score(pairs)
+        whole = T.HFScorer(lm, tok).score(pairs)
+        for w, u in zip(windowed, whole):
+            assert w.n_tokens == u.n_tokens
+            assert w.logprob == pytest.approx(u.logprob, abs=1e-4)
+            assert w.greedy == u.greedy
+        assert windowed[0].n_tokens == n
+    # A real transformer sees less context through the windows than in one pass.
+    model, _ = tiny_lm
+    (cut,) = T.HFScorer(model, tok, max_len=max_len).score([("", cont)])
+    (uncut,) = T.HFScorer(model, tok).score([("", cont)])
+    assert cut.n_tokens == n and np.isfinite(cut.logprob) and abs(cut.logprob - uncut.logprob) > 1e-3
+
+
 def test_evaluate_suite_builds_dataset_and_caches(tiny_lm, tmp_path, monkeypatch) -> None:
     model, tok = tiny_lm
     calls = []
