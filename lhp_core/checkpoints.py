@@ -63,6 +63,30 @@ def weights_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def checkpoint_sha256(suite: str | Path | Suite, model: str, step: int) -> str | None:
+    """:func:`weights_sha256` of a checkpoint's files on disk, whatever dtype it is later loaded in.
+
+    The files are a local suite's step folder, or a hub revision's snapshot already in the HF
+    cache (nothing is downloaded). None when no ``*.safetensors`` file is there (hub revisions
+    saved only as ``pytorch_model.bin``, or not downloaded yet).
+    """
+    s = get_suite(suite)
+    model_id = s.resolve_model(model)
+    if isinstance(s, HubSuite):
+        from huggingface_hub import snapshot_download
+
+        repo, rev = s.hub_ref(model_id, int(step))
+        try:
+            path = Path(snapshot_download(repo, revision=rev, allow_patterns=["*.safetensors"], local_files_only=True))
+        except Exception:  # huggingface_hub raises several types for "not in the cache"
+            return None
+    elif isinstance(s, LocalSuite):
+        path = s.checkpoint_path(model_id, int(step))
+    else:
+        return None
+    return weights_sha256(path) if any(path.glob("*.safetensors")) else None
+
+
 def check_safetensors(path: str | Path) -> None:
     """Raise :class:`CorruptCheckpoint` if the file's header is unreadable or the file is shorter than it says.
 

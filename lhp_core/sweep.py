@@ -73,7 +73,11 @@ def select_steps(available: Sequence[int], spec: str | Sequence[int] = "all") ->
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
-    """sha256 over parameter names, shapes and float32 values: the same for any load dtype."""
+    """sha256 over parameter names, shapes and the loaded tensors' float32 values.
+
+    Used when a checkpoint has no safetensors files on disk. Loads in float32 of the same
+    weights always agree; a bfloat16 load has rounded the weights, so it hashes differently.
+    """
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         h.update(f"{name}:{tuple(t.shape)}".encode())
@@ -112,23 +116,16 @@ class Job:
         return m, tok, self.checkpoint_sha256(model, step, m)
 
     def checkpoint_sha256(self, model: str, step: int, loaded: torch.nn.Module) -> str:
-        """The checkpoint files' hash (as in ``training_record.nc``) for local suites, else the
-        hash of the loaded tensors (:func:`weights_sha256`)."""
-        path = None
-        if hasattr(self.suite, "checkpoint_path") or isinstance(self.suite, str):
-            try:
-                from lhp_core.suites import LocalSuite, get_suite
+        """The checkpoint files' hash (as in ``training_record.nc``; for hub suites the cached
+        snapshot's files), else the hash of the loaded tensors (:func:`weights_sha256`)."""
+        from lhp_core.checkpoints import checkpoint_sha256
+        from lhp_core.suites import SuiteError
 
-                s = get_suite(self.suite)
-                if isinstance(s, LocalSuite):
-                    path = s.checkpoint_path(s.resolve_model(model), step)
-            except (ImportError, KeyError, OSError, ValueError):
-                path = None
-        if path is not None and any(Path(path).glob("*.safetensors")):
-            from lhp_core.checkpoints import weights_sha256 as file_sha256
-
-            return file_sha256(path)
-        return weights_sha256(loaded)
+        try:
+            on_disk = checkpoint_sha256(self.suite, model, step)
+        except (SuiteError, KeyError, OSError, ValueError, TypeError):
+            on_disk = None  # a suite object lhp does not know (a test double, a user's class)
+        return on_disk or weights_sha256(loaded)
 
 
 def _variables(job: Job) -> dict[str, dict[str, str]]:

@@ -224,3 +224,55 @@ def test_default_window_is_the_suites_training_context(tiny_suite, tmp_path):
     np.testing.assert_allclose(got, want[64], rtol=0, atol=1e-6)
     # One 2048-token window is another measurement (lhp-tiny barely uses context: 1.6e-3 nats at most here).
     assert np.abs(want[2048] - want[64]).max() > 1e-4
+
+
+def check_device_sweep(suite, serial_store, out: Path, device: str, dtype: str) -> None:
+    """A sweep on ``device`` (prefetch thread, on-device pooling, host writes) against the CPU
+    float32 store: float32 within 1e-4 (TF32 off); bfloat16 within 2 % of each array's largest
+    magnitude (the bound of tests/unit/test_extract.py)."""
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        sweep(suite, stimuli(), out, **{**SWEEP_ARGS, "device": device, "dtype": dtype})
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    assert open_results(out).attrs["device"] == device and open_results(out).attrs["dtype"] == dtype
+    for m in WIDTHS:
+        for site in SITES:
+            ref, got = open_results(serial_store, m, site=site).load(), open_results(out, m, site=site).load()
+            assert set(got.data_vars) == set(ref.data_vars)
+            for var in set(ref.data_vars) - {"weights_sha256"}:  # hashes: below
+                e, g = ref[var].values, got[var].values
+                if not np.issubdtype(e.dtype, np.floating):
+                    np.testing.assert_array_equal(g, e)
+                    continue
+                ok = ~np.isnan(e)
+                np.testing.assert_array_equal(np.isnan(g), ~ok)
+                if dtype == "float32":
+                    np.testing.assert_allclose(g[ok], e[ok], rtol=1e-4, atol=1e-4, err_msg=f"{m} {site} {var}")
+                else:
+                    assert np.abs(g[ok] - e[ok]).max() <= 0.02 * np.abs(e[ok]).max(), (m, site, var)
+        # This test suite has no lhp record: hashes are of the loaded tensors, so a bfloat16 load
+        # (rounded weights) hashes differently; a float32 load on any device does not.
+        same = open_results(out, m)["weights_sha256"].values == open_results(serial_store, m)["weights_sha256"].values
+        assert same.all() if dtype == "float32" else not same.any()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_device_sweep_equals_cpu_store(suite, serial_store, tmp_path, device, dtype):
+    check_device_sweep(suite, serial_store, tmp_path / "g.zarr", device, dtype)
+
+
+def test_bfloat16_sweep_on_cpu_within_the_gpu_tolerance(suite, serial_store, tmp_path):
+    check_device_sweep(suite, serial_store, tmp_path / "b.zarr", "cpu", "bfloat16")
+
+
+def test_bfloat16_sweep_records_the_checkpoint_files_hash(tiny_suite, tmp_path):
+    """For a suite on disk the stored hash is the files' (as in training_record.nc), whatever the load dtype."""
+    from lhp_core.suites import get_suite
+
+    out = sweep(str(tiny_suite), stimuli(), tmp_path / "bf.zarr", sites=["resid"], reducers=["stimulus_last"],
+                models=["m"], steps=[0, 24], dtype="bfloat16", progress=False)
+    listed = get_suite(str(tiny_suite)).training_record()["weights_sha256"].sel(model="m", step=[0, 24]).values
+    np.testing.assert_array_equal(open_results(out, "m")["weights_sha256"].values, listed)

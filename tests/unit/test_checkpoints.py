@@ -188,7 +188,10 @@ def test_hub_path_through_fake_hub_cache(tiny_suite: Path, tmp_path: Path) -> No
         import torch
         from lhp_core.checkpoints import load
         from transformers import AutoModelForCausalLM
+        from lhp_core.checkpoints import checkpoint_sha256, weights_sha256
         lm, tok = load("pythia", "70m", 1000)
+        assert checkpoint_sha256("pythia", "70m", 1000) == weights_sha256({str(tiny_suite / "m" / "step16")!r})
+        assert checkpoint_sha256("pythia", "70m", 2000) is None  # not in the cache: nothing downloaded
         ref = AutoModelForCausalLM.from_pretrained({str(tiny_suite / "m" / "step16")!r})
         ids = torch.tensor([tok("the people of the united states").input_ids])
         with torch.no_grad():
