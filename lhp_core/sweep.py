@@ -158,15 +158,25 @@ def _allocate(job: Job, model_id: str, tokens_seen: list[int], model, tok) -> No
     St.allocate(job.out, model_id, groups, attrs)
 
 
-def run_task(job: Job, model_id: str, step: int, loaded=None) -> int:
-    """Extract one checkpoint and write its region, then mark it complete. Returns tokens run."""
+def compute_task(job: Job, model_id: str, step: int, loaded=None):
+    """Extract one checkpoint (loading it unless ``loaded`` is given); nothing is written."""
     model, tok, sha = loaded if loaded is not None else job.load(model_id, step)
     res = extract(model, tok, job.stimuli, job.sites, job.reducers, job.head_scores, job.batch_size,
                   job.max_length, where=f"model {model_id!r} step {step}")
+    return res, sha
+
+
+def write_task(job: Job, model_id: str, step: int, res, sha: str) -> int:
+    """Write one checkpoint's region, then mark it complete. Returns tokens run."""
     index = job.steps[model_id].index(step)
     St.write_region(job.out, model_id, index, step, res.values, job.sites)
     St.mark_complete(job.out, model_id, index, step, sha, res.n_tokens)
     return res.n_tokens
+
+
+def run_task(job: Job, model_id: str, step: int) -> int:
+    """Extract one checkpoint and write its region (a dask task). Returns tokens run."""
+    return write_task(job, model_id, step, *compute_task(job, model_id, step))
 
 
 def _release(device: str) -> None:
@@ -285,23 +295,40 @@ def sweep(
 
 
 def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, bar) -> None:
+    """One checkpoint computes while the next loads (prefetch thread) and the previous one is
+    written (writer thread). At most one region waits to be written, so host memory holds two
+    checkpoints' pooled results at most, however many steps there are."""
     if not tasks:
         return
     t0, n_tok = time.perf_counter(), 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lhp-prefetch") as pool:
-        nxt = pool.submit(job.load, *tasks[0])
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lhp-prefetch") as loader, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="lhp-writer") as writer:
+        written = None
+
+        def drain() -> None:
+            nonlocal n_tok, written
+            if written is not None:
+                m_done, step_done, fut = written
+                n_tok += fut.result()  # a failed write stops the sweep here; completed steps stay
+                written = None
+                bar.set_postfix(model=m_done, step=step_done, tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")
+                bar.update(1)
+
+        nxt = loader.submit(job.load, *tasks[0])
         for i, (m, step) in enumerate(tasks):
             loaded = nxt.result()
-            # Prefetch: the next checkpoint loads and hashes while this one computes.
-            nxt = pool.submit(job.load, *tasks[i + 1]) if i + 1 < len(tasks) else None
+            nxt = loader.submit(job.load, *tasks[i + 1]) if i + 1 < len(tasks) else None
             if not St.is_allocated(job.out, m):
+                drain()  # a model's groups are allocated with no write in flight
                 _allocate(job, m, tokens_seen[m], loaded[0], loaded[1])
-            n_tok += run_task(job, m, step, loaded)
+            res, sha = compute_task(job, m, step, loaded)
             del loaded
-            if nxt is None or tasks[i + 1][0] != m:
-                _release(job.device)
-            bar.set_postfix(model=m, step=step, tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")
-            bar.update(1)
+            drain()
+            written = (m, step, writer.submit(write_task, job, m, step, res, sha))
+            del res
+            if nxt is not None and tasks[i + 1][0] != m:
+                _release(job.device)  # before the next model's weights join the prefetched ones
+        drain()
 
 
 def _run_dask(job: Job, tasks, tokens_seen, bar, workers, scheduler, processes) -> None:

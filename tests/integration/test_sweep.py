@@ -276,3 +276,39 @@ def test_bfloat16_sweep_records_the_checkpoint_files_hash(tiny_suite, tmp_path):
                 models=["m"], steps=[0, 24], dtype="bfloat16", progress=False)
     listed = get_suite(str(tiny_suite)).training_record()["weights_sha256"].sel(model="m", step=[0, 24]).values
     np.testing.assert_array_equal(open_results(out, "m")["weights_sha256"].values, listed)
+
+
+def test_failures_stop_the_sweep_and_keep_what_was_written(suite, serial_store, tmp_path, monkeypatch):
+    """NaN activations at one checkpoint, or a failing write, stop the sweep with the error; the
+    steps before stay complete and a re-run finishes the store as an uninterrupted sweep would."""
+    import lhp_core.store as St
+
+    def nan_at_s3(s, model, step, device="cpu", dtype=torch.float32):
+        m, tok = load_local(s, model, step, device, dtype)
+        if (model, step) == ("s", 3):
+            with torch.no_grad():
+                m.gpt_neox.layers[0].mlp.dense_h_to_4h.weight.fill_(float("nan"))
+        return m, tok
+
+    out = tmp_path / "f.zarr"
+    with pytest.raises(FloatingPointError, match=r"model 's' step 3"):
+        sweep(suite, stimuli(), out, **{**SWEEP_ARGS, "loader": nan_at_s3})
+    assert open_results(out, "s")["complete"].values.tolist() == [True, True, False]
+
+    real, calls = St.write_region, []
+
+    def fail_second(*args, **kwargs):
+        calls.append(args[1:4])
+        if len(calls) == 2:
+            raise OSError("disk full (injected)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(St, "write_region", fail_second)
+    with pytest.raises(OSError, match="disk full"):
+        sweep(suite, stimuli(), out, **SWEEP_ARGS)
+    assert [c[0] for c in calls] == ["s", "m"]  # s step 3 written, then the first step of m failed
+    assert open_results(out, "s")["complete"].values.all()
+    assert not open_results(out, "m")["complete"].values.any()
+    monkeypatch.setattr(St, "write_region", real)
+    sweep(suite, stimuli(), out, **SWEEP_ARGS)
+    assert_same_store(out, serial_store)
