@@ -19,8 +19,7 @@ max(load, compute) of one step measured alone (1.0 = load fully hidden behind co
 Usage::
 
     python benchmarks/sweep_bench.py                                  # CPU, ~2-3 min on 2 cores
-    python benchmarks/sweep_bench.py --device cuda --config pythia-410m \
-        --texts 1024 --words 600 --reducer stimulus_mean --memory-steps 3 6   # GPU, bf16 (benchmarks/device/check.sh)
+    bash benchmarks/device/check.sh                                   # GPU: pythia-410m size, bf16
 """
 from __future__ import annotations
 
@@ -254,7 +253,8 @@ def main() -> None:
         del model
 
         hand_stim = Stimuli.from_words(words[: args.hand_texts]) if args.hand_texts else stim
-        t_hand, tok_hand = hand_loop(suite, steps[: args.hand_steps or args.steps], hand_stim, args.device, dtype, tmp / "hand.npz", args.sites, args.reducer)
+        t_hand, tok_hand = hand_loop(suite, steps[: args.hand_steps or args.steps], hand_stim, args.device, dtype,
+                                     tmp / "hand.npz", args.sites, args.reducer)
         t_lhp, tok_lhp = lhp_sweep(suite, steps, stim, args.device, dtype_name, tmp / "lhp.zarr", args.batch_size,
                                    args.sites, args.reducer)
         rate = matmul_rate(args.device, dtype)

@@ -40,6 +40,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from lhp_core.config import pin_paths
+
 RECORD_MIMETYPE = "application/vnd.lhp.record+json"
 PROFILES = ("ci", "default", "gpu")
 COMMON_KEYS = ("suite", "models", "steps", "device")
@@ -272,8 +274,6 @@ def execute_chapter(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from lhp_core.config import pin_paths
-
     pin_paths()  # the kernel runs in book/: a relative LHP_DATA_MIRROR must keep naming the caller's folder
     root = root or repo_root()
     src = root / "book" / f"{chapter}.ipynb"
@@ -423,8 +423,6 @@ def build_book(
         Chapters executed side by side (default: one per CPU core, at most one per chapter);
         each kernel gets ``cores // jobs`` threads.
     """
-    from lhp_core.config import pin_paths
-
     pin_paths()  # before training processes and kernels (in book/) inherit the environment
     root = root or repo_root()
     out = Path(out) if out is not None else root / "_build"

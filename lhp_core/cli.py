@@ -38,9 +38,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     name = argv[0]
-    from lhp_core.config import pin_paths
-
-    pin_paths()  # sub-processes and notebook kernels run elsewhere: fix relative paths to here
     module = importlib.import_module(COMMANDS[name][0])
     sub = argparse.ArgumentParser(prog=f"lhp {name}", description=COMMANDS[name][1])
     module.configure(sub)

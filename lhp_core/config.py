@@ -10,7 +10,7 @@
     Parent folder of locally trained suites (default ``$LHP_CACHE/suites``).
 
 A relative path means relative to the directory lhp was started in: :func:`pin_paths` makes
-them absolute before notebook kernels (which run in ``book/``) or worker processes inherit them.
+them absolute before notebook kernels, which run in ``book/``, inherit them.
 """
 from __future__ import annotations
 

@@ -407,10 +407,10 @@ class HFScorer:
             raise ValueError(f"max_len must be >= 2 tokens, got {self.max_len}")
 
     def _pieces(self, context: str, continuation: str) -> tuple[list[tuple[list[int], int]], int]:
-        """Model inputs that together score the continuation once.
+        """Windows that together score each continuation token once.
 
-        Returns ``[(input_ids, first_target), ...]`` (the input predicts ``full[first_target:start+len+1]``,
-        i.e. its last positions, up to its end) and the continuation's length in tokens.
+        Returns ``[(ids, k), ...]`` and the continuation's length in tokens: the model reads
+        ``ids[:-1]`` and the window scores its targets ``ids[k:]`` (``k >= 1``).
         """
         tok = self.tokenizer
         bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
