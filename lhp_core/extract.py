@@ -17,6 +17,7 @@ from torch import nn
 from lhp_core import sites as S
 from lhp_core.reducers import HEAD_SCORES, REDUCERS, Accumulator, BatchInfo, get_reducer
 from lhp_core.stimuli import Encoded, Stimuli, encode
+from lhp_core.tokenizer import bow_mask
 
 LOGPROB_CHUNK = 2048  # rows of [chunk, vocab] float32 logits alive at once
 
@@ -29,7 +30,7 @@ class Extracted:
     ----------
     values
         ``values[site][reducer]``: ``[layer, group, *feature]`` for layer sites,
-        ``[group]`` for ``logprobs``; ``values["heads"][score]``: ``[layer, head, stimulus]``.
+        ``[group]`` for ``logprobs`` and ``logprobs_bow``; ``values["heads"][score]``: ``[layer, head, stimulus]``.
     n_tokens
         Real tokens run through the model (BOS and window overlaps included).
     """
@@ -114,15 +115,18 @@ def extract(
         np.maximum.at(last, idx[ok], np.nonzero(ok)[0])
         last_token[g] = torch.as_tensor(last, device=device)
 
-    layer_sites = [s for s in sites if s not in ("logprobs", "heads")]
+    layer_sites = [s for s in sites if s not in (*S.TOKEN_SITES, "heads")]
+    token_sites = [s for s in S.TOKEN_SITES if s in sites]
     acc: dict[str, dict[str, Accumulator]] = {}
-    for s in layer_sites + (["logprobs"] if "logprobs" in sites else []):
-        slots = 1 if s == "logprobs" else n_layers + 1
+    for s in layer_sites + token_sites:
+        slots = 1 if s in S.TOKEN_SITES else n_layers + 1
         acc[s] = {r.name: Accumulator(r, slots, enc.n_groups(r.group), feats[s], last_token[r.group], device) for r in reds}
     n_heads = feats["heads"][0]
     head_acc = {name: torch.full((n_layers + 1, n_heads, enc.n_stimuli), float("nan"), device=device) for name in scores}
 
     state: dict = {}
+    if "logprobs_bow" in sites:
+        state["bow"] = _bow_terms(model, tokenizer, enc, device)
 
     def sink(site: str, layer: int, t: torch.Tensor) -> None:
         if site == "heads":
@@ -154,7 +158,7 @@ def extract(
     _check_finite(acc, where)
     values: dict[str, dict[str, np.ndarray]] = {}
     for s, by_red in acc.items():
-        values[s] = {name: (a.result().cpu().numpy()[0] if s == "logprobs" else a.result().cpu().numpy())
+        values[s] = {name: (a.result().cpu().numpy()[0] if s in S.TOKEN_SITES else a.result().cpu().numpy())
                      for name, a in by_red.items()}
     if head_acc:
         values["heads"] = {name: t.cpu().numpy() for name, t in head_acc.items()}
@@ -209,27 +213,68 @@ def _run_batch(model, enc: Encoded, batch: list[int], device, n_layers: int, gro
     last = out.last_hidden_state
     if "resid" in sites:
         sink("resid", n_layers, last)
-    if "logprobs" in sites:
-        lp = _next_token_logprobs(model, last.reshape(-1, last.shape[-1]), ids_t.reshape(-1), kept_flat_t)
-        for a in acc["logprobs"].values():
-            a.add(0, lp, state["group"][a.reducer.group], token_t)
+    if any(s in sites for s in S.TOKEN_SITES):
+        bow = state.get("bow")
+        lp, bow_prev, bow_next = _next_token_logprobs(model, last.reshape(-1, last.shape[-1]), ids_t.reshape(-1),
+                                                      kept_flat_t, None if bow is None else bow["mask"])
+        per_site = {"logprobs": lp}
+        if bow is not None:
+            # log p(word) = sum of its tokens' log-probs + log P_bow after its last token
+            #               - log P_bow before its first token (if that token carries the space)
+            per_site["logprobs_bow"] = (lp + torch.where(bow["last"][token_t], bow_next, 0.0)
+                                        - torch.where(bow["first"][token_t], bow_prev, 0.0))
+        for site in S.TOKEN_SITES:
+            for a in acc.get(site, {}).values():
+                a.add(0, per_site[site], state["group"][a.reducer.group], token_t)
     return int(sum(lens))
 
 
-def _next_token_logprobs(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor, kept_flat: torch.Tensor) -> torch.Tensor:
-    """log p(token at ``kept_flat`` | prefix), float32, shape ``[n_kept]``.
+def _bow_terms(model: nn.Module, tokenizer, enc: Encoded, device) -> dict[str, torch.Tensor]:
+    """Device tensors for the word-boundary correction: the bow mask ``[vocab]`` and, per global
+    token, whether it ends a word (``last``) and whether it starts one with a leading space (``first``)."""
+    n_vocab = model.get_output_embeddings().weight.shape[0]
+    mask = bow_mask(tokenizer, n_vocab)
+    tw = enc.token_word
+    in_word = tw >= 0
+    # Subwords of a word are contiguous, so a word starts where the word index changes.
+    starts = in_word & np.r_[True, tw[1:] != tw[:-1]]
+    ends = in_word & np.r_[tw[1:] != tw[:-1], True]
+    first = starts & mask[np.clip(enc.token_id, 0, n_vocab - 1)]
+    return {"mask": torch.as_tensor(mask, device=device), "first": torch.as_tensor(first, device=device),
+            "last": torch.as_tensor(ends, device=device)}
+
+
+def _next_token_logprobs(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor, kept_flat: torch.Tensor,
+                         bow: torch.Tensor | None = None):
+    """log p(token at ``kept_flat`` | prefix), float32, shape ``[n_kept]``, and with a bow mask
+    ``[vocab]`` also ``log P_bow`` of the distributions before and after each kept token.
 
     The prediction of position ``p`` comes from the final hidden state at ``p - 1``; logits are
     formed and normalised ``LOGPROB_CHUNK`` rows at a time.
+
+    Returns
+    -------
+    ``(logprob, bow_prev, bow_next)``, each ``[n_kept]``; the last two are ``None`` without ``bow``.
     """
     head = model.get_output_embeddings()
     weight = head.weight.float()
     bias = head.bias.float() if getattr(head, "bias", None) is not None else None
-    out = torch.empty(len(kept_flat), dtype=torch.float32, device=hidden.device)
-    for c in range(math.ceil(len(kept_flat) / LOGPROB_CHUNK)):
+    # Rows whose distribution is needed: before each kept token and, for bow, after it too
+    # (kept tokens are contiguous in a window, so that adds one row per window).
+    rows = kept_flat - 1 if bow is None else torch.unique(torch.cat([kept_flat - 1, kept_flat]))
+    target = ids[(rows + 1).clamp(max=len(ids) - 1)]  # rows after the last kept token: value unused
+    lp_rows = torch.empty(len(rows), dtype=torch.float32, device=hidden.device)
+    bow_rows = torch.empty_like(lp_rows) if bow is not None else None
+    for c in range(math.ceil(len(rows) / LOGPROB_CHUNK)):
         sl = slice(c * LOGPROB_CHUNK, (c + 1) * LOGPROB_CHUNK)
-        logits = hidden[kept_flat[sl] - 1].float() @ weight.T
+        logits = hidden[rows[sl]].float() @ weight.T
         if bias is not None:
             logits = logits + bias
-        out[sl] = torch.log_softmax(logits, dim=-1).gather(1, ids[kept_flat[sl]][:, None])[:, 0]
-    return out
+        logp = torch.log_softmax(logits, dim=-1)
+        lp_rows[sl] = logp.gather(1, target[sl][:, None])[:, 0]
+        if bow is not None:
+            bow_rows[sl] = torch.logsumexp(logp.masked_fill(~bow, float("-inf")), dim=-1)
+    if bow is None:
+        return lp_rows, None, None
+    prev = torch.searchsorted(rows, kept_flat - 1)
+    return lp_rows[prev], bow_rows[prev], bow_rows[torch.searchsorted(rows, kept_flat)]

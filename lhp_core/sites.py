@@ -13,10 +13,14 @@ Sites
               sub-module, for the expert-neuron study.
 ``logprobs``  log-probability of the actual next token, float32, computed in chunks from
               the final hidden state so full logits are never stored.
+``logprobs_bow``  the same with the word-boundary terms of Pimentel & Meister (2024) folded
+              into each word's first and last token (see :mod:`lhp_core.metrics.reading`):
+              its ``word_sum`` is the corrected ``log p(word | context)`` of leading-space
+              tokenizers, where ``logprobs``' ``word_sum`` is the probability of a prefix.
 ``heads``     head scores from attention patterns (see :mod:`lhp_core.reducers`), dims
               ``(layer, head)``; needs eager attention, switched on only for this site.
 
-Block sites (everything but ``resid`` and ``logprobs``) use layer ``i`` for block ``i`` (1..L)
+Block sites (everything but ``resid`` and the log-prob sites) use layer ``i`` for block ``i`` (1..L)
 and are NaN at layer 0, so every site of a model shares one ``layer`` axis 0..L.
 """
 from __future__ import annotations
@@ -26,7 +30,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-SITES = ("resid", "mlp", "attn_out", "linear", "logprobs", "heads")
+SITES = ("resid", "mlp", "attn_out", "linear", "logprobs", "logprobs_bow", "heads")
+#: Sites with one value per token and no layer axis.
+TOKEN_SITES = ("logprobs", "logprobs_bow")
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ def feature_sizes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     d_mlp = mlp_out.in_features if hasattr(mlp_out, "in_features") else mlp_out.weight.shape[0]
     n_heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head")
     return {"resid": (d,), "attn_out": (d,), "mlp": (int(d_mlp),), "linear": (len(linear_layout(model)[0]),),
-            "logprobs": (), "heads": (int(n_heads),)}
+            "logprobs": (), "logprobs_bow": (), "heads": (int(n_heads),)}
 
 
 def install_hooks(model: nn.Module, sites: list[str], sink) -> list[torch.utils.hooks.RemovableHandle]:

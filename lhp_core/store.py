@@ -8,7 +8,7 @@ Layout
                          ``complete(step)`` (bool, written last), ``weights_sha256(step)``,
                          ``n_tokens(step)``, coordinate ``tokens_seen(step)``
 ``/<model>/<site>``      one variable per reducer (or head score), e.g. ``word_mean`` with dims
-                         ``(step, layer, word, hidden)``; ``logprobs`` variables are
+                         ``(step, layer, word, hidden)``; ``logprobs``/``logprobs_bow`` variables are
                          ``(step, word|stimulus|token)``, ``heads`` ``(step, layer, head, stimulus)``
 
 Every group is allocated for all requested steps (NaN) before anything runs, chunked one
@@ -31,6 +31,7 @@ import xarray as xr
 
 from lhp_core import schema as D
 from lhp_core.reducers import get_reducer
+from lhp_core.sites import TOKEN_SITES
 
 STORE_VERSION = 1
 
@@ -61,7 +62,7 @@ def config_sha256(config: Mapping[str, Any]) -> str:
 # ---- templates --------------------------------------------------------------------------
 def site_dims(site: str, group: str) -> tuple[str, ...]:
     """Dims of one variable of ``site`` pooled along ``group`` (``word``/``stimulus``/``token``)."""
-    if site == "logprobs":
+    if site in TOKEN_SITES:
         return (D.STEP, group)
     if site == "heads":
         return (D.STEP, D.LAYER, D.HEAD, D.STIMULUS)

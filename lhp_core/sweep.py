@@ -34,7 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -192,7 +192,7 @@ def sweep(
     reducers: Sequence[str] = ("word_mean",),
     head_scores: Sequence[str] = (),
     models: Sequence[str] | None = None,
-    steps: str | Sequence[int] = "all",
+    steps: str | Sequence[int] | Mapping[str, str | Sequence[int]] = "all",
     device: str = "cpu",
     dtype: str = "float32",
     batch_size: int = 8,
@@ -220,7 +220,8 @@ def sweep(
     models
         Subset of ``suite.models`` (default: all).
     steps
-        ``"all"``, ``"log"``, ``"log:N"`` or a list; see :func:`select_steps`.
+        ``"all"``, ``"log"``, ``"log:N"`` or a list, for every model (see :func:`select_steps`);
+        or a mapping ``model -> spec`` where models have different checkpoints.
     device, dtype
         Where and in which precision the models run (``"bfloat16"`` on GPUs); pooling is float32.
     max_length
@@ -261,7 +262,13 @@ def sweep(
         from lhp_core.suites import context_length
 
         max_length = context_length(suite_obj)
-    step_map = {m: select_steps(suite_obj.steps(m), steps) for m in models}
+    if isinstance(steps, Mapping):
+        lacking = [m for m in models if m not in steps]
+        if lacking:
+            raise KeyError(f"steps has no entry for models {lacking}; give one per model or a single spec for all")
+        step_map = {m: select_steps(suite_obj.steps(m), steps[m]) for m in models}
+    else:
+        step_map = {m: select_steps(suite_obj.steps(m), steps) for m in models}
     tokens_seen = {m: [int(suite_obj.tokens_seen(m, s)) for s in step_map[m]] for m in models}
     suite_id = str(suite) if isinstance(suite, (str, Path)) else str(getattr(suite, "id", type(suite).__name__))
     config = {"suite": suite_id, "steps": step_map, "sites": list(sites), "reducers": list(reducers),
@@ -370,7 +377,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output zarr store (re-run to resume)")
     parser.add_argument("--models", nargs="+", help="models of the suite (default: all)")
     parser.add_argument("--steps", default="all", help="all, log, log:N, or a comma list of steps")
-    parser.add_argument("--sites", nargs="+", default=["resid"], help="resid mlp attn_out linear logprobs heads")
+    parser.add_argument("--sites", nargs="+", default=["resid"], help="resid mlp attn_out linear logprobs logprobs_bow heads")
     parser.add_argument("--reducers", nargs="+", default=["word_mean"],
                         help="word_mean word_last word_sum stimulus_mean stimulus_last stimulus_max per_token")
     parser.add_argument("--head-scores", nargs="+", default=[], help="head scores for the heads site")

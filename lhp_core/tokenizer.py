@@ -8,11 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 EOT = "<|endoftext|>"
 PAD = "<|padding|>"
+#: Leading marks of a word-initial token: byte-level BPE (Ġ space, Ċ newline, ĉ tab), SentencePiece (▁).
+_WS_MARKS = ("Ġ", "Ċ", "ĉ", "▁", " ", "\n", "\t")
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
@@ -61,3 +65,37 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
 
 def save(tokenizer: PreTrainedTokenizerFast, path: str | Path) -> None:
     tokenizer.save_pretrained(str(path))
+
+
+def bow_mask(tokenizer, vocab_size: int | None = None) -> np.ndarray:
+    """Which token ids begin a new word (bow): a leading whitespace mark, or the EOS token.
+
+    Used for the word-boundary correction of word probabilities (:mod:`lhp_core.metrics.reading`).
+
+    Parameters
+    ----------
+    tokenizer
+        A Hugging Face tokenizer (byte-level BPE writes a leading space as ``"Ġ"``).
+    vocab_size
+        Length of the model's output layer (it may exceed the tokenizer's vocabulary:
+        padded rows are never a word start).
+
+    Returns
+    -------
+    mask : bool array, shape ``[vocab_size]``.
+    """
+    n_tok = len(tokenizer)
+    n = n_tok if vocab_size is None else int(vocab_size)
+    toks = tokenizer.convert_ids_to_tokens(list(range(min(n, n_tok))))
+    mask = np.zeros(n, dtype=bool)
+    for i, t in enumerate(toks):
+        mask[i] = bool(t) and t.startswith(_WS_MARKS)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id < n:
+        mask[tokenizer.eos_token_id] = True
+    if not mask.any():
+        raise ValueError(
+            "no token of this tokenizer begins with whitespace; the bow correction is for leading-space "
+            "tokenizers (GPT-2/Pythia BPE). For end-of-word tokenizers use the plain subword sum: "
+            "reading.word_surprisal(..., method='naive') or the sweep's `logprobs` site"
+        )
+    return mask

@@ -30,52 +30,22 @@ spillover) from any word-level table; :func:`exclusions` applies the standard ex
 """
 from __future__ import annotations
 
-import os
 import re
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from lhp_core.tokenizer import bow_mask
+
 LOG2 = float(np.log(2.0))
-_WS_MARKS = ("Ġ", "Ċ", "ĉ", "▁", " ", "\n", "\t")
 #: Characters allowed inside a word that counts as "not attached to punctuation".
 _CLEAN_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9'’-]*$")
 
 
 # ------------------------------------------------------------------------ word surprisal
-
-
-def bow_mask(tokenizer, vocab_size: int | None = None) -> np.ndarray:
-    """Which token ids begin a new word: a leading whitespace mark, or the EOS token.
-
-    Parameters
-    ----------
-    tokenizer
-        A Hugging Face tokenizer (byte-level BPE writes a leading space as ``"Ġ"``).
-    vocab_size
-        Length of the model's output layer (it may exceed the tokenizer's vocabulary:
-        padded rows are never a word start).
-
-    Returns
-    -------
-    mask : bool array, shape ``[vocab_size]``.
-    """
-    n_tok = len(tokenizer)
-    n = n_tok if vocab_size is None else int(vocab_size)
-    toks = tokenizer.convert_ids_to_tokens(list(range(min(n, n_tok))))
-    mask = np.zeros(n, dtype=bool)
-    for i, t in enumerate(toks):
-        mask[i] = bool(t) and t.startswith(_WS_MARKS)
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id < n:
-        mask[tokenizer.eos_token_id] = True
-    if not mask.any():
-        raise ValueError(
-            "no token of this tokenizer begins with whitespace; the bow correction is for leading-space "
-            "tokenizers (GPT-2/Pythia BPE). Use method='naive' for end-of-word tokenizers"
-        )
-    return mask
 
 
 @dataclass
@@ -481,57 +451,65 @@ def _stimuli(table: pd.DataFrame, word: str, group: str):
 
 def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: str = "item",
                          models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
-                         device: str = "cpu", cache: bool = True, progress: bool = True):
+                         device: str = "cpu", dtype: str = "float32", batch_size: int = 8,
+                         cache: bool = True, progress: bool = True):
     """Word surprisal (bits) of every word of ``table`` for each (model, step) of a suite.
 
-    Each group (story / passage) is one text, read whole in BOS-prefixed sliding windows.
-    Results are cached per checkpoint under ``config.results_dir()/reading/<suite>/<stimuli
-    sha256[:16]>/`` so a re-run resumes.
+    Each group (story / passage) is one text, read whole in BOS-prefixed sliding windows at
+    the suite's training context. The sweep engine computes it (sites ``logprobs`` and
+    ``logprobs_bow``, reducer ``word_sum``) into a zarr store under
+    ``config.results_dir()/reading/<suite>/``, one per (stimuli, models, steps), so an
+    interrupted run resumes where it stopped; ``cache=False`` sweeps into a temporary folder.
 
     Returns
     -------
     xarray.Dataset with ``surprisal`` (bow-corrected) and ``surprisal_naive``, dims
-    ``(model, step, word)``, coordinate ``tokens_seen(model, step)``; NaN where a model lacks a step.
+    ``(model, step, word)``, coordinate ``tokens_seen(model, step)``; NaN where a model lacks a
+    step. Attr ``store`` names the sweep store (empty with ``cache=False``).
     """
-    import xarray as xr
-    from tqdm.auto import tqdm
+    import hashlib
+    import json
+    import tempfile
 
-    from lhp_core import checkpoints, config, schema
-    from lhp_core.suites import context_length, get_suite
+    import xarray as xr
+
+    from lhp_core import config, schema
+    from lhp_core.store import concat_models
+    from lhp_core.suites import get_suite
+    from lhp_core.sweep import sweep
 
     s = get_suite(suite)
     models = list(models or s.models)
     stim = _stimuli(table, word, group)
     if stim.n_words != len(table):
         raise ValueError(f"{len(table)} rows but {stim.n_words} words; rows of a group must be consecutive")
-    root = config.results_dir() / "reading" / str(s.id).replace("/", "_") / stim.fingerprint()[:16]
     all_steps = sorted({int(t) for m in models for t in (steps if steps is not None else s.steps(m))})
-    bow = np.full((len(models), len(all_steps), stim.n_words), np.nan)
-    naive = np.full_like(bow, np.nan)
-    tokens = np.full((len(models), len(all_steps)), np.nan)
-    jobs = [(i, m, j, st) for i, m in enumerate(models) for j, st in enumerate(all_steps) if st in s.steps(m)]
-    for i, m, j, st in tqdm(jobs, desc="surprisal per checkpoint", disable=not progress):
-        path = root / f"{m}_step{st}.npz"
-        if cache and path.exists():
-            z = np.load(path)
-            b, n = z["bow"], z["naive"]
-        else:
-            model, tok = checkpoints.load(s, m, st, device=device)
-            sc = token_scores(model, tok, stim, max_length=context_length(s, model), device=device)
-            b, n = word_surprisal(sc, "bow"), word_surprisal(sc, "naive")
-            if cache:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # Whole files only: a run killed mid-write must not leave an npz that breaks the resume.
-                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-                np.savez(tmp, bow=b, naive=n)
-                os.replace(tmp, path)
-        bow[i, j], naive[i, j] = b, n
-        tokens[i, j] = s.tokens_seen(m, st)
-    dims = (schema.MODEL, schema.STEP, schema.WORD)
-    coords = {schema.MODEL: models, schema.STEP: all_steps,
-              schema.TOKENS_SEEN: ((schema.MODEL, schema.STEP), tokens)}
-    ds = xr.Dataset({"surprisal": (dims, bow), "surprisal_naive": (dims, naive)}, coords=coords)
-    ds.attrs.update(suite=str(s.id), units="bits", method="bow (Pimentel & Meister 2024); naive = subword sum")
+    step_map = {m: [t for t in all_steps if t in set(s.steps(m))] for m in models}
+    swept = [m for m in models if step_map[m]]
+    key = hashlib.sha256(json.dumps({"stimuli": stim.fingerprint(), "steps": step_map, "dtype": dtype},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    with tempfile.TemporaryDirectory(prefix="lhp-surprisal-") as tmp:
+        root = config.results_dir() / "reading" / str(s.id).replace("/", "_") if cache else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        store = root / f"{key}.zarr"
+        lp = {}
+        if swept:
+            sweep(s, stim, store, sites=["logprobs", "logprobs_bow"], reducers=["word_sum"], models=swept,
+                  steps={m: step_map[m] for m in swept}, device=device, dtype=dtype, batch_size=batch_size,
+                  progress=progress)
+            lp = {site: concat_models(store, site, "word_sum", swept).load() for site in ("logprobs_bow", "logprobs")}
+    full = {schema.MODEL: models, schema.STEP: all_steps}
+    data = {}
+    for name, site in (("surprisal", "logprobs_bow"), ("surprisal_naive", "logprobs")):
+        arr = np.full((len(models), len(all_steps), stim.n_words), np.nan)
+        if lp:
+            arr = (-lp[site] / LOG2).reindex(full).transpose(schema.MODEL, schema.STEP, schema.WORD).values
+        data[name] = ((schema.MODEL, schema.STEP, schema.WORD), arr)
+    tokens = np.array([[s.tokens_seen(m, t) if t in step_map[m] else np.nan for t in all_steps] for m in models], float)
+    coords = {**full, schema.TOKENS_SEEN: ((schema.MODEL, schema.STEP), tokens)}
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(suite=str(s.id), units="bits", method="bow (Pimentel & Meister 2024); naive = subword sum",
+                    store=str(store) if cache else "")
     return ds
 
 

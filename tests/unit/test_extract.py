@@ -142,6 +142,29 @@ def test_word_logprob_is_sum_over_subwords(tok, stimuli):
     assert np.all(tokens < 0)
 
 
+@pytest.mark.parametrize("arch", ["gpt_neox", "gpt2"])
+@pytest.mark.parametrize("max_length", [64, 9])
+def test_bow_word_logprob_equals_full_softmax_reference(tok, arch, max_length):
+    """``logprobs_bow`` ``word_sum`` (chunked, on the device) equals the bow-corrected word
+    log-prob that metrics.reading computes from full softmax outputs, also across windows."""
+    from lhp_core.metrics import reading
+
+    rng = np.random.default_rng(3)
+    stim = Stimuli.from_words([list(rng.choice(WORDS, n)) for n in (9, 3, 40, 6)])
+    model = _model(arch, len(tok))
+    got = extract(model, tok, stim, ["logprobs", "logprobs_bow"], ["word_sum", "per_token"], batch_size=3,
+                  max_length=max_length)
+    ref = reading.token_scores(model, tok, stim, max_length=max_length)
+    bow = got.values["logprobs_bow"]["word_sum"]
+    np.testing.assert_allclose(bow, -reading.LOG2 * reading.word_surprisal(ref, "bow"), **TOL)
+    np.testing.assert_allclose(got.values["logprobs"]["word_sum"], -reading.LOG2 * reading.word_surprisal(ref, "naive"),
+                               **TOL)
+    # The correction is not a no-op here, and per token it only moves mass between a word's ends.
+    assert np.abs(bow - got.values["logprobs"]["word_sum"]).max() > 0.5
+    np.testing.assert_allclose(np.bincount(got.encoded.token_word, weights=got.values["logprobs_bow"]["per_token"],
+                                           minlength=got.encoded.n_words), bow, **TOL)
+
+
 def test_attn_out_and_linear(tok, stimuli):
     model = _model("gpt_neox", len(tok))
     got = extract(model, tok, stimuli, ["attn_out", "linear"], ["token"])

@@ -1,0 +1,61 @@
+"""reading.surprisal_over_steps runs on the sweep engine: equal to the in-memory reference, resumable.
+
+Reference: ``reading.token_scores`` + ``word_surprisal`` (full softmax over whole windows) on
+each checkpoint of a trained tiny suite. Tolerance 1e-4 bits (float32, chunked vs full softmax).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lhp_core import checkpoints
+from lhp_core.metrics import reading
+from lhp_core.suites import context_length, get_suite
+
+WORDS = ("Once upon a time , there was an old man who lived in a small house near the river . "
+         "Every morning he walked to the market and bought bread , fish and apples for his wife .").split()
+
+
+@pytest.fixture()
+def table() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = [{"item": item, "word": w} for item, n in ((1, 70), (2, 12)) for w in rng.choice(WORDS, n)]
+    return pd.DataFrame(rows)
+
+
+def test_sweep_surprisal_equals_reference_and_resumes(tiny_suite, table, tmp_path, monkeypatch):
+    monkeypatch.setenv("LHP_CACHE", str(tmp_path))
+    suite = get_suite(str(tiny_suite))
+    steps = [0, 8, 24, 999]  # 999 is no checkpoint: its column stays NaN
+    ds = reading.surprisal_over_steps(suite, table, steps=steps, progress=False)
+    assert ds["surprisal"].dims == ("model", "step", "word")
+    assert list(ds["step"].values) == steps and list(ds["model"].values) == list(suite.models)
+    assert np.isnan(ds["surprisal"].sel(step=999)).all() and np.isnan(ds["tokens_seen"].sel(step=999)).all()
+    stim = reading._stimuli(table, "word", "item")
+    for m in suite.models:
+        for st in (0, 24):
+            model, tok = checkpoints.load(suite, m, st)
+            sc = reading.token_scores(model, tok, stim, max_length=context_length(suite, model))
+            for var, method in (("surprisal", "bow"), ("surprisal_naive", "naive")):
+                np.testing.assert_allclose(ds[var].sel(model=m, step=st).values, reading.word_surprisal(sc, method),
+                                           rtol=0, atol=1e-4, err_msg=f"{m} step {st} {var}")
+            assert int(ds["tokens_seen"].sel(model=m, step=st)) == suite.tokens_seen(m, st)
+    # Texts longer than the context were read in several windows.
+    assert len(table[table.item == 1]) > context_length(suite)
+
+    # A second call reads the store: no checkpoint is loaded again.
+    def refuse(*args, **kwargs):
+        raise AssertionError("a completed sweep must not load checkpoints again")
+
+    monkeypatch.setattr(checkpoints, "load", refuse)
+    again = reading.surprisal_over_steps(suite, table, steps=steps, progress=False)
+    assert again.attrs["store"] == ds.attrs["store"] and again.attrs["store"].startswith(str(tmp_path))
+    np.testing.assert_array_equal(again["surprisal"].values, ds["surprisal"].values)
+
+
+def test_uncached_surprisal_leaves_no_store(tiny_suite, table, tmp_path, monkeypatch):
+    monkeypatch.setenv("LHP_CACHE", str(tmp_path))
+    ds = reading.surprisal_over_steps(str(tiny_suite), table, models=["s"], steps=[4], cache=False, progress=False)
+    assert np.isfinite(ds["surprisal"]).all() and ds.attrs["store"] == ""
+    assert not (tmp_path / "results").exists()
