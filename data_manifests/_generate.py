@@ -176,7 +176,7 @@ DATASETS: dict[str, dict] = {
         "norms},\n  author={Devereux, Barry J. and Tyler, Lorraine K. and Geertzen, Jeroen and Randall, Billi},\n"
         "  journal={Behavior Research Methods},\n  volume={46},\n  number={4},\n  pages={1119--1127},\n  year={2014},\n"
         "  doi={10.3758/s13428-013-0420-4}\n}",
-        loader=None,
+        loader="lhp_core.data.feature_norms",
         url=_vicco,
     ),
     "corpora": dict(

@@ -56,3 +56,12 @@ def test_every_model_of_the_suite_is_scored(rec: dict) -> None:
     assert len(finals) >= 2  # lhp-micro has two sizes
     assert all(-1.0 <= v <= 1.0 for v in finals.values())
     assert rec[f"rsa_final_{rec['model']}"] == pytest.approx(rec["rsa_jaccard"])
+
+
+def test_feature_norms_are_a_second_human_reference(rec: dict) -> None:
+    # 13 of the 20 ci concepts are in each norm: 78 pairs
+    for n in ("mcrae", "cslb"):
+        assert rec[f"n_pairs_{n}"] == 78
+        assert -1.0 <= rec[f"rsa_{n}"] <= 1.0
+    # Two human measures of the same concepts agree far above a shuffled null (measured: 0.67 McRae, 0.77 CSLB)
+    assert rec["spose_vs_mcrae"] > 0.5 and rec["spose_vs_cslb"] > 0.6
