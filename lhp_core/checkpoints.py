@@ -1,9 +1,10 @@
 """Load any suite's checkpoint by step, and hash checkpoint weights.
 
 ``load(suite, model, step)`` goes through ``from_pretrained`` for every kind of suite: a local
-folder for ``lhp-*`` suites and folders, the hub (``revision="step<N>"``, honouring
-``HF_HUB_OFFLINE`` and ``HF_HUB_CACHE``) for Pythia. The tokenizer of every checkpoint of a
-suite must be the same (compared by :func:`lhp_core.tokenizer.tokenizer_fingerprint`).
+folder for ``lhp-*`` suites and folders, the hub (``revision="step<N>"`` for Pythia, a named
+branch for OLMo; honouring ``HF_HUB_OFFLINE`` and ``HF_HUB_CACHE``). The tokenizer of every
+checkpoint of a suite (of a model, where sizes ship their own) must be the same (compared by
+:func:`lhp_core.tokenizer.tokenizer_fingerprint`).
 """
 from __future__ import annotations
 
@@ -113,9 +114,11 @@ def check_safetensors(path: str | Path) -> None:
         )
 
 
-def _check_tokenizer(suite: Suite, tokenizer, where: str) -> None:
+def _check_tokenizer(suite: Suite, model: str, tokenizer, where: str) -> None:
     fp = tokenizer_fingerprint(tokenizer)
     key = suite.id if suite.kind == "hub" else str(getattr(suite, "root", suite.id))
+    if not suite.shared_tokenizer:
+        key = f"{key}:{model}"
     ref = _FINGERPRINTS.get(key)
     if ref is None and isinstance(suite, LocalSuite) and suite._record is not None:
         listed = suite._record.attrs.get("tokenizer_fingerprint")
@@ -209,6 +212,6 @@ def load(
         tok_dir = path if (path / "tokenizer.json").exists() else getattr(s, "root", path) / "tokenizer"
         tok = AutoTokenizer.from_pretrained(tok_dir)
         where = str(path)
-    _check_tokenizer(s, tok, where)
+    _check_tokenizer(s, model_id, tok, where)
     lm.to(device).eval()
     return lm, tok

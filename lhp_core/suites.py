@@ -4,6 +4,8 @@
 
 * ``pythia`` and ``pythia-deduped``: EleutherAI's 8 sizes, 154 checkpoints each, loaded from the
   Hugging Face hub (``EleutherAI/pythia-<size>[-deduped]``, revision ``step<N>``);
+* ``olmo`` and ``olmo2``: AI2's OLMo 1 and OLMo 2 models, whose checkpoints are named branches
+  (``step1000-tokens4B``; see :mod:`lhp_core.revisions`);
 * ``lhp-tiny``, ``lhp-micro``, ``lhp-mini``, ``lhp-gpu`` and their ``-copyreg`` variants: suites
   trained locally by ``lhp train`` into ``config.suites_dir()/<id>`` (:func:`ensure` trains them);
 * any local folder of ``step<N>/`` checkpoints, or of ``<model>/step<N>/`` checkpoints.
@@ -60,6 +62,8 @@ class Suite:
 
     id: str
     kind: str  # "hub" or "local"
+    #: Every model of the suite uses one tokenizer (Pythia, lhp suites); else it is checked per model.
+    shared_tokenizer: bool = True
 
     @property
     def models(self) -> list[str]:
@@ -104,9 +108,59 @@ class Suite:
 
 
 class HubSuite(Suite):
-    """Pythia on the Hugging Face hub: ``EleutherAI/pythia-<size>[-deduped]`` at revision ``step<N>``."""
+    """A suite on the Hugging Face hub: each checkpoint is a ``(repo, revision)`` pair.
+
+    Subclasses say which (:meth:`hub_ref`); loading, the snapshot folder and the weights hash
+    are the same for all. :class:`PythiaSuite` names revisions ``step<N>``; OLMo's named
+    branches are in :mod:`lhp_core.revisions`.
+    """
 
     kind = "hub"
+    org = ""  # shown by `lhp suite list`
+
+    def hub_ref(self, model: str, step: int) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def checkpoint_path(self, model: str, step: int) -> Path:
+        """Local snapshot folder (downloaded into the HF cache unless ``HF_HUB_OFFLINE=1``)."""
+        from huggingface_hub import snapshot_download
+
+        repo, rev = self.hub_ref(model, step)
+        return Path(snapshot_download(repo, revision=rev, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
+
+    def n_params(self, model: str, nonembedding: bool = False) -> int:
+        """Counted from the model's config at its first checkpoint (on the meta device: no weights)."""
+        from transformers import AutoConfig
+
+        repo, rev = self.hub_ref(model, self.steps(model)[0])
+        return count_params(AutoConfig.from_pretrained(repo, revision=rev), nonembedding)
+
+    def training_record(self):
+        raise NotImplementedError(
+            f"suite {self.id!r} has no training_record.nc (it was not trained by lhp); "
+            "its held-out loss is not published per checkpoint: compute it with lhp_core.metrics.tasks"
+        )
+
+
+def count_params(cfg, nonembedding: bool = False) -> int:
+    """Parameters of the causal LM ``cfg`` describes; non-embedding leaves out input and untied output embeddings."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        m = AutoModelForCausalLM.from_config(cfg)
+    total = sum(p.numel() for p in m.parameters())
+    emb = m.get_input_embeddings().weight.numel()
+    out = m.get_output_embeddings()
+    if out is not None and out.weight is not m.get_input_embeddings().weight:
+        emb += out.weight.numel()
+    return total - emb if nonembedding else total
+
+
+class PythiaSuite(HubSuite):
+    """Pythia on the Hugging Face hub: ``EleutherAI/pythia-<size>[-deduped]`` at revision ``step<N>``."""
+
+    org = "EleutherAI"
 
     def __init__(self, id: str, deduped: bool) -> None:
         self.id = id
@@ -143,13 +197,6 @@ class HubSuite(Suite):
         model = self.resolve_model(model)
         self.check_step(model, step)
         return f"EleutherAI/{model}", f"step{step}"
-
-    def checkpoint_path(self, model: str, step: int) -> Path:
-        """Local snapshot folder (downloaded into the HF cache unless ``HF_HUB_OFFLINE=1``)."""
-        from huggingface_hub import snapshot_download
-
-        repo, rev = self.hub_ref(model, step)
-        return Path(snapshot_download(repo, revision=rev, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
 
     def training_record(self):
         raise NotImplementedError(
@@ -267,8 +314,7 @@ class LocalSuite(Suite):
         key = "n_params_nonembedding" if nonembedding else "n_params"
         if self._record is not None:
             return int(self._record[key].sel(model=model))
-        import torch
-        from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers import AutoConfig
 
         if self.preset and not self._discovered():  # not trained yet: count from the recipe
             from lhp_core.train import make_config
@@ -277,14 +323,7 @@ class LocalSuite(Suite):
             cfg = make_config(size, self._preset(), eager=False)
         else:
             cfg = AutoConfig.from_pretrained(self.checkpoint_path(model, self.steps(model)[0]))
-        with torch.device("meta"):
-            m = AutoModelForCausalLM.from_config(cfg)
-        total = sum(p.numel() for p in m.parameters())
-        emb = m.get_input_embeddings().weight.numel()
-        out = m.get_output_embeddings()
-        if out is not None and out.weight is not m.get_input_embeddings().weight:
-            emb += out.weight.numel()
-        return total - emb if nonembedding else total
+        return count_params(cfg, nonembedding)
 
     def training_record(self):
         """The suite's ``training_record.nc`` as an in-memory ``xarray.Dataset`` (dims model, step)."""
@@ -319,8 +358,18 @@ def _lhp_suite(preset: str, copy_reg: float = 0.0) -> LocalSuite:
                       sizes=TWIN_SIZES.get(preset) if copy_reg else None)
 
 
-SUITES.register("pythia", lambda: HubSuite("pythia", deduped=False))
-SUITES.register("pythia-deduped", lambda: HubSuite("pythia-deduped", deduped=True))
+SUITES.register("pythia", lambda: PythiaSuite("pythia", deduped=False))
+SUITES.register("pythia-deduped", lambda: PythiaSuite("pythia-deduped", deduped=True))
+
+
+def _olmo(stage: int | None):
+    from lhp_core.revisions import OLMO2_REPOS, OLMO_REPOS, RevisionSuite
+
+    return RevisionSuite("olmo2", OLMO2_REPOS, stage=1) if stage else RevisionSuite("olmo", OLMO_REPOS)
+
+
+SUITES.register("olmo", lambda: _olmo(None))
+SUITES.register("olmo2", lambda: _olmo(1))
 for _p in ("tiny", "micro", "mini", "gpu"):
     SUITES.register(f"lhp-{_p}", lambda p=_p: _lhp_suite(p))
     SUITES.register(f"lhp-{_p}-copyreg", lambda p=_p: _lhp_suite(p, COPY_REG_DEFAULT))
@@ -514,7 +563,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         for sid in SUITES.names():
             s = SUITES.get(sid)
-            where = "hub (EleutherAI)" if s.kind == "hub" else (
+            where = f"hub ({s.org})" if s.kind == "hub" else (
                 f"trained at {s.root}" if s.is_trained else f"not trained (lhp train --preset {s.preset})")
             print(f"{sid:22s} {where}")
         return 0

@@ -25,8 +25,18 @@ def tok():
     return train_bpe(texts, vocab_size=300)
 
 
+GATED = ("llama", "olmo", "olmo2")  # act(gate(x)) * up(x) MLPs; OLMo 2 normalises after each sub-block
+
+
 def _model(arch: str, vocab: int, seed: int = 0):
     torch.manual_seed(seed)
+    if arch in GATED:
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        cfg = AutoConfig.for_model(arch, vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                   num_key_value_heads=2, intermediate_size=48, max_position_embeddings=64,
+                                   bos_token_id=0, eos_token_id=0, pad_token_id=1)
+        return AutoModelForCausalLM.from_config(cfg).eval()
     if arch == "gpt_neox":
         cfg = GPTNeoXConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                             intermediate_size=48, max_position_embeddings=64, bos_token_id=0, eos_token_id=0)
@@ -52,9 +62,13 @@ def _ref_tokens(tok, words):
     return np.array(ids), np.array(word)
 
 
-def _mlp_ref(model, hs, i):
-    """MLP activations of block i from its input hidden state, written out by hand."""
+def _mlp_ref(model, hs, i, mlp_in):
+    """MLP activations of block i from its input hidden state (gated MLPs: from the MLP's input
+    ``mlp_in[i]``, caught by a hook on the MLP module), written out by hand."""
     with torch.no_grad():
+        if model.config.model_type in GATED:
+            mlp = model.model.layers[i].mlp
+            return mlp.act_fn(mlp.gate_proj(mlp_in[i])) * mlp.up_proj(mlp_in[i])
         if model.config.model_type == "gpt_neox":  # parallel residual: MLP reads LN(h)
             blk = model.gpt_neox.layers[i]
             return blk.mlp.act(blk.mlp.dense_h_to_4h(blk.post_attention_layernorm(hs[i])))
@@ -79,12 +93,17 @@ def _reference(model, tok, stimuli, max_length):
             start = k * stride
             if start not in runs:
                 x = torch.tensor(np.concatenate([[tok.bos_token_id], ids[start:start + width]]))[None]
+                mlp_in = {}
+                hooks = [blk.mlp.register_forward_pre_hook(lambda mod, a, i=i: mlp_in.__setitem__(i, a[0]))
+                         for i, blk in enumerate(model.model.layers)] if model.config.model_type in GATED else []
                 with torch.no_grad():
                     r = model(x, output_hidden_states=True, labels=x)
+                for h in hooks:
+                    h.remove()
                 ce = torch.nn.functional.cross_entropy(r.logits[0, :-1], x[0, 1:], reduction="none")
                 # HF's own loss is the mean of these per-token cross-entropies
                 np.testing.assert_allclose(r.loss.item(), ce.mean().item(), **TOL)
-                runs[start] = (r, [_mlp_ref(model, r.hidden_states, i) for i in range(2)], ce)
+                runs[start] = (r, [_mlp_ref(model, r.hidden_states, i, mlp_in) for i in range(2)], ce)
             r, m, ce = runs[start]
             p = j - start + 1
             resid[:, j] = np.stack([h[0, p].numpy() for h in r.hidden_states])
@@ -95,7 +114,7 @@ def _reference(model, tok, stimuli, max_length):
     return out
 
 
-@pytest.mark.parametrize("arch", ["gpt_neox", "gpt2"])
+@pytest.mark.parametrize("arch", ["gpt_neox", "gpt2", *GATED])
 @pytest.mark.parametrize("max_length", [64, 8])  # 8: the 14-word text spans several windows
 def test_matches_hf_reference(tok, stimuli, arch, max_length):
     model = _model(arch, len(tok))
@@ -233,7 +252,7 @@ def check_device_matches_cpu(tok, stimuli, device: str, dtype) -> None:
     import copy
 
     model = _model("gpt_neox", len(tok))
-    sites = ["resid", "mlp", "attn_out", "logprobs"]
+    sites = ["resid", "mlp", "attn_out", "logprobs", "logprobs_bow"]
     reds = ["word_mean", "word_sum", "stimulus_last", "stimulus_max", "per_token"]
     ref = extract(model, tok, stimuli, sites, reds, batch_size=3, max_length=8)
     on_device = copy.deepcopy(model).to(device=device, dtype=dtype)
