@@ -27,7 +27,8 @@ from lhp_core.schedule import PYTHIA_TOKENS_PER_STEP, pythia_steps
 SUITES: Registry["Suite"] = Registry("suite")
 COPY_REG_DEFAULT = 1.0  # lambda used by the registered ``lhp-*-copyreg`` suites
 
-_STEP_DIR = re.compile(r"^step(\d+)$")
+# "step1000", or a branch downloaded under its OLMo name, "step1000-tokens4B"
+_STEP_DIR = re.compile(r"^step(\d+)(?:-tokens(\d+)B)?$")
 
 # (total, non-embedding) parameters, from the Pythia paper / model cards.
 PYTHIA_PARAMS: dict[str, tuple[int, int]] = {
@@ -287,9 +288,20 @@ class LocalSuite(Suite):
         model = self.resolve_model(model)
         return self.root if self.flat else self.root / model
 
-    def steps(self, model: str) -> list[int]:
+    def _step_dirs(self, model: str) -> dict[int, tuple[Path, int | None]]:
+        """Step -> (folder, tokens the folder name states or None)."""
         d = self.model_dir(model)
-        found = sorted(int(m.group(1)) for p in d.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()) if d.is_dir() else []
+        out: dict[int, tuple[Path, int | None]] = {}
+        for p in sorted(d.iterdir()) if d.is_dir() else []:
+            if p.is_dir() and (m := _STEP_DIR.match(p.name)):
+                step = int(m.group(1))
+                if step in out:
+                    raise SuiteError(f"{d} has two folders for step {step}: {out[step][0].name}, {p.name}; keep one")
+                out[step] = (p, int(m.group(2)) * 10**9 if m.group(2) else None)
+        return dict(sorted(out.items()))
+
+    def steps(self, model: str) -> list[int]:
+        found = list(self._step_dirs(model))
         if found:
             return found
         if self.preset:
@@ -301,6 +313,9 @@ class LocalSuite(Suite):
         rec = self._record
         if rec is not None and step in rec["step"].values:
             return int(rec["tokens_seen"].sel(model=model, step=step))
+        named = self._step_dirs(model).get(int(step), (None, None))[1]
+        if named is not None and self._tokens_per_step is None:
+            return named
         tps = self._tokens_per_step or (self._preset().tokens_per_step if self.preset else None)
         if tps is None:
             raise ValueError(
@@ -334,7 +349,7 @@ class LocalSuite(Suite):
 
     def checkpoint_path(self, model: str, step: int) -> Path:
         model = self.resolve_model(model)
-        path = self.model_dir(model) / f"step{step}"
+        path = self._step_dirs(model).get(int(step), (self.model_dir(model) / f"step{step}",))[0]
         if not path.is_dir():
             if self.preset and not self.root.exists():
                 raise FileNotFoundError(

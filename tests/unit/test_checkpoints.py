@@ -72,6 +72,22 @@ def test_folder_without_record_and_flat_folder(suite_copy: Path) -> None:
     assert flat.models == ["m"] and flat.steps("m")[-1] == 24 and flat.tokens_seen("m", 2) == 1024
 
 
+def test_folder_of_branches_downloaded_under_their_olmo_names(suite_copy: Path) -> None:
+    """``step<N>-tokens<M>B/`` folders (OLMo branch names) are steps too; tokens_seen is the name's."""
+    (suite_copy / "training_record.nc").unlink()
+    m = suite_copy / "m"
+    for i, step in enumerate((0, 8, 24)):
+        (m / f"step{step}").rename(m / f"step{step}-tokens{i}B")
+    s = get_suite(m)
+    assert s.steps("m") == [0, 1, 2, 4, 8, 16, 24] and s.tokens_seen("m", 24) == 2 * 10**9
+    assert s.checkpoint_path("m", 8).name == "step8-tokens1B" and load(s, "m", 8)[0].config.model_type == "gpt_neox"
+    with pytest.raises(ValueError, match="tokens_per_step"):
+        s.tokens_seen("m", 4)  # a plain step<N>/ folder still needs tokens_per_step
+    (m / "step24").mkdir()
+    with pytest.raises(SuiteError, match="two folders for step 24"):
+        get_suite(m).steps("m")
+
+
 def test_weights_sha256_tracks_tensors_not_files(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
