@@ -216,7 +216,7 @@ def _run_batch(model, enc: Encoded, batch: list[int], device, n_layers: int, gro
     if any(s in sites for s in S.TOKEN_SITES):
         bow = state.get("bow")
         lp, bow_prev, bow_next = _next_token_logprobs(model, last.reshape(-1, last.shape[-1]), ids_t.reshape(-1),
-                                                      kept_flat_t, None if bow is None else bow["mask"])
+                                                      kept_flat_t, None if bow is None else bow["ids"])
         per_site = {"logprobs": lp}
         if bow is not None:
             # log p(word) = sum of its tokens' log-probs + log P_bow after its last token
@@ -230,7 +230,7 @@ def _run_batch(model, enc: Encoded, batch: list[int], device, n_layers: int, gro
 
 
 def _bow_terms(model: nn.Module, tokenizer, enc: Encoded, device) -> dict[str, torch.Tensor]:
-    """Device tensors for the word-boundary correction: the bow mask ``[vocab]`` and, per global
+    """Device tensors for the word-boundary correction: the ids of word-initial tokens ``[n_bow]`` and, per global
     token, whether it ends a word (``last``) and whether it starts one with a leading space (``first``)."""
     n_vocab = model.get_output_embeddings().weight.shape[0]
     mask = bow_mask(tokenizer, n_vocab)
@@ -240,14 +240,15 @@ def _bow_terms(model: nn.Module, tokenizer, enc: Encoded, device) -> dict[str, t
     starts = in_word & np.r_[True, tw[1:] != tw[:-1]]
     ends = in_word & np.r_[tw[1:] != tw[:-1], True]
     first = starts & mask[np.clip(enc.token_id, 0, n_vocab - 1)]
-    return {"mask": torch.as_tensor(mask, device=device), "first": torch.as_tensor(first, device=device),
+    return {"ids": torch.as_tensor(np.flatnonzero(mask), device=device), "first": torch.as_tensor(first, device=device),
             "last": torch.as_tensor(ends, device=device)}
 
 
 def _next_token_logprobs(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor, kept_flat: torch.Tensor,
                          bow: torch.Tensor | None = None):
-    """log p(token at ``kept_flat`` | prefix), float32, shape ``[n_kept]``, and with a bow mask
-    ``[vocab]`` also ``log P_bow`` of the distributions before and after each kept token.
+    """log p(token at ``kept_flat`` | prefix), float32, shape ``[n_kept]``, and given the ids of the
+    word-initial tokens (``bow``, ``[n_bow]``) also ``log P_bow`` of the distributions before and
+    after each kept token.
 
     The prediction of position ``p`` comes from the final hidden state at ``p - 1``; logits are
     formed and normalised ``LOGPROB_CHUNK`` rows at a time.
@@ -270,10 +271,11 @@ def _next_token_logprobs(model: nn.Module, hidden: torch.Tensor, ids: torch.Tens
         logits = hidden[rows[sl]].float() @ weight.T
         if bias is not None:
             logits = logits + bias
-        logp = torch.log_softmax(logits, dim=-1)
-        lp_rows[sl] = logp.gather(1, target[sl][:, None])[:, 0]
+        # log p = logit - logsumexp(logits): a reduction, without writing out a [chunk, vocab] log-softmax
+        lse = torch.logsumexp(logits, dim=-1)
+        lp_rows[sl] = logits.gather(1, target[sl][:, None])[:, 0] - lse
         if bow is not None:
-            bow_rows[sl] = torch.logsumexp(logp.masked_fill(~bow, float("-inf")), dim=-1)
+            bow_rows[sl] = torch.logsumexp(logits.index_select(1, bow), dim=-1) - lse
     if bow is None:
         return lp_rows, None, None
     prev = torch.searchsorted(rows, kept_flat - 1)
