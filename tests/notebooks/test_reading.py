@@ -46,3 +46,10 @@ def test_head_scores_and_transition(rec: dict) -> None:
     assert rec["transition_lo_big"] <= rec["transition_step_big"] <= rec["transition_hi_big"]
     assert 0 <= rec["n_coincide"] <= rec["n_models"]
     assert math.isfinite(rec["icl_last_big"])
+
+
+def test_word_boundary_correction_is_applied(rec: dict) -> None:
+    # The same regression on naive subword sums: a different but sane PPP, and surprisal that moved.
+    assert math.isfinite(rec["ppp_ns_last_big_naive"]) and abs(rec["ppp_ns_last_big_naive"]) < 0.3
+    assert rec["ppp_ns_last_big_naive"] != rec["ppp_ns_last_big"]
+    assert rec["bow_abs_diff_bits"] > 0.01
