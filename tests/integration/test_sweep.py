@@ -312,3 +312,22 @@ def test_failures_stop_the_sweep_and_keep_what_was_written(suite, serial_store, 
     monkeypatch.setattr(St, "write_region", real)
     sweep(suite, stimuli(), out, **SWEEP_ARGS)
     assert_same_store(out, serial_store)
+
+
+def test_sweep_of_a_bfloat16_saved_suite_hashes_its_files(tmp_path):
+    """Checkpoints saved in bfloat16 (as the GPU benchmark and many hub models ship them): the
+    sweep hashes their files (numpy cannot read bf16, so this once raised TypeError in the prefetch thread)."""
+    from lhp_core.checkpoints import weights_sha256 as file_sha256
+    from lhp_core.suites import get_suite
+
+    src = build_suite(tmp_path / "f32")
+    for step in STEPS:
+        m, tok = load_local(src, "s", step)
+        m.to(torch.bfloat16).save_pretrained(tmp_path / "bf16" / "s" / f"step{step}")
+        tok.save_pretrained(tmp_path / "bf16" / "s" / f"step{step}")
+    suite = get_suite(str(tmp_path / "bf16"), tokens_per_step=256)
+    out = sweep(suite, stimuli(), tmp_path / "bf.zarr", sites=["resid"], reducers=["stimulus_last"], max_length=10,
+                dtype="bfloat16", progress=False)
+    want = [file_sha256(tmp_path / "bf16" / "s" / f"step{s}") for s in STEPS]
+    assert open_results(out, "s")["weights_sha256"].values.tolist() == want
+    assert len(set(want)) == len(STEPS)

@@ -88,6 +88,40 @@ def test_folder_of_branches_downloaded_under_their_olmo_names(suite_copy: Path) 
         get_suite(m).steps("m")
 
 
+def test_weights_sha256_streams_every_dtype_with_the_numpy_era_definition(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file hash reads byte ranges: bfloat16 works (numpy cannot load it), reads are blockwise,
+    and for numpy dtypes it equals the original definition over ``safetensors.numpy.load_file``."""
+    import hashlib
+
+    from safetensors.numpy import load_file
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(0)
+    numpy_shard = {"a.w": torch.randn(3, 4, generator=g), "b.h": torch.randn(5, generator=g).half(),
+                   "c.i": torch.arange(6).reshape(2, 3), "d.s": torch.tensor(1.5)}
+    bf16_shard = {"e.bf": torch.randn(7, 3, generator=g).bfloat16()}
+    save_file(numpy_shard, str(tmp_path / "model-00001-of-00002.safetensors"))
+    save_file(bf16_shard, str(tmp_path / "model-00002-of-00002.safetensors"))
+
+    arrays = load_file(str(tmp_path / "model-00001-of-00002.safetensors"))
+    old = hashlib.sha256()  # the definition before streaming, for every dtype numpy has
+    for name in sorted(arrays):
+        old.update(f"{name}|{arrays[name].dtype}|{arrays[name].shape}|".encode())
+        old.update(arrays[name].tobytes())
+    assert weights_sha256(tmp_path / "model-00001-of-00002.safetensors") == old.hexdigest()
+
+    ref = hashlib.sha256()  # both shards, from torch's raw bytes
+    names = {"a.w": "float32", "b.h": "float16", "c.i": "int64", "d.s": "float32", "e.bf": "bfloat16"}
+    both = {**numpy_shard, **bf16_shard}
+    for name in sorted(both):
+        t = both[name]
+        ref.update(f"{name}|{names[name]}|{tuple(t.shape)}|".encode())
+        ref.update(t.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    monkeypatch.setattr(checkpoints, "_READ", 5)  # several reads per tensor
+    assert weights_sha256(tmp_path) == ref.hexdigest()
+
+
 def test_weights_sha256_tracks_tensors_not_files(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
