@@ -138,8 +138,8 @@ class HubSuite(Suite):
 
     def training_record(self):
         raise NotImplementedError(
-            f"suite {self.id!r} has no training_record.nc (it was not trained by lhp); "
-            "its held-out loss is not published per checkpoint: compute it with lhp_core.metrics.tasks"
+            f"suite {self.id!r} has no training_record.nc (it was not trained by lhp); its held-out loss "
+            "per checkpoint: lhp_core.metrics.loss.loss_over_steps(suite, held_out_texts)"
         )
 
 
@@ -202,7 +202,8 @@ class PythiaSuite(HubSuite):
     def training_record(self):
         raise NotImplementedError(
             f"suite {self.id!r} has no training_record.nc (it was not trained by lhp); Pythia's own evaluation "
-            "curves are in lhp_core.data.pythia_evals"
+            "curves are in lhp_core.data.pythia_evals, and lhp_core.metrics.loss.loss_over_steps(suite, "
+            "held_out_texts) measures its held-out loss per checkpoint"
         )
 
 
