@@ -307,7 +307,7 @@ class LocalSuite(Suite):
             return found
         if self.preset:
             return self._preset().steps()
-        raise SuiteError(f"no step<N>/ folders in {d}")
+        raise SuiteError(f"no step<N>/ folders in {self.model_dir(model)}")
 
     def tokens_seen(self, model: str, step: int) -> int:
         model = self.resolve_model(model)

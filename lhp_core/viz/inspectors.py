@@ -142,7 +142,6 @@ def inspector(results: Results, draw: Callable[..., alt.Chart], layer: bool = Fa
         Controls above the live chart output.
     """
     import ipywidgets as w
-    from IPython.display import display
 
     ids = models(results)
     ds0 = model_dataset(results, ids[0])

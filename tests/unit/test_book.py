@@ -1,7 +1,6 @@
 """`lhp book` machinery: profiles, toc, papermill execution, records, failure messages."""
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from pathlib import Path

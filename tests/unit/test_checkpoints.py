@@ -8,7 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -86,6 +85,12 @@ def test_folder_of_branches_downloaded_under_their_olmo_names(suite_copy: Path) 
     (m / "step24").mkdir()
     with pytest.raises(SuiteError, match="two folders for step 24"):
         get_suite(m).steps("m")
+
+
+def test_model_listed_in_the_record_without_its_folder(suite_copy: Path) -> None:
+    shutil.rmtree(suite_copy / "s")
+    with pytest.raises(SuiteError, match=r"no step<N>/ folders in .*/s$"):
+        get_suite(suite_copy).steps("s")
 
 
 def test_weights_sha256_streams_every_dtype_with_the_numpy_era_definition(tmp_path: Path,
