@@ -300,6 +300,58 @@ def sweep(
     return out
 
 
+def sweep_grid(suite: Any, stimuli: Stimuli, sites: Sequence[str], reducers: Sequence[str], folder: str,
+               models: Sequence[str] | None = None, steps: Sequence[int] | None = None, device: str = "cpu",
+               dtype: str = "float32", batch_size: int = 8, store: str | Path | None = None, cache: bool = True,
+               progress: bool = True):
+    """Sweep the (model, step) grid a study asks for and read the pooled values back, stacked by model.
+
+    ``steps`` (default: every step of each model) is one list for all models: each model is swept
+    at the steps it has, and the others stay NaN. The store is
+    ``config.results_dir()/<folder>/<suite>/<key>.zarr``, one per (stimuli, steps, dtype), unless
+    ``store`` names one; ``cache=False`` sweeps into a temporary folder. A re-run resumes.
+
+    Returns
+    -------
+    (values, tokens_seen, store)
+        ``values[site, reducer]``: ``xarray.DataArray`` ``(model, step, <group>)`` over every
+        requested model and the union of steps (empty when no model has any of them);
+        ``tokens_seen``: ``(model, step)``, NaN where a model lacks a step; ``store``: its path
+        (``""`` with ``cache=False``).
+    """
+    import json
+    import tempfile
+
+    import xarray as xr
+
+    from lhp_core import config
+    from lhp_core.schema import MODEL, STEP
+    from lhp_core.suites import get_suite
+
+    s = get_suite(suite)
+    models = list(models or s.models)
+    all_steps = sorted({int(t) for m in models for t in (steps if steps is not None else s.steps(m))})
+    step_map = {m: [t for t in all_steps if t in set(s.steps(m))] for m in models}
+    swept = [m for m in models if step_map[m]]
+    full = {MODEL: models, STEP: all_steps}
+    tokens = xr.DataArray([[s.tokens_seen(m, t) if t in step_map[m] else np.nan for t in all_steps] for m in models],
+                          dims=(MODEL, STEP), coords=full)
+    if store is None:
+        key = hashlib.sha256(json.dumps({"stimuli": stimuli.fingerprint(), "steps": step_map, "dtype": dtype},
+                                        sort_keys=True).encode()).hexdigest()[:16]
+        store = Path(config.results_dir() / folder / str(s.id).replace("/", "_") / f"{key}.zarr")
+    values = {}
+    with tempfile.TemporaryDirectory(prefix=f"lhp-{folder}-") as tmp:
+        path = Path(store) if cache else Path(tmp) / Path(store).name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if swept:
+            sweep(s, stimuli, path, sites=sites, reducers=reducers, models=swept, steps={m: step_map[m] for m in swept},
+                  device=device, dtype=dtype, batch_size=batch_size, progress=progress)
+            values = {(site, red): St.concat_models(path, site, red, swept).load().reindex(full)
+                      for site in sites for red in reducers}
+    return values, tokens, str(path) if cache else ""
+
+
 def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, bar) -> None:
     """One checkpoint computes while the next loads (prefetch thread) and the previous one is
     written (writer thread). At most one region waits to be written, so host memory holds two

@@ -9,8 +9,6 @@ so a long run resumes. Good held-out texts are WikiText-2 (``lhp_core.data.corpo
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -44,38 +42,23 @@ def loss_over_steps(suite, texts: Sequence[str] | Stimuli, models: Sequence[str]
     """
     import xarray as xr
 
-    from lhp_core import config, schema
-    from lhp_core.store import concat_models
+    from lhp_core import schema
     from lhp_core.suites import get_suite
-    from lhp_core.sweep import sweep
+    from lhp_core.sweep import sweep_grid
 
-    s = get_suite(suite)
     stim = texts if isinstance(texts, Stimuli) else Stimuli.from_texts(list(texts))
-    models = list(models or s.models)
-    all_steps = sorted({int(t) for m in models for t in (steps if steps is not None else s.steps(m))})
-    step_map = {m: [t for t in all_steps if t in set(s.steps(m))] for m in models}
-    swept = [m for m in models if step_map[m]]
-    if not swept:
-        raise ValueError(f"none of steps {all_steps[:5]}... is a checkpoint of models {models}")
-    if store is None:
-        key = hashlib.sha256(json.dumps({"stimuli": stim.fingerprint(), "steps": step_map, "dtype": dtype},
-                                        sort_keys=True).encode()).hexdigest()[:16]
-        store = config.results_dir() / "loss" / str(s.id).replace("/", "_") / f"{key}.zarr"
-    Path(store).parent.mkdir(parents=True, exist_ok=True)
-    sweep(s, stim, store, sites=["logprobs"], reducers=["stimulus_sum", "stimulus_mean"], models=swept,
-          steps={m: step_map[m] for m in swept}, device=device, dtype=dtype, batch_size=batch_size, progress=progress)
-    total = concat_models(store, "logprobs", "stimulus_sum", swept).load()
-    mean = concat_models(store, "logprobs", "stimulus_mean", swept).load()
+    values, tokens, store = sweep_grid(suite, stim, ["logprobs"], ["stimulus_sum", "stimulus_mean"], "loss",
+                                       models=models, steps=steps, device=device, dtype=dtype, batch_size=batch_size,
+                                       store=store, progress=progress)
+    if not values:
+        raise ValueError(f"none of steps {tokens[schema.STEP].values[:5].tolist()}... is a checkpoint of models "
+                         f"{tokens[schema.MODEL].values.tolist()}")
+    total, mean = values["logprobs", "stimulus_sum"], values["logprobs", "stimulus_mean"]
     # Tokens scored per text, recovered exactly from its sum and mean (both are float32 of the same values).
     counts = xr.DataArray(np.rint((total / mean).max([schema.MODEL, schema.STEP]).values).astype(np.int64),
                           dims=schema.STIMULUS)
-    full = {schema.MODEL: models, schema.STEP: all_steps}
-    per_text = (-total / counts).reindex(full)
-    loss = (-total.sum(schema.STIMULUS, skipna=False) / counts.sum()).reindex(full)
-    tokens = np.array([[s.tokens_seen(m, t) if t in step_map[m] else np.nan for t in all_steps] for m in models], float)
-    ds = xr.Dataset({"loss": loss, "loss_per_text": per_text,
-                     "n_scored": counts},
-                    coords={schema.TOKENS_SEEN: ((schema.MODEL, schema.STEP), tokens)})
-    ds.attrs.update(suite=str(s.id), units="nats/token", n_texts=int(len(stim.ids)), n_scored=int(counts.sum()),
-                    store=str(store))
+    ds = xr.Dataset({"loss": -total.sum(schema.STIMULUS, skipna=False) / counts.sum(), "loss_per_text": -total / counts,
+                     "n_scored": counts}, coords={schema.TOKENS_SEEN: tokens})
+    ds.attrs.update(suite=str(get_suite(suite).id), units="nats/token", n_texts=int(len(stim.ids)),
+                    n_scored=int(counts.sum()), store=store)
     return ds

@@ -31,7 +31,6 @@ spillover) from any word-level table; :func:`exclusions` applies the standard ex
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -467,49 +466,28 @@ def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: 
     ``(model, step, word)``, coordinate ``tokens_seen(model, step)``; NaN where a model lacks a
     step. Attr ``store`` names the sweep store (empty with ``cache=False``).
     """
-    import hashlib
-    import json
-    import tempfile
-
     import xarray as xr
 
-    from lhp_core import config, schema
-    from lhp_core.store import concat_models
+    from lhp_core import schema
     from lhp_core.suites import get_suite
-    from lhp_core.sweep import sweep
+    from lhp_core.sweep import sweep_grid
 
-    s = get_suite(suite)
-    models = list(models or s.models)
     stim = _stimuli(table, word, group)
     if stim.n_words != len(table):
         raise ValueError(f"{len(table)} rows but {stim.n_words} words; rows of a group must be consecutive")
-    all_steps = sorted({int(t) for m in models for t in (steps if steps is not None else s.steps(m))})
-    step_map = {m: [t for t in all_steps if t in set(s.steps(m))] for m in models}
-    swept = [m for m in models if step_map[m]]
-    key = hashlib.sha256(json.dumps({"stimuli": stim.fingerprint(), "steps": step_map, "dtype": dtype},
-                                    sort_keys=True).encode()).hexdigest()[:16]
-    with tempfile.TemporaryDirectory(prefix="lhp-surprisal-") as tmp:
-        root = config.results_dir() / "reading" / str(s.id).replace("/", "_") if cache else Path(tmp)
-        root.mkdir(parents=True, exist_ok=True)
-        store = root / f"{key}.zarr"
-        lp = {}
-        if swept:
-            sweep(s, stim, store, sites=["logprobs", "logprobs_bow"], reducers=["word_sum"], models=swept,
-                  steps={m: step_map[m] for m in swept}, device=device, dtype=dtype, batch_size=batch_size,
-                  progress=progress)
-            lp = {site: concat_models(store, site, "word_sum", swept).load() for site in ("logprobs_bow", "logprobs")}
-    full = {schema.MODEL: models, schema.STEP: all_steps}
+    values, tokens, store = sweep_grid(suite, stim, ["logprobs", "logprobs_bow"], ["word_sum"], "reading", models=models,
+                                       steps=steps, device=device, dtype=dtype, batch_size=batch_size, cache=cache,
+                                       progress=progress)
+    dims = (schema.MODEL, schema.STEP, schema.WORD)
     data = {}
     for name, site in (("surprisal", "logprobs_bow"), ("surprisal_naive", "logprobs")):
-        arr = np.full((len(models), len(all_steps), stim.n_words), np.nan)
-        if lp:
-            arr = (-lp[site] / LOG2).reindex(full).transpose(schema.MODEL, schema.STEP, schema.WORD).values
-        data[name] = ((schema.MODEL, schema.STEP, schema.WORD), arr)
-    tokens = np.array([[s.tokens_seen(m, t) if t in step_map[m] else np.nan for t in all_steps] for m in models], float)
-    coords = {**full, schema.TOKENS_SEEN: ((schema.MODEL, schema.STEP), tokens)}
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update(suite=str(s.id), units="bits", method="bow (Pimentel & Meister 2024); naive = subword sum",
-                    store=str(store) if cache else "")
+        arr = np.full(tokens.shape + (stim.n_words,), np.nan)
+        if values:
+            arr = (-values[site, "word_sum"] / LOG2).transpose(*dims).values
+        data[name] = (dims, arr)
+    ds = xr.Dataset(data, coords={**tokens.coords, schema.TOKENS_SEEN: tokens})
+    ds.attrs.update(suite=str(get_suite(suite).id), units="bits",
+                    method="bow (Pimentel & Meister 2024); naive = subword sum", store=store)
     return ds
 
 
