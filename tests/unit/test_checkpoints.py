@@ -15,6 +15,7 @@ from lhp_core import checkpoints, suites
 from lhp_core.checkpoints import CorruptCheckpoint, TokenizerMismatch, load, weights_sha256
 from lhp_core.suites import SuiteError, get_suite
 from lhp_core.train import PRESETS, Size, make_config
+from tests.hub_cache import fake_hub_snapshot
 
 TINY = PRESETS["tiny"]
 
@@ -233,11 +234,8 @@ def test_unregistered_lhp_suite_not_trained(tmp_path: Path, monkeypatch: pytest.
 def test_hub_path_through_fake_hub_cache(tiny_suite: Path, tmp_path: Path) -> None:
     """``load("pythia", ...)`` runs ``from_pretrained(repo, revision="step1000")`` against a local HF cache."""
     cache = tmp_path / "hub"
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / "models--EleutherAI--pythia-70m"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "step1000").write_text(sha)
-    shutil.copytree(tiny_suite / "m" / "step16", repo / "snapshots" / sha)
+    fake_hub_snapshot(cache, "EleutherAI/pythia-70m", "step1000", tiny_suite / "m" / "step16",
+                      "0123456789abcdef0123456789abcdef01234567")
     code = textwrap.dedent(
         f"""
         import torch

@@ -3,7 +3,6 @@ checkpoint loaded by branch from a local Hugging Face cache with ``HF_HUB_OFFLIN
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ import pytest
 from lhp_core import revisions
 from lhp_core.revisions import Revision, RevisionSuite, parse_revision
 from lhp_core.suites import SuiteError, get_suite
+from tests.hub_cache import fake_hub_snapshot
 
 OLMO1 = ["main", "step0-tokens0B", "step1000-tokens4B", "step20000-tokens84B", "step738020-tokens3095B"]
 OLMO2 = ["main", "stage1-step0-tokens0B", "stage1-step1000-tokens3B", "stage1-step140000-tokens294B",
@@ -112,11 +112,8 @@ def test_load_by_branch_from_a_local_hf_cache(tiny_suite: Path, tmp_path: Path) 
     """``load("olmo", "1b", 1000)`` is ``from_pretrained("allenai/OLMo-1B-hf", revision="step1000-tokens4B")``,
     here served by an offline HF cache holding a tiny checkpoint under that branch."""
     hub = tmp_path / "hf"
-    sha = "89abcdef0123456789abcdef0123456789abcdef"
-    repo = hub / "models--allenai--OLMo-1B-hf"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "step1000-tokens4B").write_text(sha)
-    shutil.copytree(tiny_suite / "s" / "step8", repo / "snapshots" / sha)
+    fake_hub_snapshot(hub, "allenai/OLMo-1B-hf", "step1000-tokens4B", tiny_suite / "s" / "step8",
+                      "89abcdef0123456789abcdef0123456789abcdef")
     code = textwrap.dedent(
         f"""
         import torch
