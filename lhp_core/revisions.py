@@ -66,7 +66,6 @@ def branch_names(repo: str, refresh: bool = False) -> list[str]:
     path = refs_file(repo)
     if path.exists() and not refresh:
         return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    names: list[str] = []
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     if not offline:
         from huggingface_hub import list_repo_refs
@@ -74,7 +73,7 @@ def branch_names(repo: str, refresh: bool = False) -> list[str]:
         try:
             names = sorted(b.name for b in list_repo_refs(repo).branches)
         except Exception as err:  # no network, unknown repo, rate limit: fall back to the HF cache
-            names, reason = [], f"the hub could not be asked ({type(err).__name__}: {err})"
+            reason = f"the hub could not be asked ({type(err).__name__}: {err})"
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
