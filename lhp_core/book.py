@@ -249,11 +249,11 @@ def suites_needed(profile: str, todo: Iterable[str], profiles: Mapping[str, Any]
 
 
 def _ensure_suites(ids: list[str], device: str = "cpu") -> None:
-    from lhp_core import suites
+    from lhp_core import train
 
     # Training missing lhp suites happens here, once and side by side, rather than inside a chapter's kernel.
     print(f"[lhp book] suites: {', '.join(ids)} (training any that are missing)", flush=True)
-    suites.ensure_all(ids, device=device)
+    train.ensure_all(ids, device=device)
 
 
 def execute_chapter(

@@ -8,9 +8,6 @@ checkpoint of a suite (of a model, where sizes ship their own) must be the same 
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import struct
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,67 +15,14 @@ import torch
 
 from lhp_core.suites import HubSuite, LocalSuite, Suite, get_suite
 from lhp_core.tokenizer import tokenizer_fingerprint
+from lhp_core.weights import CorruptCheckpoint, check_safetensors, weights_sha256
 
 # suite id -> (fingerprint, where it was first seen); one tokenizer per suite
 _FINGERPRINTS: dict[str, tuple[str, str]] = {}
 
 
-class CorruptCheckpoint(OSError):
-    """A checkpoint file is truncated or unreadable."""
-
-
 class TokenizerMismatch(ValueError):
     """A checkpoint's tokenizer differs from the rest of its suite."""
-
-
-#: safetensors dtype codes -> the numpy-style names the hash has always used ("float32", ...).
-_DTYPE_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn",
-                "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
-                "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool"}
-_READ = 1 << 26  # bytes per read while hashing: memory stays flat however large the checkpoint
-
-
-def weights_sha256(path: str | Path) -> str:
-    """sha256 over a checkpoint's tensors: name, dtype, shape and bytes, sorted by name.
-
-    Hashing tensors rather than files makes the hash independent of safetensors metadata and of
-    how the weights were sharded. Tensors are read straight from the files' byte ranges, one
-    block at a time, so any dtype (bfloat16 included) hashes and a 7B checkpoint needs no 7B
-    of host memory.
-
-    Parameters
-    ----------
-    path
-        A checkpoint folder (all ``*.safetensors`` in it) or one ``.safetensors`` file.
-    """
-    path = Path(path)
-    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
-    if not files:
-        raise FileNotFoundError(f"no *.safetensors file in {path}")
-    entries = []
-    for f in files:
-        n, header = check_safetensors(f)
-        for name, v in header.items():
-            if name != "__metadata__":
-                start, end = v["data_offsets"]
-                entries.append((name, f, _DTYPE_NAMES.get(v["dtype"], v["dtype"]), tuple(v["shape"]), 8 + n + start, end - start))
-    h = hashlib.sha256()
-    handles = {}
-    try:
-        for name, f, dtype, shape, offset, size in sorted(entries):
-            fh = handles.get(f) or handles.setdefault(f, open(f, "rb"))
-            h.update(f"{name}|{dtype}|{shape}|".encode())
-            fh.seek(offset)
-            while size > 0:
-                block = fh.read(min(size, _READ))
-                if not block:
-                    raise CorruptCheckpoint(f"{f} ends inside tensor {name!r}; delete it and re-create it")
-                h.update(block)
-                size -= len(block)
-    finally:
-        for fh in handles.values():
-            fh.close()
-    return h.hexdigest()
 
 
 def checkpoint_sha256(suite: str | Path | Suite, model: str, step: int) -> str | None:
@@ -103,38 +47,6 @@ def checkpoint_sha256(suite: str | Path | Suite, model: str, step: int) -> str |
     else:
         return None
     return weights_sha256(path) if any(path.glob("*.safetensors")) else None
-
-
-def check_safetensors(path: str | Path) -> tuple[int, dict]:
-    """Raise :class:`CorruptCheckpoint` if the file's header is unreadable or the file is shorter than it says.
-
-    Cheap (reads the header only): catches truncated downloads and interrupted copies.
-
-    Returns
-    -------
-    (header length in bytes, header): the JSON header maps tensor names to ``dtype``, ``shape``
-    and ``data_offsets`` (relative to the end of the header).
-    """
-    path = Path(path)
-    fix = (
-        "delete the checkpoint folder and restore it (local lhp suites: re-run `lhp train` with the same --out, "
-        "it re-creates missing steps; hub suites: delete it from the HF cache and download it again)"
-    )
-    size = path.stat().st_size
-    try:
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > size - 8:
-                raise ValueError(f"header length {n} exceeds file size {size}")
-            header = json.loads(fh.read(n))
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise CorruptCheckpoint(f"checkpoint file {path} is corrupt: unreadable safetensors header ({e}); {fix}") from e
-    if 8 + n + end != size:
-        raise CorruptCheckpoint(
-            f"checkpoint file {path} is truncated or corrupt: header says {8 + n + end} bytes, file has {size}; {fix}"
-        )
-    return n, header
 
 
 def _check_tokenizer(suite: Suite, model: str, tokenizer, where: str) -> None:

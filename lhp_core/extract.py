@@ -17,6 +17,7 @@ from torch import nn
 from lhp_core import sites as S
 from lhp_core.reducers import HEAD_SCORES, REDUCERS, Accumulator, BatchInfo, get_reducer
 from lhp_core.stimuli import Encoded, Stimuli, encode
+from lhp_core.suites import context_length
 from lhp_core.tokenizer import bow_mask
 
 LOGPROB_CHUNK = 2048  # rows of [chunk, vocab] float32 logits alive at once
@@ -39,12 +40,6 @@ class Extracted:
     n_tokens: int
     encoded: Encoded
     features: dict[str, tuple[int, ...]] = field(default_factory=dict)
-
-
-def default_max_length(model: nn.Module) -> int:
-    cfg = model.config
-    n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
-    return int(min(n, 2048))
 
 
 def check_tokenizer(model: nn.Module, tokenizer, enc: Encoded | None = None) -> None:
@@ -97,7 +92,7 @@ def extract(
         raise ValueError("no reducers given; valid reducers: " + ", ".join(REDUCERS.names()))
 
     device = next(model.parameters()).device
-    max_length = max_length or default_max_length(model)
+    max_length = max_length or context_length(None, model)
     enc = encode(stimuli, tokenizer, max_length)
     check_tokenizer(model, tokenizer, enc)
     if "heads" in sites and len(enc.windows) != enc.n_stimuli:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lhp_core import config
-from lhp_core.suites import HubSuite, SuiteError
+from lhp_core.suites import SUITES, HubSuite, SuiteError
 
 _REVISION = re.compile(
     r"^(?:stage(?P<stage>\d+)-)?(?:ingredient(?P<ingredient>\d+)-)?step(?P<step>\d+)-tokens(?P<tokens>\d+)B$"
@@ -166,3 +166,6 @@ OLMO_REPOS = {"OLMo-1B-hf": "allenai/OLMo-1B-hf", "OLMo-7B-0424-hf": "allenai/OL
 #: OLMo 2, stage-1 pre-training branches.
 OLMO2_REPOS = {"OLMo-2-0425-1B": "allenai/OLMo-2-0425-1B", "OLMo-2-1124-7B": "allenai/OLMo-2-1124-7B",
                "OLMo-2-1124-13B": "allenai/OLMo-2-1124-13B"}
+
+SUITES.register("olmo", lambda: RevisionSuite("olmo", OLMO_REPOS))
+SUITES.register("olmo2", lambda: RevisionSuite("olmo2", OLMO2_REPOS, stage=1))

@@ -18,9 +18,6 @@ step (and one layer) per chunk, so each (model, step) is written as one independ
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,20 +40,6 @@ def _quiet() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=".*(not part of the Zarr|Zarr V3 specification|Consolidated).*")
         warnings.filterwarnings("ignore", category=FutureWarning, module="zarr")
         yield
-
-
-def git_commit() -> str:
-    """The lhp checkout's commit, or ``""`` when not run from a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() if out.returncode == 0 else ""
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def config_sha256(config: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # ---- templates --------------------------------------------------------------------------

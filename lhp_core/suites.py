@@ -21,10 +21,14 @@ from functools import cached_property
 from pathlib import Path
 
 from lhp_core import config
+from lhp_core.presets import PRESETS, make_config
 from lhp_core.registry import Registry
 from lhp_core.schedule import PYTHIA_TOKENS_PER_STEP, pythia_steps
+from lhp_core.weights import weights_sha256
 
-SUITES: Registry["Suite"] = Registry("suite")
+#: Hub suites with named-branch checkpoints (OLMo) register themselves from lhp_core.revisions,
+#: which builds on this module; the registry imports it on the first lookup.
+SUITES: Registry["Suite"] = Registry("suite", providers=["lhp_core.revisions"])
 COPY_REG_DEFAULT = 1.0  # lambda used by the registered ``lhp-*-copyreg`` suites
 
 # "step1000", or a branch downloaded under its OLMo name, "step1000-tokens4B"
@@ -143,18 +147,22 @@ class HubSuite(Suite):
         )
 
 
-def count_params(cfg, nonembedding: bool = False) -> int:
-    """Parameters of the causal LM ``cfg`` describes; non-embedding leaves out input and untied output embeddings."""
-    import torch
-    from transformers import AutoModelForCausalLM
+def count_params(model, nonembedding: bool = False) -> int:
+    """Parameters of a causal LM, given the model or its config (built on the meta device: no weights).
 
-    with torch.device("meta"):
-        m = AutoModelForCausalLM.from_config(cfg)
-    total = sum(p.numel() for p in m.parameters())
-    emb = m.get_input_embeddings().weight.numel()
-    out = m.get_output_embeddings()
-    if out is not None and out.weight is not m.get_input_embeddings().weight:
-        emb += out.weight.numel()
+    Non-embedding leaves out the input embedding and an *untied* output embedding, as the Pythia
+    paper counts; a tied output matrix is the input embedding and is counted once.
+    """
+    import torch  # torch is needed only here; `lhp suite list` stays light
+    from transformers import AutoModelForCausalLM, PretrainedConfig
+
+    if isinstance(model, PretrainedConfig):
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(model)
+    total = sum(p.numel() for p in model.parameters())
+    emb_in = model.get_input_embeddings().weight
+    out = model.get_output_embeddings()
+    emb = emb_in.numel() + (out.weight.numel() if out is not None and out.weight is not emb_in else 0)
     return total - emb if nonembedding else total
 
 
@@ -267,8 +275,6 @@ class LocalSuite(Suite):
             return ds.load()
 
     def _preset(self):
-        from lhp_core.train import PRESETS
-
         return PRESETS[self.preset] if self.preset else None
 
     @property
@@ -333,8 +339,6 @@ class LocalSuite(Suite):
         from transformers import AutoConfig
 
         if self.preset and not self._discovered():  # not trained yet: count from the recipe
-            from lhp_core.train import make_config
-
             size = next(z for z in self._preset().sizes if z.name == model)
             cfg = make_config(size, self._preset(), eager=False)
         else:
@@ -344,7 +348,7 @@ class LocalSuite(Suite):
     def training_record(self):
         """The suite's ``training_record.nc`` as an in-memory ``xarray.Dataset`` (dims model, step)."""
         if self._record is None:
-            fix = f"run lhp_core.suites.ensure({self.id!r})" if self.preset else "this folder was not written by lhp train"
+            fix = f"run lhp_core.train.ensure({self.id!r})" if self.preset else "this folder was not written by lhp train"
             raise FileNotFoundError(f"no training_record.nc in {self.root}; {fix}")
         return self._record
 
@@ -355,7 +359,7 @@ class LocalSuite(Suite):
             if self.preset and not self.root.exists():
                 raise FileNotFoundError(
                     f"suite {self.id!r} is not trained yet ({self.root} does not exist); run "
-                    f"lhp_core.suites.ensure({self.id!r}) or `lhp train --preset {self.preset} --out {self.root}`"
+                    f"lhp_core.train.ensure({self.id!r}) or `lhp train --preset {self.preset} --out {self.root}`"
                 )
             self.check_step(model, step)
             raise FileNotFoundError(f"checkpoint folder {path} is missing; re-run `lhp train` (it resumes) or restore it")
@@ -378,37 +382,32 @@ SUITES.register("pythia", lambda: PythiaSuite("pythia", deduped=False))
 SUITES.register("pythia-deduped", lambda: PythiaSuite("pythia-deduped", deduped=True))
 
 
-def _olmo(stage: int | None):
-    from lhp_core.revisions import OLMO2_REPOS, OLMO_REPOS, RevisionSuite
-
-    return RevisionSuite("olmo2", OLMO2_REPOS, stage=1) if stage else RevisionSuite("olmo", OLMO_REPOS)
-
-
-SUITES.register("olmo", lambda: _olmo(None))
-SUITES.register("olmo2", lambda: _olmo(1))
 for _p in ("tiny", "micro", "mini", "gpu"):
     SUITES.register(f"lhp-{_p}", lambda p=_p: _lhp_suite(p))
     SUITES.register(f"lhp-{_p}-copyreg", lambda p=_p: _lhp_suite(p, COPY_REG_DEFAULT))
 
 
-def context_length(suite, model=None) -> int | None:
-    """Tokens per window (BOS included) a suite's models were trained on.
+def context_length(suite=None, model=None) -> int | None:
+    """Tokens per window (BOS included) to run a suite's model on: the one rule for window length.
 
-    lhp suites record it (``training_record`` attr ``context``); suites trained before the
-    configs carried it save ``max_position_embeddings = 2048`` whatever the context, and rotary
-    models run at any length, so the config alone would let windows run far past what the
-    model ever saw. Otherwise the model config's ``max_position_embeddings`` (Pythia: 2048),
-    capped at 2048; None when the suite has no record and no model is given.
+    lhp suites record the context they were trained on (``training_record`` attr ``context``);
+    suites trained before the configs carried it save ``max_position_embeddings = 2048`` whatever
+    the context, and rotary models run at any length, so the config alone would let windows run
+    far past what the model ever saw. Otherwise the model config's ``max_position_embeddings``
+    (or ``n_positions``; Pythia: 2048), capped at 2048; None when there is neither a record nor a model.
     """
-    try:
-        ctx = get_suite(suite).training_record().attrs.get("context")
-        if ctx:
-            return int(ctx)
-    except (SuiteError, FileNotFoundError, NotImplementedError, AttributeError):
-        pass
+    if suite is not None:
+        try:
+            ctx = get_suite(suite).training_record().attrs.get("context")
+            if ctx:
+                return int(ctx)
+        except (SuiteError, FileNotFoundError, NotImplementedError, AttributeError):
+            pass
     if model is None:
         return None
-    return int(min(getattr(model.config, "max_position_embeddings", 2048) or 2048, 2048))
+    cfg = model.config
+    n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
+    return int(min(n, 2048))
 
 
 def get_suite(suite: str | Path | Suite, tokens_per_step: int | None = None) -> Suite:
@@ -436,90 +435,6 @@ def get_suite(suite: str | Path | Suite, tokens_per_step: int | None = None) -> 
     )
 
 
-def _stale_or_missing(s: "LocalSuite") -> bool:
-    """True when ``s`` must be (re)trained; moves a folder trained with an older recipe aside."""
-    from lhp_core.train import PRESETS
-
-    args = s.root / "train_args.json"
-    if args.exists() and json.loads(args.read_text()).get("recipe_sha") != PRESETS[s.preset].fingerprint():
-        # The preset changed since this folder was trained: keep the old suite, train the current recipe.
-        import warnings
-
-        stale = s.root.with_name(f"{s.root.name}.stale-{json.loads(args.read_text()).get('recipe_sha', 'old')}")
-        warnings.warn(f"{s.root} was trained with an older '{s.preset}' recipe; moved it to {stale} and re-training")
-        s.root.rename(stale)
-    return not (s.root / "training_record.nc").exists()
-
-
-def ensure(suite_id: str, device: str = "cpu", progress: bool = True, threads: int = 2, bar_position: int = 0) -> Suite:
-    """Return the suite, training it first if it is a local ``lhp-*`` suite that is missing or unfinished.
-
-    Training resumes where an interrupted run stopped. Non-``lhp`` suites are returned as they are.
-    ``threads`` and ``bar_position`` are passed to :func:`lhp_core.train.train`.
-    """
-    s = get_suite(suite_id)
-    if not (isinstance(s, LocalSuite) and s.preset):
-        return s
-    if _stale_or_missing(s):
-        from lhp_core.train import train
-
-        train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=progress,
-              bar_position=bar_position, sizes=s.sizes)
-    return get_suite(suite_id)
-
-
-def _train_unit(args: tuple[str, str, str, int, int]) -> tuple[str, str]:
-    """Worker of :func:`ensure_all`: train one size of one suite (no record)."""
-    suite_id, size, device, threads, bar_position = args
-    from lhp_core.train import train
-
-    s = get_suite(suite_id)
-    train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=bar_position >= 0,
-          bar_position=max(bar_position, 0), sizes=[size], record=False)
-    return suite_id, size
-
-
-def ensure_all(suite_ids: list[str], device: str = "cpu", progress: bool = True) -> list[Suite]:
-    """:func:`ensure` several suites; on a multi-core CPU their models train side by side.
-
-    Small CPU models use one core poorly, so the missing (suite, size) runs go to ``k`` spawned
-    processes of ``cores // k`` threads each, largest first, each process taking the next run
-    as it frees up (longest-processing-time-first scheduling: on 2 cores ``lhp-mini`` and its
-    ``-copyreg`` twin finish in about the time of the twin's ``l`` plus ``s``, rather than of all
-    of ``lhp-mini`` in one process). Each size's run is independent of the others, so the result
-    is the same as training each suite in one process with the same thread count; that count is
-    part of a CPU run's bit-level result and is written to each training record.
-    """
-    import os
-
-    ids = list(dict.fromkeys(suite_ids))
-    todo = []
-    for sid in ids:
-        s = get_suite(sid)
-        if isinstance(s, LocalSuite) and s.preset and _stale_or_missing(s):
-            todo.append(s)
-    units = [(s, z) for s in todo for z in s._preset().sizes
-             if (s.sizes is None or z.name in s.sizes) and not (s.root / z.name / "history.json").exists()]
-    cores = os.cpu_count() or 1
-    threads = 2
-    if len(units) > 1 and device == "cpu" and cores > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        workers = min(len(units), cores)
-        threads = max(1, cores // workers)
-        # Largest first: parameters, then the copy-reg twin (eager attention is slower) before its plain size.
-        units.sort(key=lambda u: (u[1].n_layer * u[1].d_model ** 2, u[0].copy_reg), reverse=True)
-        jobs = [(s.id, z.name, device, threads, i if progress else -1) for i, (s, z) in enumerate(units)]
-        # spawn: a forked child would inherit this process's torch thread pool and any open kernels.
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            for _ in pool.map(_train_unit, jobs):
-                pass
-    for s in todo:  # trains whatever is left (serial case) and writes each record
-        ensure(s.id, device=device, progress=progress, threads=threads)
-    return [get_suite(sid) for sid in ids]
-
-
 def check(suite: str | Suite, models: list[str] | None = None, progress: bool = True):
     """Hash every checkpoint's weights and flag steps whose weights equal an earlier step's.
 
@@ -531,8 +446,6 @@ def check(suite: str | Suite, models: list[str] | None = None, progress: bool = 
     """
     import pandas as pd
     from tqdm.auto import tqdm
-
-    from lhp_core.checkpoints import weights_sha256
 
     s = get_suite(suite)
     models = [s.resolve_model(m) for m in (models or s.models)]

@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import json
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,13 +40,20 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+import xarray as xr
 
 import lhp_core
+from lhp_core import config
 from lhp_core import store as St
-from lhp_core.extract import default_max_length, extract
+from lhp_core.checkpoints import checkpoint_sha256, load
+from lhp_core.extract import extract
+from lhp_core.provenance import config_sha256, git_commit
 from lhp_core.reducers import HEAD_SCORES, get_reducer
+from lhp_core.schema import MODEL, STEP
 from lhp_core.sites import check_sites, feature_sizes, linear_layout
 from lhp_core.stimuli import Stimuli, encode, read_stimuli
+from lhp_core.suites import context_length, get_suite
+from lhp_core.weights import loaded_weights_sha256
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -72,22 +81,7 @@ def select_steps(available: Sequence[int], spec: str | Sequence[int] = "all") ->
     return wanted
 
 
-def weights_sha256(model: torch.nn.Module) -> str:
-    """sha256 over parameter names, shapes and the loaded tensors' float32 values.
-
-    Used when a checkpoint has no safetensors files on disk. Loads in float32 of the same
-    weights always agree; a bfloat16 load has rounded the weights, so it hashes differently.
-    """
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(f"{name}:{tuple(t.shape)}".encode())
-        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def _default_loader(suite, model: str, step: int, device: str, dtype: torch.dtype):
-    from lhp_core.checkpoints import load
-
     return load(suite, model, step, device=device, dtype=dtype)
 
 
@@ -117,14 +111,12 @@ class Job:
 
     def checkpoint_sha256(self, model: str, step: int, loaded: torch.nn.Module) -> str:
         """The checkpoint files' hash (as in ``training_record.nc``; for hub suites the cached
-        snapshot's files), else the hash of the loaded tensors (:func:`weights_sha256`)."""
-        from lhp_core.checkpoints import checkpoint_sha256
-
+        snapshot's files), else the hash of the loaded tensors (:func:`lhp_core.weights.loaded_weights_sha256`)."""
         try:
             on_disk = checkpoint_sha256(self.suite, model, step)
         except (KeyError, OSError, ValueError):  # KeyError includes SuiteError
             on_disk = None  # a suite object lhp does not know (a test double, a user's class)
-        return on_disk or weights_sha256(loaded)
+        return on_disk or loaded_weights_sha256(loaded)
 
 
 def _variables(job: Job) -> dict[str, dict[str, str]]:
@@ -138,7 +130,7 @@ def _variables(job: Job) -> dict[str, dict[str, str]]:
 
 
 def _allocate(job: Job, model_id: str, tokens_seen: list[int], model, tok) -> None:
-    enc = encode(job.stimuli, tok, job.max_length or default_max_length(model))
+    enc = encode(job.stimuli, tok, job.max_length or context_length(job.suite, model))
     word_stim, word_text = job.stimuli.word_table()
     ids = np.asarray(job.stimuli.ids, dtype=str)
     axes = {
@@ -248,8 +240,6 @@ def sweep(
         raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
     suite_obj = suite
     if isinstance(suite, (str, Path)):
-        from lhp_core.suites import get_suite
-
         suite_obj = get_suite(str(suite))
     all_models = list(suite_obj.models)
     models = list(models or all_models)
@@ -259,8 +249,6 @@ def sweep(
     if max_length is None:
         # A suite trained on short windows (lhp-mini: 64 tokens) is swept in windows of that length;
         # otherwise each model's config decides (Pythia: 2048).
-        from lhp_core.suites import context_length
-
         max_length = context_length(suite_obj)
     if isinstance(steps, Mapping):
         lacking = [m for m in models if m not in steps]
@@ -274,11 +262,11 @@ def sweep(
     config = {"suite": suite_id, "steps": step_map, "sites": list(sites), "reducers": list(reducers),
               "head_scores": list(head_scores), "stimuli": stimuli.fingerprint(), "dtype": dtype,
               "max_length": max_length or 0}
-    attrs = {"suite": suite_id, "code_version": lhp_core.__version__, "git_commit": St.git_commit(),
+    attrs = {"suite": suite_id, "code_version": lhp_core.__version__, "git_commit": git_commit(),
              "device": device, "dtype": dtype, "sites": ",".join(sites), "reducers": ",".join(reducers),
              "head_scores": ",".join(head_scores), "stimuli_sha256": stimuli.fingerprint(),
              "stimuli_kind": stimuli.kind, "max_length": int(max_length or 0), "batch_size": int(batch_size),
-             "store_version": St.STORE_VERSION, "config_sha256": St.config_sha256(config)}
+             "store_version": St.STORE_VERSION, "config_sha256": config_sha256(config)}
     out = Path(out)
     St.initialise(out, attrs, overwrite=overwrite)
     job = Job(suite if isinstance(suite, (str, Path)) else suite_obj, stimuli, str(out), list(sites),
@@ -319,15 +307,6 @@ def sweep_grid(suite: Any, stimuli: Stimuli, sites: Sequence[str], reducers: Seq
         ``tokens_seen``: ``(model, step)``, NaN where a model lacks a step; ``store``: its path
         (``""`` with ``cache=False``).
     """
-    import json
-    import tempfile
-
-    import xarray as xr
-
-    from lhp_core import config
-    from lhp_core.schema import MODEL, STEP
-    from lhp_core.suites import get_suite
-
     s = get_suite(suite)
     models = list(models or s.models)
     all_steps = sorted({int(t) for m in models for t in (steps if steps is not None else s.steps(m))})

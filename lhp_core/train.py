@@ -26,140 +26,30 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 
-from lhp_core import config, schema
-from lhp_core.schedule import log_then_even_n
+import numpy as np
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, GPTNeoXForCausalLM
+from transformers.utils import logging as hf_logging
+
+from lhp_core import corpus, schema
+from lhp_core import tokenizer as tok
+from lhp_core.presets import PRESETS, Preset, Size, default_out, make_config
+from lhp_core.provenance import git_commit
+from lhp_core.suites import LocalSuite, Suite, count_params, get_suite
+from lhp_core.weights import weights_sha256
 
 RECORD = "training_record.nc"
-
-
-@dataclass(frozen=True)
-class Size:
-    """One model of a suite.
-
-    ``seed_offset`` distinguishes seed replicas of the same shape (``"xs-seed1"``): it changes
-    the initialisation only, never the data order.
-    """
-
-    name: str
-    n_layer: int
-    d_model: int
-    n_head: int
-    d_ff: int | None = None  # default 4 * d_model, as in Pythia
-    seed_offset: int = 0
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A training recipe: model sizes, data, optimiser and checkpoint schedule."""
-
-    name: str
-    sizes: tuple[Size, ...]
-    vocab_size: int
-    context: int
-    batch_size: int
-    total_steps: int
-    n_even: int  # evenly spaced checkpoints after the log-spaced ones
-    lr: float
-    warmup: int
-    corpora: tuple[str, ...] = ("inaugural",)
-    max_train_chars: int | None = None
-    max_val_chars: int | None = 200_000
-    repeat_frac: float = 0.5
-    span_min: int = 10
-    span_max: int = 60
-    span_copies: int = 1  # later copies of the span in each repeated row
-    weight_decay: float = 0.01
-    val_seqs: int = 32
-    probe_seqs: int = 32
-    probe_len: int = 50
-    rotary_pct: float = 0.25  # Pythia's value; tiny heads need more rotary dims to find the previous token
-    bf16: bool = False  # autocast on CUDA
-    note: str = ""
-
-    def steps(self) -> list[int]:
-        return log_then_even_n(self.total_steps, self.n_even)
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.batch_size * self.context
-
-    def fingerprint(self) -> str:
-        """Short hash of every field: a suite folder trained with another recipe is detected by it."""
-        import hashlib
-
-        fields = asdict(self)
-        if fields["span_copies"] == 1:
-            del fields["span_copies"]  # added later: suites trained before it keep their fingerprint
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-    def recipe(self) -> str:
-        sizes = ", ".join(f"{s.name}: {s.n_layer}L d{s.d_model} h{s.n_head}" for s in self.sizes)
-        return (
-            f"GPT-NeoX ({sizes}); BPE vocab {self.vocab_size}; context {self.context}, batch {self.batch_size}, "
-            f"{self.total_steps} steps; AdamW lr {self.lr:g} (warmup {self.warmup}, cosine to 10%), wd {self.weight_decay:g}; "
-            f"{self.repeat_frac:.0%} of rows repeat one span of {self.span_min}-{self.span_max} tokens "
-            f"{'later in the row' if self.span_copies == 1 else f'{self.span_copies} times later in the row'}; "
-            f"corpora {'+'.join(self.corpora)}. {self.note}"
-        ).strip()
-
-
-PRESETS: dict[str, Preset] = {
-    "tiny": Preset(
-        name="tiny",
-        sizes=(Size("s", 1, 32, 2), Size("m", 2, 48, 4)),
-        vocab_size=384, context=64, batch_size=8, total_steps=24, n_even=3, lr=3e-3, warmup=4,
-        corpora=("inaugural",), max_train_chars=300_000, max_val_chars=60_000,
-        span_min=5, span_max=20, val_seqs=8, probe_seqs=8, probe_len=20,
-        note="For tests: seconds on one CPU core.",
-    ),
-    "micro": Preset(
-        name="micro",
-        sizes=(Size("s", 1, 32, 2), Size("m", 2, 48, 4), Size("l", 2, 64, 4)),
-        vocab_size=512, context=128, batch_size=8, total_steps=120, n_even=6, lr=5e-3, warmup=10,
-        corpora=("inaugural", "state_union", "childes"), max_train_chars=2_000_000,
-        repeat_frac=1.0, span_min=10, span_max=60, val_seqs=32, probe_seqs=32, probe_len=50, rotary_pct=1.0,
-        note="CI-sized (12 checkpoints per model); too short for induction heads.",
-    ),
-    # mini, measured with `lhp train --preset mini --threads 1` (seed 0): 8.5 minutes in all (training s 66 s,
-    # m 137 s, l 287 s; l ~10k tokens/s). l's probe losses (1st / 2nd copy) are level up to step 2100
-    # (4.26 / 4.26), then the 2nd copy drops: step 2400 4.33 / 3.87, 2700 4.23 / 2.98, 3000 4.08 / 2.55,
-    # 6000 3.63 / 1.51 (induction heads). m follows later (3600 4.28 / 3.97, 4500 4.23 / 3.07, 6000
-    # 4.09 / 2.59); s never does (6000 4.46 / 4.45). The former recipe (context 128, one 10-60 token copy
-    # per row, 600 steps of 2048 tokens) ended at 3.50 / 3.48 in l: no induction.
-    "mini": Preset(
-        name="mini",
-        sizes=(Size("s", 1, 32, 2), Size("m", 2, 64, 4), Size("l", 2, 128, 8)),
-        vocab_size=512, context=64, batch_size=8, total_steps=6000, n_even=20, lr=3e-3, warmup=100,
-        corpora=("brown", "abc", "state_union", "inaugural", "webtext", "childes"), max_train_chars=4_000_000,
-        repeat_frac=1.0, span_min=6, span_max=16, span_copies=3, weight_decay=0.0,
-        val_seqs=64, probe_seqs=32, probe_len=50, rotary_pct=1.0,
-        note="The book's default suite (CPU); induction heads form in l (probe 2nd copy drops below the 1st).",
-    ),
-    "gpu": Preset(
-        name="gpu",
-        sizes=(
-            Size("xs", 2, 64, 2), Size("xs-seed1", 2, 64, 2, seed_offset=1),
-            Size("s", 2, 128, 4), Size("m", 4, 192, 4), Size("l", 4, 256, 4), Size("xl", 6, 672, 8),
-            Size("xl-seed1", 6, 672, 8, seed_offset=1),
-        ),
-        vocab_size=4096, context=256, batch_size=64, total_steps=4000, n_even=40, lr=2e-3, warmup=200,
-        corpora=("brown", "abc", "state_union", "inaugural", "webtext", "movie_reviews", "childes", "treebank"),
-        max_train_chars=None, repeat_frac=0.5, span_min=10, span_max=60, val_seqs=128, bf16=True,
-        note="One H100, bf16 autocast; untested in this repository (no GPU was available when it was written).",
-    ),
-}
-
-
-def default_out(preset: str, copy_reg: float = 0.0) -> Path:
-    """``config.suites_dir()/lhp-<preset>[-copyreg]``: where :func:`lhp_core.suites.ensure` looks."""
-    return config.suites_dir() / (f"lhp-{preset}" + ("-copyreg" if copy_reg > 0 else ""))
 
 
 # ----------------------------------------------------------------------------- data
@@ -176,10 +66,6 @@ class Data:
 
 
 def _prepare_data(preset: Preset, out: Path, seed: int) -> Data:
-    import torch
-    from transformers import AutoTokenizer
-
-    from lhp_core import corpus, tokenizer as tok
 
     corp = corpus.load(preset.corpora, max_train_chars=preset.max_train_chars, max_val_chars=preset.max_val_chars)
     tok_dir = out / "tokenizer"
@@ -249,34 +135,6 @@ def batch_at(step: int, stream: np.ndarray, preset: Preset, seed: int, repeat_fr
 # ----------------------------------------------------------------------------- model
 
 
-def make_config(size: Size, preset: Preset, eager: bool):
-    from transformers import GPTNeoXConfig
-
-    cfg = GPTNeoXConfig(
-        vocab_size=preset.vocab_size,
-        hidden_size=size.d_model,
-        num_hidden_layers=size.n_layer,
-        num_attention_heads=size.n_head,
-        intermediate_size=size.d_ff or 4 * size.d_model,
-        max_position_embeddings=preset.context,  # positions past the context were never trained
-        rotary_pct=preset.rotary_pct,
-        use_parallel_residual=True,
-        tie_word_embeddings=False,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    if eager:
-        cfg._attn_implementation = "eager"  # attention weights are needed for --copy-reg
-    return cfg
-
-
-def count_params(model) -> tuple[int, int]:
-    """(total, non-embedding) parameters; non-embedding excludes input and output embeddings, as Pythia counts."""
-    total = sum(p.numel() for p in model.parameters())
-    emb = model.get_input_embeddings().weight.numel() + model.get_output_embeddings().weight.numel()
-    return total, total - emb
-
-
 def induction_mask(ids):
     """Where attention would be induction-style.
 
@@ -291,7 +149,6 @@ def induction_mask(ids):
     -------
     torch.BoolTensor, shape (batch, token, token)
     """
-    import torch
 
     T = ids.shape[1]
     prev = torch.cat([torch.full_like(ids[:, :1], -1), ids[:, :-1]], dim=1)  # prev[j] = ids[j-1]
@@ -313,7 +170,6 @@ def copy_penalty(attentions, ids):
     Scalar tensor: mass on induction keys, summed over keys, averaged over layers, heads and
     the query positions that have at least one such key (0 if none do).
     """
-    import torch
 
     mask = induction_mask(ids)
     has = mask.any(-1)  # (batch, token)
@@ -333,8 +189,6 @@ class _Eval:
 
 def evaluate(model, data: Data, device: str) -> _Eval:
     """Held-out loss and induction-probe losses (nats/token)."""
-    import torch
-    import torch.nn.functional as F
 
     model.eval()
     with torch.no_grad():
@@ -365,8 +219,6 @@ def _lr_lambda(preset: Preset):
 
 
 def _save_checkpoint(model, tokenizer, folder: Path) -> str:
-    from lhp_core.checkpoints import weights_sha256
-
     tmp = folder.parent / f".tmp-{folder.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
@@ -377,7 +229,6 @@ def _save_checkpoint(model, tokenizer, folder: Path) -> str:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    import torch
 
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -389,8 +240,6 @@ def train_model(
     repeat_frac: float, pbar=None,
 ) -> list[dict]:
     """Train (or resume, or skip if done) one model; returns its per-checkpoint history."""
-    import torch
-    from transformers import GPTNeoXForCausalLM
 
     mdir = out / size.name
     mdir.mkdir(parents=True, exist_ok=True)
@@ -424,7 +273,7 @@ def train_model(
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-    n_total, n_nonemb = count_params(model)
+    n_total, n_nonemb = count_params(model), count_params(model, nonembedding=True)
     t_start = time.perf_counter()
     use_bf16 = preset.bf16 and device.startswith("cuda")
 
@@ -479,15 +328,6 @@ def train_model(
     return history
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10,
-        ).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def build_record(histories: dict[str, list[dict]], preset: Preset, attrs: dict):
     """Assemble ``training_record.nc`` from per-model histories.
 
@@ -496,7 +336,6 @@ def build_record(histories: dict[str, list[dict]], preset: Preset, attrs: dict):
     xarray.Dataset with dims (model, step), coordinate tokens_seen(model, step),
     n_params / n_params_nonembedding along model.
     """
-    import xarray as xr
 
     models = list(histories)
     steps = preset.steps()
@@ -573,8 +412,6 @@ def train(
     -------
     Path to the suite folder.
     """
-    import torch
-    from tqdm.auto import tqdm
 
     if isinstance(preset, str):
         if preset not in PRESETS:
@@ -610,8 +447,6 @@ def train(
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, meta_path)
     torch.set_num_threads(threads)
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # one bar (ours) instead of one per save_pretrained
     # Bit-identical reruns need deterministic kernels; warn_only keeps CPU ops that have no flag working.
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -623,10 +458,8 @@ def train(
             histories[size.name] = train_model(size, preset, data, out, seed, copy_reg, device, preset.repeat_frac, pbar)
     if not record:
         return out
-    from lhp_core.tokenizer import tokenizer_fingerprint
-
     attrs = {
-        "suite": out.name, "preset": preset.name, "recipe": preset.recipe(), "recipe_sha": recipe_sha, "git_commit": _git_commit(),
+        "suite": out.name, "preset": preset.name, "recipe": preset.recipe(), "recipe_sha": recipe_sha, "git_commit": git_commit(),
         "device": device, "torch_version": torch.__version__, "seed": int(seed), "copy_reg": float(copy_reg),
         "repeat_frac": float(preset.repeat_frac), "span_min": preset.span_min, "span_max": preset.span_max,
         "span_copies": preset.span_copies, "weight_decay": preset.weight_decay,
@@ -634,7 +467,7 @@ def train(
         "tokens_per_step": preset.tokens_per_step, "total_steps": preset.total_steps, "lr": preset.lr,
         "corpora": "+".join(preset.corpora), "train_tokens_available": int(len(data.train)),
         "probe": f"{preset.probe_seqs} held-out spans of {(data.probe.shape[1] - 1) // 2} tokens, repeated twice after <|endoftext|>",
-        "tokenizer_fingerprint": tokenizer_fingerprint(data.tokenizer), "threads": int(threads),
+        "tokenizer_fingerprint": tok.tokenizer_fingerprint(data.tokenizer), "threads": int(threads),
         "sizes_json": json.dumps([asdict(s) for s in preset.sizes]),
     }
     ds = build_record(histories, preset, attrs)
@@ -642,6 +475,81 @@ def train(
     ds.to_netcdf(tmp)
     os.replace(tmp, out / RECORD)
     return out
+
+
+# ----------------------------------------------------------------------------- on demand
+
+
+def _stale_or_missing(s: "LocalSuite") -> bool:
+    """True when ``s`` must be (re)trained; moves a folder trained with an older recipe aside."""
+    args = s.root / "train_args.json"
+    if args.exists() and json.loads(args.read_text()).get("recipe_sha") != PRESETS[s.preset].fingerprint():
+        # The preset changed since this folder was trained: keep the old suite, train the current recipe.
+        stale = s.root.with_name(f"{s.root.name}.stale-{json.loads(args.read_text()).get('recipe_sha', 'old')}")
+        warnings.warn(f"{s.root} was trained with an older '{s.preset}' recipe; moved it to {stale} and re-training")
+        s.root.rename(stale)
+    return not (s.root / "training_record.nc").exists()
+
+
+def ensure(suite_id: str, device: str = "cpu", progress: bool = True, threads: int = 2, bar_position: int = 0) -> Suite:
+    """Return the suite, training it first if it is a local ``lhp-*`` suite that is missing or unfinished.
+
+    Training resumes where an interrupted run stopped. Non-``lhp`` suites are returned as they are.
+    ``threads`` and ``bar_position`` are passed to :func:`train`.
+    """
+    s = get_suite(suite_id)
+    if not (isinstance(s, LocalSuite) and s.preset):
+        return s
+    if _stale_or_missing(s):
+        train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=progress,
+              bar_position=bar_position, sizes=s.sizes)
+    return get_suite(suite_id)
+
+
+def _train_unit(args: tuple[str, str, str, int, int]) -> tuple[str, str]:
+    """Worker of :func:`ensure_all`: train one size of one suite (no record)."""
+    suite_id, size, device, threads, bar_position = args
+    s = get_suite(suite_id)
+    train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=bar_position >= 0,
+          bar_position=max(bar_position, 0), sizes=[size], record=False)
+    return suite_id, size
+
+
+def ensure_all(suite_ids: list[str], device: str = "cpu", progress: bool = True) -> list[Suite]:
+    """:func:`ensure` several suites; on a multi-core CPU their models train side by side.
+
+    Small CPU models use one core poorly, so the missing (suite, size) runs go to ``k`` spawned
+    processes of ``cores // k`` threads each, largest first, each process taking the next run
+    as it frees up (longest-processing-time-first scheduling: on 2 cores ``lhp-mini`` and its
+    ``-copyreg`` twin finish in about the time of the twin's ``l`` plus ``s``, rather than of all
+    of ``lhp-mini`` in one process). Each size's run is independent of the others, so the result
+    is the same as training each suite in one process with the same thread count; that count is
+    part of a CPU run's bit-level result and is written to each training record.
+    """
+
+    ids = list(dict.fromkeys(suite_ids))
+    todo = []
+    for sid in ids:
+        s = get_suite(sid)
+        if isinstance(s, LocalSuite) and s.preset and _stale_or_missing(s):
+            todo.append(s)
+    units = [(s, z) for s in todo for z in s._preset().sizes
+             if (s.sizes is None or z.name in s.sizes) and not (s.root / z.name / "history.json").exists()]
+    cores = os.cpu_count() or 1
+    threads = 2
+    if len(units) > 1 and device == "cpu" and cores > 1:
+        workers = min(len(units), cores)
+        threads = max(1, cores // workers)
+        # Largest first: parameters, then the copy-reg twin (eager attention is slower) before its plain size.
+        units.sort(key=lambda u: (u[1].n_layer * u[1].d_model ** 2, u[0].copy_reg), reverse=True)
+        jobs = [(s.id, z.name, device, threads, i if progress else -1) for i, (s, z) in enumerate(units)]
+        # spawn: a forked child would inherit this process's torch thread pool and any open kernels.
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            for _ in pool.map(_train_unit, jobs):
+                pass
+    for s in todo:  # trains whatever is left (serial case) and writes each record
+        ensure(s.id, device=device, progress=progress, threads=threads)
+    return [get_suite(sid) for sid in ids]
 
 
 # ----------------------------------------------------------------------------- CLI

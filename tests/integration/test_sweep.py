@@ -317,7 +317,7 @@ def test_failures_stop_the_sweep_and_keep_what_was_written(suite, serial_store, 
 def test_sweep_of_a_bfloat16_saved_suite_hashes_its_files(tmp_path):
     """Checkpoints saved in bfloat16 (as the GPU benchmark and many hub models ship them): the
     sweep hashes their files (numpy cannot read bf16, so this once raised TypeError in the prefetch thread)."""
-    from lhp_core.checkpoints import weights_sha256 as file_sha256
+    from lhp_core.weights import weights_sha256 as file_sha256
     from lhp_core.suites import get_suite
 
     src = build_suite(tmp_path / "f32")

@@ -13,9 +13,11 @@ import pytest
 import torch
 import xarray as xr
 
-from lhp_core.checkpoints import load, weights_sha256
+from lhp_core.checkpoints import load
+from lhp_core.weights import weights_sha256
 from lhp_core.suites import get_suite
-from lhp_core.train import PRESETS, train
+from lhp_core.presets import PRESETS
+from lhp_core.train import train
 
 TINY = PRESETS["tiny"]
 
@@ -116,10 +118,11 @@ def test_out_folder_of_another_recipe_is_refused(tiny_suite: Path) -> None:
 def test_ensure_all_trains_missing_suites_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two missing suites on a 2-core CPU train in two 1-thread processes, each equal to a serial 1-thread run."""
     from lhp_core import suites
+    from lhp_core import train as train_mod
 
     monkeypatch.setenv("LHP_SUITES", str(tmp_path / "suites"))
     monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the spawned workers read the thread count from the parent
-    plain, twin = suites.ensure_all(["lhp-tiny", "lhp-tiny-copyreg", "lhp-tiny"], progress=False)
+    plain, twin = train_mod.ensure_all(["lhp-tiny", "lhp-tiny-copyreg", "lhp-tiny"], progress=False)
     assert (plain.id, twin.id) == ("lhp-tiny", "lhp-tiny-copyreg")
     rec, rec_twin = plain.training_record(), twin.training_record()
     assert rec.attrs["threads"] == 1 and rec_twin.attrs["threads"] == 1
@@ -128,7 +131,7 @@ def test_ensure_all_trains_missing_suites_side_by_side(tmp_path: Path, monkeypat
     assert _safetensors_bytes(serial) == _safetensors_bytes(plain.root)
     # Present suites are not retrained.
     before = (plain.root / "training_record.nc").stat().st_mtime_ns
-    suites.ensure_all(["lhp-tiny"], progress=False)
+    train_mod.ensure_all(["lhp-tiny"], progress=False)
     assert (plain.root / "training_record.nc").stat().st_mtime_ns == before
 
 

@@ -1,7 +1,7 @@
 """Shared fixtures of the notebook tier: the `ci` book, executed and built once per session.
 
 ``ci_book`` runs ``lhp_core.book.build_book("ci")``: it trains ``lhp-micro`` if the suite is
-missing (``suites.ensure``), executes every chapter of ``book/_toc.yml`` with papermill and
+missing (``train.ensure``), executes every chapter of ``book/_toc.yml`` with papermill and
 builds the HTML. Chapter tests read their numbers with
 ``lhp_core.book.read_record(ci_book.executed["<chapter>"])``; the browser test serves
 ``ci_book.html``. Set ``LHP_BOOK_OUT`` to keep the build (default: a pytest temp folder).

@@ -8,9 +8,9 @@ from lhp_core import book
 
 @pytest.fixture(scope="module")
 def rec(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from lhp_core import suites
+    from lhp_core import train
 
-    suites.ensure("lhp-micro", progress=False)  # trains the ci suite once if it is missing
+    train.ensure("lhp-micro", progress=False)  # trains the ci suite once if it is missing
     out = book.execute_chapter("emergence", "ci", tmp_path_factory.mktemp("emergence"), progress=False)
     return book.read_record(out)
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lhp_core import checkpoints, suites
-from lhp_core.checkpoints import CorruptCheckpoint, TokenizerMismatch, load, weights_sha256
+from lhp_core import suites, weights
+from lhp_core.checkpoints import TokenizerMismatch, load
+from lhp_core.weights import CorruptCheckpoint, weights_sha256
 from lhp_core.suites import SuiteError, get_suite
-from lhp_core.train import PRESETS, Size, make_config
+from lhp_core.presets import PRESETS, Size, make_config
 from tests.hub_cache import fake_hub_snapshot
 
 TINY = PRESETS["tiny"]
@@ -124,7 +125,7 @@ def test_weights_sha256_streams_every_dtype_with_the_numpy_era_definition(tmp_pa
         t = both[name]
         ref.update(f"{name}|{names[name]}|{tuple(t.shape)}|".encode())
         ref.update(t.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    monkeypatch.setattr(checkpoints, "_READ", 5)  # several reads per tensor
+    monkeypatch.setattr(weights, "_READ", 5)  # several reads per tensor
     assert weights_sha256(tmp_path) == ref.hexdigest()
 
 
@@ -241,7 +242,8 @@ def test_hub_path_through_fake_hub_cache(tiny_suite: Path, tmp_path: Path) -> No
         import torch
         from lhp_core.checkpoints import load
         from transformers import AutoModelForCausalLM
-        from lhp_core.checkpoints import checkpoint_sha256, weights_sha256
+        from lhp_core.checkpoints import checkpoint_sha256
+        from lhp_core.weights import weights_sha256
         lm, tok = load("pythia", "70m", 1000)
         assert checkpoint_sha256("pythia", "70m", 1000) == weights_sha256({str(tiny_suite / "m" / "step16")!r})
         assert checkpoint_sha256("pythia", "70m", 2000) is None  # not in the cache: nothing downloaded

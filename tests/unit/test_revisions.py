@@ -118,7 +118,8 @@ def test_load_by_branch_from_a_local_hf_cache(tiny_suite: Path, tmp_path: Path) 
         f"""
         import torch
         from transformers import AutoModelForCausalLM
-        from lhp_core.checkpoints import checkpoint_sha256, load, weights_sha256
+        from lhp_core.checkpoints import checkpoint_sha256, load
+        from lhp_core.weights import weights_sha256
         from lhp_core.suites import get_suite
         s = get_suite("olmo")
         assert s.steps("1b") == [1000] and s.tokens_seen("1b", 1000) == 4 * 10**9

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lhp_core import corpus
-from lhp_core.train import PRESETS, _lr_lambda, batch_at, copy_penalty, induction_mask, train
+from lhp_core.presets import PRESETS
+from lhp_core.train import _lr_lambda, batch_at, copy_penalty, induction_mask, train
 
 P = replace(PRESETS["tiny"], batch_size=64)
 STREAM = np.random.default_rng(0).integers(2, 384, 20_000).astype(np.int32)
