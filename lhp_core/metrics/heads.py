@@ -1,22 +1,32 @@
 """Attention-head specialisation: previous-token, induction and duplicate-token scores; ICL score.
 
-Probe (Olsson et al. 2022; TransformerLens conventions): ``n_seq`` sequences of ``seq_len``
-random tokens, each repeated twice, BOS prepended, so a sequence has ``1 + 2 * seq_len``
-positions: BOS at 0, the first copy at ``1..L``, the second at ``L+1..2L``. For a query at
-position ``q``:
+Probe: ``n_seq`` sequences of ``seq_len`` random tokens, each repeated twice (Olsson et al. 2022).
+Three conventions for drawing and scoring it (:data:`CONVENTIONS`):
 
-* previous-token score: attention from ``q`` to ``q - 1``, averaged over ``q = 2..2L`` (``q = 1``
-  is left out because its previous token is BOS, the attention sink);
-* duplicate-token score: attention from ``q`` in the second copy to ``q - L``, the earlier
-  occurrence of the same token;
-* induction score: attention from ``q`` in the second copy to ``q - L + 1``, the token that
-  *followed* the earlier occurrence.
+* ``"aoyama_wilcox"`` (Aoyama & Wilcox 2025, their ``head_detector.py``; the default of
+  :func:`head_scores`): ids drawn uniformly over the whole vocabulary (:func:`random_probe`), **no
+  BOS**, so the first copy is at ``0..L-1`` and the second at ``L..2L-1``; every score averages
+  over the queries of the second copy only: previous-token ``q -> q - 1``, induction
+  ``q -> q - L + 1`` (the token that followed the earlier occurrence), duplicate-token
+  ``q -> q - L`` (the earlier occurrence; their code has no duplicate score, this is its analogue).
+* ``"lhp"`` (this project's sweep, text-based): BOS at 0, the copies at ``1..L`` and ``L+1..2L``,
+  random whole-word tokens that re-tokenize to themselves (:func:`induction_probe`), because the
+  sweep takes text. Previous-token averages ``q -> q - 1`` over ``q = 2..2L`` (``q = 1``'s previous
+  token is BOS, the attention sink); duplicate and induction average over the second copy, with
+  the offsets above (TransformerLens's offsets).
+* ``"transformer_lens"``: TransformerLens ``detect_head`` (``error_measure="mul"``, no BOS or
+  current-token exclusion, its defaults) on the BOS-prefixed probe: a 0/1 detection pattern built
+  from the tokens (previous token: ``k = q - 1`` for every ``q >= 1``; duplicate: every earlier
+  ``k`` with the same token; induction: the duplicate pattern shifted one key to the right), and
+  the score ``sum(attention * pattern) / sum(attention)`` per sequence (the denominator counts
+  every query row, BOS and first copy included), averaged over sequences.
 
-The scores are registered in :data:`lhp_core.reducers.HEAD_SCORES` as ``prev_token``,
-``duplicate_token`` and ``induction``, so ``lhp_core.sweep.sweep(..., sites=["heads"],
-head_scores=[...])`` computes them for every checkpoint. The probe is a
-:class:`~lhp_core.stimuli.Stimuli` table whose text re-tokenizes to exactly the chosen
-tokens (random whole-word tokens with a leading space), because the sweep takes text.
+The ``"lhp"`` scores are registered in :data:`lhp_core.reducers.HEAD_SCORES` as ``prev_token``,
+``duplicate_token`` and ``induction``, and the ``"transformer_lens"`` ones as ``prev_token_tl``,
+``duplicate_token_tl`` and ``induction_tl``, so ``lhp_core.sweep.sweep(..., sites=["heads"],
+head_scores=[...])`` computes them for every checkpoint. Random ids over the whole vocabulary
+do not survive a round trip through text, so the ``"aoyama_wilcox"`` probe runs in memory:
+:func:`head_scores` scores a loaded model on probe ids in any convention.
 
 ICL score (Olsson et al. 2022): mean loss at a late context position minus mean loss at an
 early one, on held-out natural text (negative = the model uses long context). Pythia uses
@@ -25,6 +35,8 @@ ratio with ``late = min(500, n_ctx - 1)`` and ``early = late // 10`` (see :func:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -32,6 +44,10 @@ from lhp_core.reducers import BatchInfo, register_head_score
 from lhp_core.stimuli import Stimuli
 
 SCORES = ("prev_token", "induction", "duplicate_token")
+#: Probe and scoring conventions of :func:`head_scores` (see the module docstring).
+CONVENTIONS = ("aoyama_wilcox", "lhp", "transformer_lens")
+#: Registered sweep scores in the ``"transformer_lens"`` convention, by score.
+TL_SCORES = {name: f"{name}_tl" for name in SCORES}
 
 
 # ----------------------------------------------------------------------------- probe
@@ -59,7 +75,7 @@ def probe_vocabulary(tokenizer, min_chars: int = 2) -> np.ndarray:
 
 
 def induction_probe(tokenizer, n_seq: int = 100, seq_len: int = 50, seed: int = 0) -> tuple[Stimuli, np.ndarray]:
-    """Repeated random-token sequences as text, and their token ids.
+    """Repeated random-token sequences as text, and their token ids (the ``"lhp"`` convention).
 
     Returns
     -------
@@ -68,8 +84,7 @@ def induction_probe(tokenizer, n_seq: int = 100, seq_len: int = 50, seed: int = 
     ids
         Token ids without BOS, shape ``[n_seq, 2 * seq_len]``; the sweep prepends BOS.
     """
-    if seq_len < 2 or n_seq < 1:
-        raise ValueError(f"need n_seq >= 1 and seq_len >= 2, got n_seq={n_seq}, seq_len={seq_len}")
+    _check_probe_size(n_seq, seq_len)
     vocab = probe_vocabulary(tokenizer)
     rng = np.random.default_rng(seed)
     first = vocab[rng.integers(0, len(vocab), size=(n_seq, seq_len))]
@@ -81,26 +96,88 @@ def induction_probe(tokenizer, n_seq: int = 100, seq_len: int = 50, seed: int = 
     return Stimuli.from_texts(texts, [f"rep{i:03d}" for i in range(n_seq)]), ids
 
 
+def random_probe(vocab_size: int, n_seq: int = 100, seq_len: int = 50, seed: int = 0,
+                 exclude: Sequence[int] = ()) -> np.ndarray:
+    """Aoyama & Wilcox's probe: ids uniform over the vocabulary, each sequence repeated twice.
+
+    Their defaults (``seq_len=50``, 100 sequences). They draw ``torch.randint(0, len(vocab) - 1)``,
+    i.e. ids ``0..V-2``: pass ``vocab_size=len(tokenizer) - 1`` to draw from the same range (for
+    GPT-2's tokenizer that leaves out exactly ``<|endoftext|>``), or ``exclude=`` special ids.
+
+    Returns
+    -------
+    ids : int array, shape ``[n_seq, 2 * seq_len]``, no BOS.
+    """
+    _check_probe_size(n_seq, seq_len)
+    allowed = np.setdiff1d(np.arange(vocab_size), np.asarray(exclude, dtype=np.int64))
+    if len(allowed) < 2:
+        raise ValueError(f"vocab_size={vocab_size} less exclude leaves {len(allowed)} ids; a probe needs at least 2")
+    first = allowed[np.random.default_rng(seed).integers(0, len(allowed), size=(n_seq, seq_len))]
+    return np.concatenate([first, first], axis=1)
+
+
+def _check_probe_size(n_seq: int, seq_len: int) -> None:
+    if seq_len < 2 or n_seq < 1:
+        raise ValueError(f"need n_seq >= 1 and seq_len >= 2, got n_seq={n_seq}, seq_len={seq_len}")
+
+
 # ----------------------------------------------------------------------------- scores
 
 
-def _offset_score(pattern: torch.Tensor, lengths: torch.Tensor, which: str) -> torch.Tensor:
-    """Mean ``pattern[b, h, q, q - d]`` over the query positions of ``which``, shape ``[batch, head]``."""
-    B, H, Q, K = pattern.shape
+def _offset_score(pattern: torch.Tensor, lengths: torch.Tensor, which: str, bos: bool = True) -> torch.Tensor:
+    """Mean ``pattern[b, h, q, k]`` over the query/key pairs of ``which``, shape ``[batch, head]``.
+
+    ``bos``: the ``"lhp"`` convention (BOS at 0, previous-token queries ``2..n-1``); else
+    ``"aoyama_wilcox"`` (no BOS, every score over the second copy).
+    """
+    B, H = pattern.shape[:2]
     dtype = torch.float64 if pattern.dtype == torch.float64 else torch.float32
     out = torch.full((B, H), float("nan"), device=pattern.device, dtype=dtype)
     for b in range(B):
         n = int(lengths[b])
-        L = (n - 1) // 2
-        if which == "prev_token":
+        start = 1 if bos else 0
+        L = (n - start) // 2
+        if which == "prev_token" and bos:
             q = torch.arange(2, n, device=pattern.device)
             k = q - 1
         else:
-            if n != 1 + 2 * L or L < 2:
-                raise ValueError(f"sequence of {n} tokens is not BOS + a sequence repeated twice; use induction_probe()")
-            q = torch.arange(L + 1, 2 * L + 1, device=pattern.device)
-            k = q - L + (1 if which == "induction" else 0)
+            if n != start + 2 * L or L < 2:
+                raise ValueError(f"sequence of {n} tokens is not {'BOS + ' if bos else ''}a sequence repeated twice; "
+                                 f"use {'induction_probe' if bos else 'random_probe'}()")
+            q = torch.arange(start + L, start + 2 * L, device=pattern.device)
+            k = q - {"prev_token": 1, "induction": L - 1, "duplicate_token": L}[which]
         out[b] = pattern[b][:, q, k].to(dtype).mean(-1)
+    return out
+
+
+def detection_pattern(ids: torch.Tensor, which: str) -> torch.Tensor:
+    """TransformerLens's 0/1 detection pattern for one sequence (BOS included), ``[seq] -> [seq, seq]``.
+
+    ``prev_token``: ``k = q - 1``; ``duplicate_token``: earlier keys holding the query's token;
+    ``induction``: the duplicate pattern shifted one key to the right (``head_detector.py``).
+    """
+    S = len(ids)
+    if which == "prev_token":
+        return torch.diag(torch.ones(S - 1, dtype=torch.float64), -1)
+    dup = torch.tril((ids[:, None] == ids[None, :]).double(), diagonal=-1)
+    if which == "duplicate_token":
+        return dup
+    ind = torch.zeros_like(dup)
+    ind[:, 1:] = dup[:, :-1]
+    return torch.tril(ind)
+
+
+def tl_score(pattern: torch.Tensor, input_ids: torch.Tensor, lengths: torch.Tensor, which: str) -> torch.Tensor:
+    """TransformerLens ``detect_head`` "mul" score per sequence, ``[batch, head, q, k] -> [batch, head]``.
+
+    ``sum(pattern * detection_pattern) / sum(pattern)`` over the real ``lengths[b]`` positions.
+    """
+    out = torch.empty(pattern.shape[:2], dtype=torch.float64, device=pattern.device)
+    for b in range(pattern.shape[0]):
+        n = int(lengths[b])
+        a = pattern[b, :, :n, :n].double()
+        det = detection_pattern(input_ids[b, :n].cpu(), which).to(a.device)
+        out[b] = (a * det).sum((-1, -2)) / a.sum((-1, -2))
     return out
 
 
@@ -122,23 +199,121 @@ def duplicate_token_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tenso
     return _offset_score(pattern, info.lengths, "duplicate_token")
 
 
-def scores_from_patterns(patterns: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:
+@register_head_score(TL_SCORES["prev_token"])
+def prev_token_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """TransformerLens previous-token score (:func:`tl_score`), ``-> [batch, head]``."""
+    return tl_score(pattern, info.input_ids, info.lengths, "prev_token")
+
+
+@register_head_score(TL_SCORES["induction"])
+def induction_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """TransformerLens induction score (:func:`tl_score`), ``-> [batch, head]``."""
+    return tl_score(pattern, info.input_ids, info.lengths, "induction")
+
+
+@register_head_score(TL_SCORES["duplicate_token"])
+def duplicate_token_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """TransformerLens duplicate-token score (:func:`tl_score`), ``-> [batch, head]``."""
+    return tl_score(pattern, info.input_ids, info.lengths, "duplicate_token")
+
+
+def _check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; use one of {list(CONVENTIONS)}")
+
+
+def scores_from_patterns(patterns: Sequence[torch.Tensor], convention: str = "lhp",
+                         input_ids: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """All three scores from per-layer patterns of full-length probe sequences (no padding).
 
     Parameters
     ----------
     patterns
-        One tensor per layer, ``[batch, head, seq, seq]`` (``output_attentions=True``).
+        One tensor per layer, ``[batch, head, seq, seq]`` (``output_attentions=True``), of
+        BOS-prefixed sequences for ``"lhp"`` and ``"transformer_lens"``, of sequences without BOS
+        for ``"aoyama_wilcox"``.
+    convention
+        See :data:`CONVENTIONS`; default ``"lhp"``, the layout the sweep's probe has.
+    input_ids
+        ``[batch, seq]`` the sequences' ids (BOS included); needed by ``"transformer_lens"``.
 
     Returns
     -------
     ``{score: array [layer, head]}`` averaged over the batch (layers counted from 0 here).
     """
+    _check_convention(convention)
     B, _, S, _ = patterns[0].shape
     lengths = torch.full((B,), S)
-    info = BatchInfo(torch.zeros(B, S, dtype=torch.long), torch.ones(B, S, dtype=torch.bool), lengths)
-    fns = {"prev_token": prev_token_score, "induction": induction_score, "duplicate_token": duplicate_token_score}
-    return {name: torch.stack([fn(p, info).mean(0) for p in patterns]).cpu().numpy() for name, fn in fns.items()}
+    if convention == "transformer_lens":
+        if input_ids is None or tuple(input_ids.shape) != (B, S):
+            raise ValueError(f"the transformer_lens convention needs input_ids of shape ({B}, {S}), the patterns' "
+                             "sequences with BOS")
+        return {w: torch.stack([tl_score(p, input_ids, lengths, w).mean(0) for p in patterns]).cpu().numpy()
+                for w in SCORES}
+    bos = convention == "lhp"
+    return {w: torch.stack([_offset_score(p, lengths, w, bos=bos).mean(0) for p in patterns]).cpu().numpy()
+            for w in SCORES}
+
+
+def _attentions(model, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per-layer attention patterns ``[batch, head, q, k]`` of ``x`` ``[batch, seq]``, eager attention."""
+    prev = getattr(model.config, "_attn_implementation", None)
+    if prev != "eager" and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    try:
+        with torch.inference_mode():
+            return model(input_ids=x, output_attentions=True).attentions
+    finally:
+        if prev not in (None, "eager") and hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation(prev)
+
+
+def head_scores(model, ids: np.ndarray, convention: str = "aoyama_wilcox", bos_token_id: int | None = None,
+                device: str = "cpu", batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Previous-token, induction and duplicate-token scores of every head of a loaded model.
+
+    Parameters
+    ----------
+    model
+        A Hugging Face causal LM (``output_attentions=True`` is used; eager attention is set for
+        the call and restored).
+    ids
+        Probe ids without BOS, shape ``[n_seq, 2 * seq_len]``, each row a sequence repeated twice
+        (:func:`random_probe` for ``"aoyama_wilcox"``, :func:`induction_probe` for ``"lhp"``).
+    convention
+        ``"aoyama_wilcox"`` (default: the paper's probe, no BOS), ``"lhp"`` or
+        ``"transformer_lens"`` (both prepend BOS); see the module docstring.
+    bos_token_id
+        Prepended for ``"lhp"`` / ``"transformer_lens"``; default ``model.config.bos_token_id``.
+
+    Returns
+    -------
+    ``{score: float array [layer, head]}`` for :data:`SCORES`, averaged over the sequences; layer
+    0 is the first block (the sweep's ``layer`` coordinate counts it as 1).
+    """
+    _check_convention(convention)
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.ndim != 2 or ids.shape[1] % 2 or ids.shape[1] < 4 or (ids[:, : ids.shape[1] // 2] != ids[:, ids.shape[1] // 2:]).any():
+        raise ValueError(f"ids of shape {ids.shape} are not sequences repeated twice, [n_seq, 2 * seq_len]; "
+                         "make them with random_probe() or induction_probe()")
+    if convention != "aoyama_wilcox":
+        bos_token_id = bos_token_id if bos_token_id is not None else getattr(model.config, "bos_token_id", None)
+        if bos_token_id is None:
+            raise ValueError(f"the {convention} convention prepends BOS and this model config has no "
+                             "bos_token_id; pass bos_token_id=")
+        ids = np.concatenate([np.full((len(ids), 1), bos_token_id, dtype=np.int64), ids], axis=1)
+    ctx = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+    if ctx and ids.shape[1] > ctx:
+        raise ValueError(f"probe sequences of {ids.shape[1]} tokens exceed the model's {ctx}-token context; "
+                         "use a shorter seq_len")
+    total = None
+    for s in range(0, len(ids), batch_size):
+        x = torch.as_tensor(ids[s:s + batch_size], device=device)
+        att = _attentions(model, x)
+        part = scores_from_patterns(att, convention, input_ids=x)
+        part = {k: v * len(x) for k, v in part.items()}
+        total = part if total is None else {k: total[k] + part[k] for k in total}
+    return {k: v / len(ids) for k, v in total.items()}
 
 
 def attention_on_probe(model, ids: np.ndarray, bos_token_id: int, layer: int, head: int, device: str = "cpu") -> np.ndarray:
@@ -155,16 +330,8 @@ def attention_on_probe(model, ids: np.ndarray, bos_token_id: int, layer: int, he
     -------
     pattern : float array, shape ``[seq + 1, seq + 1]`` (query, key), BOS at 0.
     """
-    prev = getattr(model.config, "_attn_implementation", None)
-    if prev != "eager" and hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")
-    try:
-        x = torch.as_tensor(np.concatenate([[bos_token_id], ids]), dtype=torch.long, device=device)[None]
-        with torch.inference_mode():
-            att = model(input_ids=x, output_attentions=True).attentions
-    finally:
-        if prev not in (None, "eager") and hasattr(model, "set_attn_implementation"):
-            model.set_attn_implementation(prev)
+    x = torch.as_tensor(np.concatenate([[bos_token_id], ids]), dtype=torch.long, device=device)[None]
+    att = _attentions(model, x)
     if not 1 <= layer <= len(att):
         raise ValueError(f"layer {layer} out of range; this model has blocks 1..{len(att)}")
     return att[layer - 1][0, head].float().cpu().numpy()

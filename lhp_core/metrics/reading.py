@@ -25,14 +25,19 @@ of an OLS regression of reading time on baseline predictors plus surprisal over 
 baseline alone, k-fold cross-validated (Goodkind & Bicknell 2018; Wilcox et al. 2020;
 Oh & Schuler 2023). Held-out log-likelihood is the Gaussian density with the training
 fold's fitted mean and residual variance (``statsmodels`` ``OLS.fit().scale``, i.e.
-SSR / (n - p)). :func:`ppp` builds the design (length, log frequency, surprisal, each with
-spillover) from any word-level table; :func:`exclusions` applies the standard exclusions.
+SSR / (n - p), R's ``sigma(lm)``). :func:`ppp` and :func:`ppp_over_steps` build the design
+(length, log frequency, surprisal, each with spillover) from any word-level table and apply
+one set of exclusions (:func:`exclusion_table`), reporting how many rows each reason removed.
+Defaults follow Aoyama & Wilcox (2025, "Language models grow less humanlike beyond phase
+transition", and their public analysis script): spillover 4 words for self-paced reading and
+2 for eye tracking (:data:`SPILLOVER`), their exclusions, and the per-word standard error
+beside the fold interval.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -173,6 +178,25 @@ def token_scores(model, tokenizer, stimuli, max_length: int | None = None, devic
 # ------------------------------------------------------------------------ predictors
 
 
+#: Preceding words whose predictors enter the regression, by paradigm (``"spr"`` self-paced reading,
+#: ``"eye"`` eye tracking, MoTR included): the current word plus 4 preceding words for self-paced
+#: reading, 2 for eye tracking, as in Aoyama & Wilcox (2025; their by_head_analysis.R, following
+#: Wilcox et al. 2023): self-paced reading spills over further.
+SPILLOVER = {"spr": 4, "eye": 2}
+#: Exclusion rule sets (keys) and the reasons each applies, in the order :func:`exclusion_table`
+#: attributes a row to one.
+REASONS = {
+    "aoyama_wilcox": ("rt_nan", "history", "predictor_nan", "surprisal_nan", "spillover_nan", "surprisal_zero",
+                      "rt_zero", "rt_range"),
+    "lhp": ("edge", "punct", "rt_nan", "rt_zero", "rt_range", "history", "predictor_nan", "surprisal_nan",
+            "spillover_nan"),
+}
+#: Self-paced reading range of the ``"lhp"`` rules (ms), the trimming of Natural Stories' own processing.
+LHP_RT_RANGE = (100.0, 3000.0)
+#: ``rt_range`` default: the rule set and paradigm decide (see :func:`exclusion_table`).
+AUTO = "auto"
+
+
 def strip_punct(word: str) -> str:
     """The word without leading/trailing punctuation, lower-cased (for frequency look-up)."""
     return re.sub(r"^[^\w]+|[^\w]+$", "", str(word)).lower()
@@ -197,48 +221,284 @@ def log_frequency(words: Sequence[str], lang: str = "en") -> np.ndarray:
     return out
 
 
-def add_spillover(table: pd.DataFrame, columns: Sequence[str], n: int, group: str | Sequence[str]) -> list[str]:
-    """Add ``<col>_prev1 .. <col>_prev<n>``: the value of the k-th preceding word in the same group.
+def _column(table: pd.DataFrame, column: str, role: str) -> None:
+    if column not in table.columns:
+        raise KeyError(f"{role} column {column!r} not in the table; columns are {list(table.columns)}")
 
-    Rows must be in reading order within each group. Returns the names of all predictor
-    columns (current + lagged). Lagged values at the start of a group are NaN.
+
+def numeric_column(table: pd.DataFrame, column: str, role: str) -> np.ndarray:
+    """``table[column]`` as floats (missing -> NaN), shape ``[n]``; text that is no number is an error.
+
+    Raises
+    ------
+    ValueError
+        Naming the column, how many values are not numbers, examples, and the conversion to apply
+        when they mean "missing" (``pd.to_numeric(..., errors="coerce")``).
     """
-    names = list(columns)
-    g = table.groupby(group, sort=False)
-    for c in columns:
-        for k in range(1, n + 1):
-            table[f"{c}_prev{k}"] = g[c].shift(k)
-            names.append(f"{c}_prev{k}")
-    return names
+    _column(table, column, role)
+    col = table[column]
+    if pd.api.types.is_bool_dtype(col) or not (pd.api.types.is_numeric_dtype(col) or col.dtype == object
+                                                or pd.api.types.is_string_dtype(col)):
+        raise ValueError(f"{role} column {column!r} has dtype {col.dtype}; it must hold numbers")
+    num = pd.to_numeric(col, errors="coerce")
+    bad = num.isna() & col.notna()
+    if bad.any():
+        examples = sorted({str(v) for v in col[bad]})[:3]
+        raise ValueError(f"{role} column {column!r} has {int(bad.sum())} values that are not numbers (e.g. {examples}); "
+                         f"if they mean missing, convert first: table[{column!r}] = "
+                         f"pd.to_numeric(table[{column!r}], errors='coerce')")
+    return num.to_numpy(dtype=float)
+
+
+def _words(table: pd.DataFrame, word: str) -> list[str]:
+    _column(table, word, "word")
+    missing = table[word].isna().to_numpy()
+    if missing.any():
+        rows = table.index[missing][:5].tolist()
+        raise ValueError(f"word column {word!r} has {int(missing.sum())} missing values (rows {rows}); fill in the "
+                         "words, or pass length= and frequency= columns (and exclusions='aoyama_wilcox', which "
+                         "does not read the words)")
+    return table[word].astype(str).tolist()
 
 
 def exclusions(table: pd.DataFrame, rt: str, word: str, group: str | Sequence[str],
-               rt_range: tuple[float, float] | None = (100.0, 3000.0), drop_zero: bool = False,
+               rt_range: tuple[float, float] | None = LHP_RT_RANGE, drop_zero: bool = False,
                punctuation: bool = True, edges: bool = True) -> pd.DataFrame:
-    """Boolean columns, one per exclusion reason (True = excluded), and ``keep``.
+    """Boolean columns, one per word-level reason of the ``"lhp"`` rules (True = excluded), and ``keep``.
 
     Reasons: ``edge`` first or last word of its group (passage); ``punct`` the word has
     punctuation attached (anything besides letters, digits, inner apostrophes/hyphens);
     ``rt_nan`` missing reading time; ``rt_zero`` zero duration (not fixated, eye tracking,
-    when ``drop_zero``); ``rt_range`` outside ``rt_range`` ms (self-paced reading).
+    when ``drop_zero``); ``rt_range`` outside ``rt_range`` ms (self-paced reading). The
+    spillover and surprisal reasons need the predictors: see :func:`exclusion_table`.
     """
-    for c in (rt, word):
-        if c not in table.columns:
-            raise KeyError(f"column {c!r} not in the table; columns are {list(table.columns)}")
+    for g in _as_list(group):
+        _column(table, g, "group")
+    y = numeric_column(table, rt, "reading-time")
+    words = pd.Series(_words(table, word) if punctuation else [""] * len(table), index=table.index)
     out = pd.DataFrame(index=table.index)
-    pos = table.groupby(group, sort=False).cumcount()
-    size = table.groupby(group, sort=False)[word].transform("size")
+    pos = table.groupby(group, sort=False, dropna=False).cumcount()
+    size = table.groupby(group, sort=False, dropna=False)[word].transform("size")
     out["edge"] = ((pos == 0) | (pos == size - 1)) if edges else False
-    out["punct"] = ~table[word].astype(str).map(lambda w: bool(_CLEAN_WORD.match(w))) if punctuation else False
-    y = pd.to_numeric(table[rt], errors="coerce")
-    out["rt_nan"] = y.isna()
+    out["punct"] = ~words.map(lambda w: bool(_CLEAN_WORD.match(w))) if punctuation else False
+    out["rt_nan"] = np.isnan(y)
     out["rt_zero"] = (y == 0) if drop_zero else False
-    if rt_range is not None:
-        out["rt_range"] = (y < rt_range[0]) | (y > rt_range[1])
-    else:
-        out["rt_range"] = False
+    out["rt_range"] = ((y < rt_range[0]) | (y > rt_range[1])) if rt_range is not None else False
     out["keep"] = ~out.any(axis=1)
     return out
+
+
+def _positions(table: pd.DataFrame, codes: np.ndarray, group: str | Sequence[str], position: str | None) -> np.ndarray:
+    """Reading position of each row: ``table[position]``, checked increasing within each group, or the row order."""
+    if position is None:
+        return table.groupby(group, sort=False, dropna=False).cumcount().to_numpy(dtype=float)
+    pos = numeric_column(table, position, "position")
+    if np.isnan(pos).any():
+        raise ValueError(f"position column {position!r} has {int(np.isnan(pos).sum())} missing values; every row "
+                         "needs its reading position")
+    order = np.argsort(codes, kind="stable")
+    same = codes[order][1:] == codes[order][:-1]
+    bad = same & (np.diff(pos[order]) <= 0)
+    if bad.any():
+        i = order[1:][bad][0]
+        key = list(table[_as_list(group)].iloc[[i]].to_dict("records")[0].values())
+        key = key[0] if len(key) == 1 else tuple(key)
+        raise ValueError(f"rows of group {key!r} are out of reading order ({position!r} {pos[i]:g} at row "
+                         f"{table.index[i]!r} comes after {pos[order[:-1][bad][0]]:g}); sort first: "
+                         f"table.sort_values({_as_list(group) + [position]!r})")
+    return pos
+
+
+def _as_list(group: str | Sequence[str]) -> list[str]:
+    return [group] if isinstance(group, str) else list(group)
+
+
+def _lag_rows(codes: np.ndarray, present: np.ndarray, k: int) -> np.ndarray:
+    """``[n, k]`` row number of the j-th preceding present row of the same group (column j-1; -1: none)."""
+    out = np.full((len(codes), k), -1, dtype=np.int64)
+    rows = np.flatnonzero(present)
+    rows = rows[np.argsort(codes[rows], kind="stable")]  # grouped, reading order kept within each group
+    g = codes[rows]
+    for j in range(1, k + 1):
+        prev = np.full(len(rows), -1, dtype=np.int64)
+        prev[j:] = np.where(g[j:] == g[:-j], rows[:-j], -1)
+        out[rows, j - 1] = prev
+    return out
+
+
+def _lagged(x: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """``x[..., row]`` with its lags: ``[..., n, 1 + k]``, NaN where a lag does not exist."""
+    idx = np.concatenate([np.arange(x.shape[-1])[:, None], prev], axis=1)
+    out = np.take(x, np.clip(idx, 0, None), axis=-1)
+    return np.where(idx >= 0, out, np.nan)
+
+
+@dataclass
+class PPPDesign:
+    """Regression inputs of :func:`ppp` / :func:`ppp_over_steps` after the exclusions.
+
+    Attributes
+    ----------
+    y
+        Reading times of the kept rows (ms, or log ms), shape ``[n_kept]``.
+    base
+        Baseline predictors (length then log frequency, each current + ``spillover`` lags),
+        shape ``[n_kept, 2 * (1 + spillover)]``.
+    surprisal
+        Surprisal with its lags, shape ``[..., n_kept, 1 + spillover]``.
+    table
+        One row per table row: the reason columns (True = that reason applies), ``reason``
+        (the first reason in :data:`REASONS` order that removed the row, "" if kept) and ``keep``.
+    excluded
+        Rows each reason removed, in :data:`REASONS` order (a row counts once, under its first reason).
+    spillover, rules, measure, rt_range
+        The settings used (``rt_range`` None: no range applied).
+    """
+
+    y: np.ndarray
+    base: np.ndarray
+    surprisal: np.ndarray
+    table: pd.DataFrame
+    excluded: dict[str, int]
+    spillover: int
+    rules: str
+    measure: str
+    rt_range: tuple[float, float] | None
+
+    @property
+    def keep(self) -> np.ndarray:
+        """Boolean mask of the kept table rows, shape ``[n_rows]``."""
+        return self.table["keep"].to_numpy()
+
+
+def exclusion_table(table: pd.DataFrame, rt: str, surprisal: np.ndarray, word: str = "word",
+                    group: str | Sequence[str] = "item", spillover: int | None = None, measure: str = "spr",
+                    rules: str = "aoyama_wilcox", rt_range: tuple[float, float] | None | str = AUTO,
+                    drop_zero: bool | None = None, frequency: str | None = None, length: str | None = None,
+                    position: str | None = None, log_rt: bool = False) -> PPPDesign:
+    """Build the PPP regression's predictors and apply one rule set of exclusions, counting each reason.
+
+    Parameters
+    ----------
+    table
+        One row per word (or reader x word), in reading order within ``group``.
+    rt
+        Reading-time column (ms); numbers or missing values (NaN), nothing else.
+    surprisal
+        Surprisal (bits) per table row, shape ``[..., n_rows]`` (several checkpoints allowed: a row
+        is then excluded for surprisal if any checkpoint that has surprisal at all excludes it, so
+        the rows stay paired across checkpoints; a checkpoint that is NaN everywhere is ignored).
+    spillover
+        Preceding words whose length, frequency and surprisal enter; default
+        ``SPILLOVER[measure]`` (4 for ``"spr"``, 2 for ``"eye"``, as Aoyama & Wilcox 2025).
+    measure
+        ``"spr"`` (self-paced reading) or ``"eye"`` (eye tracking, MoTR).
+    rules
+        ``"aoyama_wilcox"`` (default; their by_head_analysis.R): rows without a reading time
+        leave the table first (their pipeline keeps only words with one), then a row is dropped
+        if the ``spillover`` rows before it in its group are not its ``spillover`` immediate
+        predecessors (``history``: the start of a group, a gap in ``position``, or a preceding
+        word without a reading time), if any predictor or lag is NaN, if its surprisal is 0
+        (``surprisal_zero``) or its reading time is 0 (``rt_zero``). No range, edge or
+        punctuation filter. ``"lhp"`` (this project's earlier rules): first/last word of a group
+        (``edge``), punctuation attached (``punct``), NaN reading time, reading times outside
+        ``rt_range``, zeros if ``drop_zero``, then rows whose lags are undefined (start of a group,
+        or a ``position`` gap) or NaN. A word without a reading time keeps its place in the
+        history under ``"lhp"`` (its predictors are known).
+    rt_range
+        ``(lo, hi)`` ms kept inclusive, or None. Default ``"auto"``: :data:`LHP_RT_RANGE`
+        (100-3000 ms) for ``rules="lhp"`` with ``measure="spr"``, else None. Eye-tracking
+        means whose never-fixated words are coded 0 ms therefore keep those zeros as 0 ms under
+        ``"lhp"`` (a skip is a zero-duration reading there) and drop them, counted as ``rt_zero``,
+        under ``"aoyama_wilcox"``; a range given by hand that excludes 0 drops them counted as
+        ``rt_range``. :func:`provo_table` codes never-fixated words NaN (counted as ``rt_nan``).
+    drop_zero
+        Drop reading times of exactly 0 ms (``rt_zero``); default True for ``"aoyama_wilcox"``,
+        False for ``"lhp"``.
+    frequency
+        Column of log word frequency (any base and offset: OLS with an intercept is invariant to
+        both), e.g. the SUBTLEX or Google Books counts a corpus ships (``natural_stories_table``'s
+        ``ngram_log10_freq``); default: ``wordfreq``'s Zipf frequency of ``word`` (log10 per
+        billion words + 3), as :func:`log_frequency`.
+    length
+        Column of word length; default letters and digits of ``word`` (:func:`word_length`).
+    position
+        Column of reading position (increasing within a group). Given, rows out of order raise,
+        and a position gap breaks the spillover history; default: row order.
+    log_rt
+        Regress log reading time (rows must then be positive).
+    """
+    if rules not in REASONS:
+        raise ValueError(f"unknown exclusions {rules!r}; use one of {list(REASONS)}")
+    if measure not in SPILLOVER:
+        raise ValueError(f"unknown measure {measure!r}; use 'spr' (self-paced reading) or 'eye' (eye tracking)")
+    k = SPILLOVER[measure] if spillover is None else int(spillover)
+    if k < 0:
+        raise ValueError(f"spillover must be >= 0, got {spillover}")
+    if isinstance(rt_range, str):
+        if rt_range != AUTO:
+            raise ValueError(f"rt_range must be (lo, hi) in ms, None or {AUTO!r}, not {rt_range!r}")
+        rt_range = LHP_RT_RANGE if (rules == "lhp" and measure == "spr") else None
+    drop_zero = (rules == "aoyama_wilcox") if drop_zero is None else bool(drop_zero)
+    n = len(table)
+    surprisal = np.asarray(surprisal, dtype=float)
+    if surprisal.shape[-1:] != (n,):
+        raise ValueError(f"surprisal has shape {surprisal.shape}; expected (..., {n}), one value per table row")
+    for g in _as_list(group):
+        _column(table, g, "group")
+    y = numeric_column(table, rt, "reading-time")
+    lengths = numeric_column(table, length, "length") if length else word_length(_words(table, word))
+    freqs = numeric_column(table, frequency, "frequency") if frequency else log_frequency(_words(table, word))
+    codes = table.groupby(group, sort=False, dropna=False).ngroup().to_numpy()
+    pos = _positions(table, codes, group, position)
+
+    rt_nan = np.isnan(y)
+    present = ~rt_nan if rules == "aoyama_wilcox" else np.ones(n, dtype=bool)
+    prev = _lag_rows(codes, present, k)
+    if k:
+        back = prev[:, -1]
+        history = ~((back >= 0) & (pos[np.clip(back, 0, None)] == pos - k))
+    else:
+        history = np.zeros(n, dtype=bool)
+    flat = surprisal.reshape(-1, n)
+    flat = flat[np.isfinite(flat).any(axis=1)] if np.isfinite(flat).any() else flat
+    s_bad = ~np.isfinite(flat).all(axis=0)
+    p_bad = ~(np.isfinite(lengths) & np.isfinite(freqs))
+    spill_bad = ((prev >= 0) & (s_bad | p_bad)[np.clip(prev, 0, None)]).any(axis=1)
+    flags = {
+        "rt_nan": rt_nan,
+        "history": history,
+        "predictor_nan": p_bad,
+        "surprisal_nan": s_bad,
+        "spillover_nan": spill_bad,
+        "surprisal_zero": (flat == 0).any(axis=0),
+        "rt_zero": (y == 0) if drop_zero else np.zeros(n, dtype=bool),
+        "rt_range": ((y < rt_range[0]) | (y > rt_range[1])) if rt_range is not None else np.zeros(n, dtype=bool),
+    }
+    if rules == "lhp":
+        ex = exclusions(table, rt, word, group, rt_range=None)
+        flags.update(edge=ex["edge"].to_numpy(), punct=ex["punct"].to_numpy())
+    out = pd.DataFrame({r: flags[r] for r in REASONS[rules]}, index=table.index)
+    left = np.ones(n, dtype=bool)
+    reason = np.full(n, "", dtype=object)
+    excluded = {}
+    for r in REASONS[rules]:
+        hit = flags[r] & left
+        reason[hit] = r
+        excluded[r] = int(hit.sum())
+        left &= ~flags[r]
+    out["reason"] = reason
+    out["keep"] = left
+    yk = y[left]
+    if log_rt:
+        if (yk <= 0).any():
+            raise ValueError(f"log_rt needs positive reading times; {int((yk <= 0).sum())} kept rows are <= 0: "
+                             "drop them with drop_zero=True or rt_range")
+        yk = np.log(yk)
+    p_lag = _lagged(np.stack([lengths, freqs]), prev)  # [2, n, 1 + k]
+    base = np.concatenate([p_lag[0][left], p_lag[1][left]], axis=1)
+    s_kept = _lagged(surprisal, prev)[..., left, :]
+    return PPPDesign(yk, base, s_kept, out, excluded, k, rules, measure, rt_range)
 
 
 # ------------------------------------------------------------------------ Delta LL
@@ -289,6 +549,11 @@ class DeltaLL:
     lo: float
     hi: float
 
+    @property
+    def se(self) -> float:
+        """Standard error of the mean over words, ``std(per_word, ddof=1) / sqrt(n)`` (nats; Aoyama & Wilcox's ``sem``)."""
+        return float(np.std(self.per_word, ddof=1) / np.sqrt(len(self.per_word)))
+
     def bootstrap(self, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
         """95 % percentile interval of the mean over words resampled with replacement."""
         rng = np.random.default_rng(seed)
@@ -297,10 +562,59 @@ class DeltaLL:
         return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def cv_loglik(y: np.ndarray, X: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Held-out Gaussian log-likelihood of each row (nats), OLS ``y ~ 1 + X`` fitted on the other folds, ``[n]``."""
+@dataclass
+class PPPResult(DeltaLL):
+    """:class:`DeltaLL` of :func:`ppp` with what the exclusions did.
+
+    Attributes
+    ----------
+    rows
+        Index labels of the table rows regressed, shape ``[n]`` (order of ``per_word``).
+    excluded
+        Rows each reason removed (:data:`REASONS` order; each row under its first reason).
+    n_rows
+        Rows of the table before exclusions.
+    spillover, measure, rules
+        Settings used.
+    """
+
+    rows: np.ndarray
+    excluded: dict[str, int]
+    n_rows: int
+    spillover: int
+    measure: str
+    rules: str
+
+
+def _matrix(X, n: int, name: str) -> np.ndarray:
+    """``X`` as an ``[n, p]`` float matrix; a 1-D ``[n]`` array is one column. Anything else is an error."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1 and len(X) == n:
+        return X[:, None]
+    if X.ndim != 2 or X.shape[0] != n:
+        hint = f"; pass {name}.T, it looks transposed" if X.ndim == 2 and X.shape[1] == n else ""
+        raise ValueError(f"{name} has shape {X.shape}; expected (n, p) = ({n}, p), one row per reading time "
+                         f"(1-D ({n},) for one column){hint}")
+    return X
+
+
+def _response(y) -> np.ndarray:
     y = np.asarray(y, dtype=float)
-    Xc = np.column_stack([np.ones(len(y)), np.asarray(X, dtype=float).reshape(len(y), -1)])
+    if y.ndim != 1:
+        raise ValueError(f"y has shape {y.shape}; expected 1-D (n,), one reading time per row")
+    return y
+
+
+def cv_loglik(y: np.ndarray, X: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Held-out Gaussian log-likelihood of each row (nats), OLS ``y ~ 1 + X`` fitted on the other folds, ``[n]``.
+
+    ``X`` is ``[n, p]`` (or ``[n]`` for one predictor); ``folds`` ``[n]``.
+    """
+    y = _response(y)
+    Xc = np.column_stack([np.ones(len(y)), _matrix(X, len(y), "X")])
+    folds = np.asarray(folds)
+    if folds.shape != y.shape:
+        raise ValueError(f"folds has shape {folds.shape}; expected ({len(y)},), one fold per row")
     out = np.empty(len(y))
     for f in np.unique(folds):
         train = folds != f
@@ -317,8 +631,8 @@ def delta_loglik(y: np.ndarray, X_base: np.ndarray, X_full: np.ndarray, n_folds:
     y
         Reading times, shape ``[n]``.
     X_base, X_full
-        Design matrices *without* intercept, shapes ``[n, p0]`` and ``[n, p1]``; an
-        intercept column is added to both.
+        Design matrices *without* intercept, shapes ``[n, p0]`` and ``[n, p1]`` (a 1-D ``[n]``
+        array is one column; any other shape is an error); an intercept column is added to both.
     folds
         Optional fold index per row (else :func:`kfold_ids` with ``seed``).
     base_ll
@@ -326,9 +640,9 @@ def delta_loglik(y: np.ndarray, X_base: np.ndarray, X_full: np.ndarray, n_folds:
     """
     from scipy import stats
 
-    y = np.asarray(y, dtype=float)
-    Xb = np.column_stack([np.ones(len(y)), np.asarray(X_base, dtype=float).reshape(len(y), -1)])
-    Xf = np.column_stack([np.ones(len(y)), np.asarray(X_full, dtype=float).reshape(len(y), -1)])
+    y = _response(y)
+    Xb = np.column_stack([np.ones(len(y)), _matrix(X_base, len(y), "X_base")])
+    Xf = np.column_stack([np.ones(len(y)), _matrix(X_full, len(y), "X_full")])
     bad = ~(np.isfinite(y) & np.isfinite(Xb).all(1) & np.isfinite(Xf).all(1))
     if bad.any():
         raise ValueError(f"{bad.sum()} rows have NaN/inf in y or predictors; apply exclusions / dropna first")
@@ -346,24 +660,27 @@ def delta_loglik(y: np.ndarray, X_base: np.ndarray, X_full: np.ndarray, n_folds:
     return DeltaLL(per_word, folds, per_fold, mean, mean - half, mean + half)
 
 
-def design(table: pd.DataFrame, word: str, group: str | Sequence[str], surprisal: str | None,
-           spillover: int, length: str | None = None, frequency: str | None = None) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Add predictors and spillover columns; return ``(table, baseline_cols, surprisal_cols)``.
-
-    Word length and log frequency are computed from ``word`` unless columns are named.
-    """
-    t = table.copy()
-    t["_len"] = word_length(t[word].tolist()) if length is None else t[length].astype(float)
-    t["_freq"] = log_frequency(t[word].tolist()) if frequency is None else t[frequency].astype(float)
-    base = add_spillover(t, ["_len", "_freq"], spillover, group)
-    surp = add_spillover(t, [surprisal], spillover, group) if surprisal is not None else []
-    return t, base, surp
+def _enough(d: PPPDesign, n_folds: int) -> None:
+    n = len(d.y)
+    if n < 2 * n_folds:
+        counts = ", ".join(f"{r} {c}" for r, c in d.excluded.items() if c)
+        raise ValueError(f"only {n} rows survive the exclusions ({counts}); need at least {2 * n_folds}: "
+                         "give more words, fewer folds, or other exclusions=")
 
 
 def ppp(table: pd.DataFrame, rt: str, surprisal: str, word: str = "word", group: str | Sequence[str] = "item",
-        spillover: int = 3, n_folds: int = 10, seed: int = 0, rt_range: tuple[float, float] | None = (100.0, 3000.0),
-        drop_zero: bool = False, log_rt: bool = False) -> DeltaLL:
+        spillover: int | None = None, n_folds: int = 10, seed: int = 0,
+        rt_range: tuple[float, float] | None | str = AUTO, drop_zero: bool | None = None, log_rt: bool = False, *,
+        measure: str = "spr", exclusions: str = "aoyama_wilcox", frequency: str | None = None,
+        length: str | None = None, position: str | None = None) -> PPPResult:
     """PPP of a surprisal column for a reading-time column of any word-level table.
+
+    Delta LL of OLS ``rt ~ length + log frequency + surprisal`` (each for the current word and
+    ``spillover`` preceding words) over the same without surprisal, 10-fold cross-validated, as
+    Aoyama & Wilcox (2025) after Wilcox et al. (2023). Defaults follow them: spillover 4 for
+    self-paced reading and 2 for eye tracking (:data:`SPILLOVER`), their exclusions
+    (``"aoyama_wilcox"``), no reading-time range. ``exclusions="lhp"``, ``spillover=3`` reproduce
+    this project's earlier numbers. Every option is documented in :func:`exclusion_table`.
 
     Parameters
     ----------
@@ -373,24 +690,20 @@ def ppp(table: pd.DataFrame, rt: str, surprisal: str, word: str = "word", group:
         Reading-time column (ms).
     surprisal
         Surprisal column (bits; any monotone scale works for OLS).
-    spillover
-        Number of preceding words whose predictors enter (3 for self-paced reading,
-        2 for eye tracking).
-    rt_range, drop_zero
-        Exclusions (see :func:`exclusions`); rows whose spillover predictors are undefined
-        (start of a group) are dropped too.
+
+    Returns
+    -------
+    :class:`PPPResult`: the :class:`DeltaLL` (``mean``, fold interval ``lo``/``hi``, ``se``), the
+    rows used and the rows each exclusion removed (``excluded``).
     """
-    if surprisal not in table.columns:
-        raise KeyError(f"surprisal column {surprisal!r} not in the table; columns are {list(table.columns)}")
-    t, base, surp = design(table, word, group, surprisal, spillover)
-    ex = exclusions(t, rt, word, group, rt_range=rt_range, drop_zero=drop_zero)
-    cols = base + surp
-    keep = ex["keep"].to_numpy() & t[cols].notna().all(axis=1).to_numpy()
-    if keep.sum() < 2 * n_folds:
-        raise ValueError(f"only {keep.sum()} rows survive the exclusions; need at least {2 * n_folds}")
-    y = t[rt].to_numpy(dtype=float)[keep]
-    y = np.log(y) if log_rt else y
-    return delta_loglik(y, t.loc[keep, base].to_numpy(), t.loc[keep, cols].to_numpy(), n_folds=n_folds, seed=seed)
+    s = numeric_column(table, surprisal, "surprisal")
+    d = exclusion_table(table, rt, s, word=word, group=group, spillover=spillover, measure=measure, rules=exclusions,
+                        rt_range=rt_range, drop_zero=drop_zero, frequency=frequency, length=length,
+                        position=position, log_rt=log_rt)
+    _enough(d, n_folds)
+    r = delta_loglik(d.y, d.base, np.column_stack([d.base, d.surprisal]), n_folds=n_folds, seed=seed)
+    return PPPResult(r.per_word, r.folds, r.per_fold, r.mean, r.lo, r.hi, rows=table.index[d.keep].to_numpy(),
+                     excluded=d.excluded, n_rows=len(table), spillover=d.spillover, measure=d.measure, rules=d.rules)
 
 
 # ------------------------------------------------------------------------ corpora and sweeps
@@ -403,14 +716,22 @@ def natural_stories_table(stories: Sequence[int] | None = None) -> pd.DataFrame:
     -------
     DataFrame: ``item`` (story), ``position``, ``word`` (as shown in the experiment), ``rt``
     (mean RT, ms), ``n_obs``, ``gpt3_surprisal`` (bits, naive subword sum: the shipped
-    file has token log-probs only, not full distributions, so no bow correction is possible).
+    file has token log-probs only, not full distributions, so no bow correction is possible),
+    ``ngram_log10_freq`` (log10 of the word's Google Books unigram count as the corpus ships it,
+    punctuation stripped; words the corpus has only with punctuation, "Mr.", use that form;
+    NaN where the count is 0), for ``ppp(..., frequency="ngram_log10_freq")``.
     """
     from lhp_core.data import naturalstories as ns
 
     w = ns.words()[["story", "position", "word"]]
     rt = ns.reading_times()[["story", "position", "mean_rt", "n_obs"]]
     g3 = ns.gpt3_word_logprobs()[["story", "position", "surprisal_bits"]]
-    t = w.merge(rt, on=["story", "position"], how="left").merge(g3, on=["story", "position"], how="left")
+    uni = ns.ngram_frequencies(1)
+    key = ["story", "position"]
+    counts = uni[uni.field == "word"].set_index(key)["count"]
+    counts = counts.combine_first(uni[uni.field == "whole"].set_index(key)["count"]).astype(float)
+    freq = np.log10(counts.where(counts > 0)).rename("ngram_log10_freq").reset_index()
+    t = w.merge(rt, on=key, how="left").merge(g3, on=key, how="left").merge(freq, on=key, how="left")
     t = t.rename(columns={"story": "item", "mean_rt": "rt", "surprisal_bits": "gpt3_surprisal"})
     if stories is not None:
         bad = sorted(set(stories) - set(t["item"]))
@@ -491,52 +812,69 @@ def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: 
     return ds
 
 
-def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", group: str = "item",
-                   spillover: int = 3, n_folds: int = 10, seed: int = 0,
-                   rt_range: tuple[float, float] | None = (100.0, 3000.0), drop_zero: bool = False):
+def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", group: str | Sequence[str] = "item",
+                   spillover: int | None = None, n_folds: int = 10, seed: int = 0,
+                   rt_range: tuple[float, float] | None | str = AUTO, drop_zero: bool | None = None,
+                   log_rt: bool = False, *, measure: str = "spr", exclusions: str = "aoyama_wilcox",
+                   frequency: str | None = None, length: str | None = None, position: str | None = None):
     """PPP (mean held-out Delta LL, nats/word) of ``surprisal`` ``(model, step, word)`` for ``table[rt]``.
 
+    The regression, defaults and options are those of :func:`ppp` (see :func:`exclusion_table`).
     The same rows and folds are used at every (model, step), so per-word Delta LL is paired
-    across steps (for :func:`lhp_core.metrics.changepoint.peak`).
+    across steps (for :func:`lhp_core.metrics.changepoint.peak`): a word whose surprisal (or a
+    preceding word's) is NaN, or 0 under ``"aoyama_wilcox"``, at any checkpoint is left out at
+    all of them and counted; a (model, step) with no surprisal at all (a step the model lacks)
+    gives NaN.
 
     Returns
     -------
-    xarray.Dataset: ``ppp``, ``ppp_lo``, ``ppp_hi`` (95 % t interval across folds) with dims
-    ``(model, step)``, and ``delta_ll`` ``(model, step, word)`` over the kept words.
+    xarray.Dataset: ``ppp``, ``ppp_lo``, ``ppp_hi`` (95 % t interval across folds), ``ppp_se``
+    (standard error over words) with dims ``(model, step)``, and ``delta_ll`` ``(model, step,
+    word)`` over the kept words (``word`` = row number in ``table``). Attrs: settings, ``n_rows``,
+    ``n_words`` (kept), ``n_excluded`` and ``excluded_<reason>`` (rows each reason removed,
+    :data:`REASONS`).
     """
     import xarray as xr
 
     from lhp_core import schema
 
+    dims = (schema.MODEL, schema.STEP, schema.WORD)
+    if set(surprisal.dims) != set(dims):
+        raise ValueError(f"surprisal has dims {surprisal.dims}; expected {dims} (reading.surprisal_over_steps)")
     if surprisal.sizes[schema.WORD] != len(table):
         raise ValueError(f"surprisal has {surprisal.sizes[schema.WORD]} words, the table {len(table)} rows")
-    t, base, _ = design(table.reset_index(drop=True), word, group, None, spillover)
-    ex = exclusions(t, rt, word, group, rt_range=rt_range, drop_zero=drop_zero)
-    keep = ex["keep"].to_numpy() & t[base].notna().all(axis=1).to_numpy()
-    sp = np.asarray(surprisal.values)  # [model, step, word]
-    lagged = np.stack([np.roll(sp, k, axis=-1) for k in range(spillover + 1)], axis=-1)
-    pos = t.groupby(group, sort=False).cumcount().to_numpy()
-    keep &= pos >= spillover
-    y = t[rt].to_numpy(dtype=float)[keep]
-    Xb = t.loc[keep, base].to_numpy(dtype=float)
-    folds = kfold_ids(int(keep.sum()), n_folds, seed)
-    base_ll = cv_loglik(y, Xb, folds)
+    sp = np.asarray(surprisal.transpose(*dims).values, dtype=float)  # [model, step, word]
+    d = exclusion_table(table, rt, sp, word=word, group=group, spillover=spillover, measure=measure, rules=exclusions,
+                        rt_range=rt_range, drop_zero=drop_zero, frequency=frequency, length=length,
+                        position=position, log_rt=log_rt)
+    _enough(d, n_folds)
+    n_kept = len(d.y)
+    folds = kfold_ids(n_kept, n_folds, seed)
+    base_ll = cv_loglik(d.y, d.base, folds)
     M, S = sp.shape[:2]
     ppp_ = np.full((M, S), np.nan)
-    lo, hi = ppp_.copy(), ppp_.copy()
-    per = np.full((M, S, int(keep.sum())), np.nan)
+    lo, hi, se = ppp_.copy(), ppp_.copy(), ppp_.copy()
+    per = np.full((M, S, n_kept), np.nan)
     for i in range(M):
         for j in range(S):
-            xs = lagged[i, j][keep]
-            if not np.isfinite(xs).all():
+            xs = d.surprisal[i, j]
+            if not np.isfinite(xs).all():  # a step this model lacks: NaN everywhere (exclusion_table)
                 continue
-            r = delta_loglik(y, Xb, np.column_stack([Xb, xs]), folds=folds, base_ll=base_ll)
-            ppp_[i, j], lo[i, j], hi[i, j], per[i, j] = r.mean, r.lo, r.hi, r.per_word
+            r = delta_loglik(d.y, d.base, np.column_stack([d.base, xs]), folds=folds, base_ll=base_ll)
+            ppp_[i, j], lo[i, j], hi[i, j], se[i, j], per[i, j] = r.mean, r.lo, r.hi, r.se, r.per_word
     coords = {c: surprisal.coords[c] for c in (schema.MODEL, schema.STEP, schema.TOKENS_SEEN) if c in surprisal.coords}
-    ds = xr.Dataset({"ppp": ((schema.MODEL, schema.STEP), ppp_), "ppp_lo": ((schema.MODEL, schema.STEP), lo),
-                     "ppp_hi": ((schema.MODEL, schema.STEP), hi),
-                     "delta_ll": ((schema.MODEL, schema.STEP, schema.WORD), per)},
-                    coords={**coords, schema.WORD: np.flatnonzero(keep)})
-    ds.attrs.update(rt=rt, spillover=int(spillover), n_folds=int(n_folds), n_words=int(keep.sum()),
-                    n_excluded=int((~keep).sum()), units="nats/word")
+    ms = (schema.MODEL, schema.STEP)
+    unit = "nats/word"
+    ds = xr.Dataset({
+        "ppp": (ms, ppp_, {"units": unit, "description": "mean held-out Delta LL per word (PPP)"}),
+        "ppp_lo": (ms, lo, {"units": unit, "description": "lower end of the 95 % t interval across folds"}),
+        "ppp_hi": (ms, hi, {"units": unit, "description": "upper end of the 95 % t interval across folds"}),
+        "ppp_se": (ms, se, {"units": unit, "description": "standard error over words: std(delta_ll, ddof=1) / sqrt(n)"}),
+        "delta_ll": (dims, per, {"units": "nats", "description": "held-out Delta LL of each kept word"}),
+    }, coords={**coords, schema.WORD: np.flatnonzero(d.keep)})
+    rng = "none" if d.rt_range is None else f"{d.rt_range[0]:g}-{d.rt_range[1]:g} ms"
+    ds.attrs.update(rt=rt, spillover=int(d.spillover), measure=d.measure, exclusions=d.rules, rt_range=rng,
+                    frequency=frequency or "wordfreq zipf", log_rt=bool(log_rt), n_folds=int(n_folds),
+                    n_rows=len(table), n_words=int(n_kept), n_excluded=int(len(table) - n_kept), units=unit,
+                    **{f"excluded_{r}": int(c) for r, c in d.excluded.items()})
     return ds

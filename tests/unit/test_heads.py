@@ -194,3 +194,179 @@ def test_probe_longer_than_the_trained_context_is_refused(tiny_suite):
     """lhp-tiny trains on 64-token windows: BOS + 2 x 32 tokens would score positions it never saw."""
     with pytest.raises(ValueError, match="64-token context.*use seq_len <= 31"):
         heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=32, progress=False)
+
+
+# --------------------------------------------------------------------------- conventions
+
+
+def _one_hot_rows(S: int, target: dict[int, int]) -> torch.Tensor:
+    """``[1, 1, S, S]`` pattern: row q puts all attention on ``target[q]`` (key 0 where not given)."""
+    A = torch.zeros(1, 1, S, S, dtype=torch.float64)
+    for q in range(S):
+        A[0, 0, q, target.get(q, 0)] = 1.0
+    return A
+
+
+def test_perfect_heads_score_one_in_their_convention_and_their_share_of_rows_in_transformer_lens():
+    L = 6
+    ids = torch.as_tensor(np.concatenate([[0], np.arange(1, L + 1), np.arange(1, L + 1)]))[None]  # distinct, BOS 0
+    # Without BOS (aoyama_wilcox): the second copy is L..2L-1.
+    ind = heads.scores_from_patterns([_one_hot_rows(2 * L, {q: q - L + 1 for q in range(L, 2 * L)})], "aoyama_wilcox")
+    prev = heads.scores_from_patterns([_one_hot_rows(2 * L, {q: q - 1 for q in range(1, 2 * L)})], "aoyama_wilcox")
+    assert (ind["induction"][0, 0], ind["prev_token"][0, 0], ind["duplicate_token"][0, 0]) == (1.0, 0.0, 0.0)
+    assert (prev["induction"][0, 0], prev["prev_token"][0, 0]) == (0.0, 1.0)
+    # With BOS: lhp averages over the scored queries; TransformerLens divides by all 2L + 1 rows.
+    S = 2 * L + 1
+    ind = [_one_hot_rows(S, {q: q - L + 1 for q in range(L + 1, S)})]
+    prev = [_one_hot_rows(S, {q: q - 1 for q in range(1, S)})]
+    assert heads.scores_from_patterns(ind, "lhp")["induction"][0, 0] == 1.0
+    assert heads.scores_from_patterns(ind, "transformer_lens", ids)["induction"][0, 0] == pytest.approx(L / S, abs=1e-15)
+    assert heads.scores_from_patterns(prev, "lhp")["prev_token"][0, 0] == 1.0
+    assert heads.scores_from_patterns(prev, "transformer_lens", ids)["prev_token"][0, 0] == pytest.approx((S - 1) / S)
+
+
+def test_transformer_lens_counts_every_earlier_occurrence_of_a_token():
+    """Uniform causal attention (1 / (q + 1) per key) on a copy with a token repeated inside it."""
+    first = [5, 7, 5, 9]
+    seq = [0] + first + first
+    S = len(seq)
+    A = torch.tril(torch.ones(S, S, dtype=torch.float64)) / torch.arange(1, S + 1, dtype=torch.float64)[:, None]
+    got = heads.scores_from_patterns([A[None, None]], "transformer_lens", torch.as_tensor(seq)[None])
+    dup = sum(1 / (q + 1) for q in range(S) for k in range(q) if seq[k] == seq[q]) / S
+    ind = sum(1 / (q + 1) for q in range(S) for k in range(q) if seq[k] == seq[q]) / S  # key k + 1 <= q exists
+    prev = sum(1 / (q + 1) for q in range(1, S)) / S
+    assert got["duplicate_token"][0, 0] == pytest.approx(dup, abs=1e-14)
+    assert got["induction"][0, 0] == pytest.approx(ind, abs=1e-14)
+    assert got["prev_token"][0, 0] == pytest.approx(prev, abs=1e-14)
+    det = heads.detection_pattern(torch.as_tensor(seq), "induction")
+    assert [(q, k) for q, k in zip(*np.nonzero(det.numpy()))] == [(3, 2), (5, 2), (5, 4), (6, 3), (7, 2), (7, 4), (7, 6),
+                                                                  (8, 5)]
+
+
+def test_hand_wired_model_in_transformer_lens_normalisation():
+    att = HandWiredInduction()(probe()).attentions
+    s = heads.scores_from_patterns(att, "transformer_lens", probe())
+    q_second = np.arange(L + 1, 2 * L + 1)
+    e = np.exp(GAMMA)
+    assert s["induction"][1, 0] == pytest.approx(np.sum(e / (e + q_second)) / T, abs=1e-12)
+    assert s["duplicate_token"][1, 0] == pytest.approx(np.sum(1 / (e + q_second)) / T, abs=1e-12)
+    assert s["prev_token"][0, 0] == pytest.approx((T - 1) / T, abs=1e-12)
+
+
+def test_random_probe_draws_from_the_whole_vocabulary():
+    ids = heads.random_probe(20, n_seq=100, seq_len=50, seed=3, exclude=[0])
+    assert ids.shape == (100, 100) and (ids[:, :50] == ids[:, 50:]).all()
+    assert set(np.unique(ids)) == set(range(1, 20))
+    assert (heads.random_probe(20, 2, 5, seed=3) == heads.random_probe(20, 2, 5, seed=3)).all()
+
+
+def _tiny_gpt2(vocab: int = 50, seed: int = 0):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    cfg = GPT2Config(vocab_size=vocab, n_positions=40, n_embd=32, n_layer=2, n_head=4, bos_token_id=vocab - 1,
+                     eos_token_id=vocab - 1)
+    model = GPT2LMHeadModel(cfg).eval()
+    # Random init is near uniform attention; sharper weights make the scores differ between heads.
+    with torch.no_grad():
+        for block in model.transformer.h:
+            block.attn.c_attn.weight.mul_(20.0)
+    return model
+
+
+def _patterns_from_qk(model, x: torch.Tensor) -> list[torch.Tensor]:
+    """Attention recomputed from each block's queries and keys: softmax(q k^T / sqrt(d) + causal mask)."""
+    ln1 = []
+    hooks = [b.ln_1.register_forward_hook(lambda m, i, o: ln1.append(o.detach())) for b in model.transformer.h]
+    with torch.inference_mode():
+        model(input_ids=x)
+    for h in hooks:
+        h.remove()
+    H, D = model.config.n_head, model.config.n_embd
+    S = x.shape[1]
+    out = []
+    with torch.inference_mode():
+        for block, h in zip(model.transformer.h, ln1):
+            qkv = h @ block.attn.c_attn.weight + block.attn.c_attn.bias
+            q, k = (t.reshape(*t.shape[:2], H, D // H).transpose(1, 2) for t in qkv.split(D, dim=-1)[:2])
+            logits = q @ k.transpose(-1, -2) / np.sqrt(D // H)
+            logits = logits.masked_fill(~torch.ones(S, S, dtype=torch.bool).tril(), float("-inf"))
+            out.append(torch.softmax(logits, dim=-1))
+    return out
+
+
+def _offsets_by_hand(A: np.ndarray, L: int, bos: bool) -> dict[str, np.ndarray]:
+    """Scores from patterns ``[batch, head, S, S]`` by explicit loops over the scored queries."""
+    s = 1 if bos else 0
+    second = range(s + L, s + 2 * L)
+    prev_q = range(2, s + 2 * L) if bos else second
+    return {"prev_token": np.mean([A[:, :, q, q - 1] for q in prev_q], axis=(0, 1)),
+            "induction": np.mean([A[:, :, q, q - L + 1] for q in second], axis=(0, 1)),
+            "duplicate_token": np.mean([A[:, :, q, q - L] for q in second], axis=(0, 1))}
+
+
+@pytest.mark.parametrize("convention", heads.CONVENTIONS)
+def test_head_scores_equal_attention_recomputed_from_queries_and_keys(convention):
+    model = _tiny_gpt2()
+    L = 8
+    ids = heads.random_probe(49, n_seq=5, seq_len=L, seed=1)
+    ids[0, [3, L + 3]] = ids[0, 2]  # a token repeated at once: TransformerLens then scores the diagonal too
+    got = heads.head_scores(model, ids, convention, batch_size=2)
+    bos = convention != "aoyama_wilcox"
+    x = torch.as_tensor(np.concatenate([np.full((5, 1), 49), ids], 1) if bos else ids)
+    pats = [p.numpy() for p in _patterns_from_qk(model, x)]
+    for name in heads.SCORES:
+        if convention == "transformer_lens":
+            want = []
+            for A in pats:
+                per_seq = []
+                for b, row in enumerate(x.tolist()):
+                    hits = [(q, k) for q in range(len(row)) for k in range(q + 1) if {
+                        "prev_token": k == q - 1, "duplicate_token": k < q and row[k] == row[q],
+                        "induction": 1 <= k and row[k - 1] == row[q] and k - 1 < q}[name]]
+                    per_seq.append(sum(A[b, :, q, k] for q, k in hits) / A[b].sum((-1, -2)))
+                want.append(np.mean(per_seq, axis=0))
+            want = np.array(want)
+        else:
+            want = np.array([_offsets_by_hand(A, L, bos)[name] for A in pats])
+        assert got[name].shape == (2, 4)
+        np.testing.assert_allclose(got[name], want, rtol=0, atol=2e-6)
+    assert np.ptp(got["prev_token"]) > 0.05  # the heads differ: a real test of the layer/head layout
+
+
+def test_transformer_lens_scores_in_the_sweep_equal_the_in_memory_ones(bpe):
+    from lhp_core.extract import extract
+
+    stim, ids = heads.induction_probe(bpe, n_seq=3, seq_len=8, seed=2)
+    model = _tiny_neox(len(bpe), seed=1)
+    res = extract(model, bpe, stim, ["heads"], [], head_scores=list(heads.TL_SCORES.values()), max_length=64)
+    ref = heads.head_scores(model, ids, "transformer_lens", bos_token_id=bpe.bos_token_id)
+    for name, tl in heads.TL_SCORES.items():
+        np.testing.assert_allclose(res.values["heads"][tl][1:].mean(-1), ref[name], rtol=0, atol=1e-5)
+
+
+HEAD_ERRORS = [
+    ("not repeated", lambda m: heads.head_scores(m, np.arange(16).reshape(2, 8)), ValueError,
+     r"ids of shape \(2, 8\) are not sequences repeated twice.*random_probe\(\)"),
+    ("unknown convention", lambda m: heads.head_scores(m, heads.random_probe(49, 1, 4), "olsson"), ValueError,
+     r"unknown convention 'olsson'; use one of \['aoyama_wilcox', 'lhp', 'transformer_lens'\]"),
+    ("no BOS id", lambda m: heads.head_scores(_no_bos(m), heads.random_probe(49, 1, 4), "lhp"), ValueError,
+     r"the lhp convention prepends BOS.*pass bos_token_id="),
+    ("longer than the context", lambda m: heads.head_scores(m, heads.random_probe(49, 1, 21)), ValueError,
+     r"probe sequences of 42 tokens exceed the model's 40-token context"),
+    ("TL without ids", lambda m: heads.scores_from_patterns([torch.ones(1, 1, 5, 5)], "transformer_lens"), ValueError,
+     r"transformer_lens convention needs input_ids of shape \(1, 5\)"),
+    ("probe of one token", lambda m: heads.random_probe(49, 1, 1), ValueError, r"need n_seq >= 1 and seq_len >= 2"),
+]
+
+
+def _no_bos(model):
+    model.config.bos_token_id = None
+    return model
+
+
+@pytest.mark.parametrize("name, call, error, message", HEAD_ERRORS, ids=[c[0] for c in HEAD_ERRORS])
+def test_head_score_errors_name_the_fix(name, call, error, message):
+    with pytest.raises(error, match=message) as info:
+        call(_tiny_gpt2())
+    assert "\n" not in str(info.value)
