@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from lhp_core.suites import HubSuite, LocalSuite, Suite, get_suite
 from lhp_core.tokenizer import tokenizer_fingerprint
@@ -47,6 +48,39 @@ def checkpoint_sha256(suite: str | Path | Suite, model: str, step: int) -> str |
     else:
         return None
     return weights_sha256(path) if any(path.glob("*.safetensors")) else None
+
+
+_ID_MEMO: dict[tuple, str] = {}
+
+
+def checkpoint_id(suite: str | Path | Suite, model: str, step: int) -> str:
+    """A string naming a checkpoint's exact weights, known before it is loaded (a cache key).
+
+    * lhp suites: the tensor sha256 (:func:`lhp_core.weights.weights_sha256`) their training record
+      lists for the step;
+    * other local folders: the same hash of the files (kept per process while the files' sizes
+      and modification times stay the same);
+    * hub suites: ``"hub:<repo>@<revision>"`` (a published revision is not rewritten).
+
+    Results cached under this id are never read for other weights: a retrained suite gets new ids.
+    """
+    s = get_suite(suite)
+    model_id = s.resolve_model(model)
+    step = int(step)
+    if isinstance(s, HubSuite):
+        repo, rev = s.hub_ref(model_id, step)
+        return f"hub:{repo}@{rev}"
+    if isinstance(s, LocalSuite):
+        rec = s._record
+        if rec is not None and model_id in rec["model"].values and step in rec["step"].values:
+            return str(rec["weights_sha256"].sel(model=model_id, step=step).item())
+        path = s.checkpoint_path(model_id, step)
+        files = sorted(path.glob("*.safetensors"))
+        key = (str(path), tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+        if key not in _ID_MEMO:
+            _ID_MEMO[key] = weights_sha256(path)
+        return _ID_MEMO[key]
+    raise TypeError(f"checkpoint_id needs a lhp Suite, got {type(s).__name__}")
 
 
 def _check_tokenizer(suite: Suite, model: str, tokenizer, where: str) -> None:
@@ -115,8 +149,6 @@ def load(
     (model, tokenizer)
         A ``transformers`` causal LM in eval mode and its ``PreTrainedTokenizerFast``.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     s = get_suite(suite)
     model_id = s.resolve_model(model)
     step = int(step)
@@ -150,3 +182,26 @@ def load(
     _check_tokenizer(s, model_id, tok, where)
     lm.to(device).eval()
     return lm, tok
+
+
+def load_tokenizer(suite: str | Path | Suite, model: str, step: int):
+    """The tokenizer of one checkpoint, without loading its weights (to build probes and windows)."""
+    s = get_suite(suite)
+    model_id = s.resolve_model(model)
+    s.check_step(model_id, int(step))
+    if isinstance(s, HubSuite):
+        repo, rev = s.hub_ref(model_id, int(step))
+        return AutoTokenizer.from_pretrained(repo, revision=rev)
+    path = s.checkpoint_path(model_id, int(step))
+    return AutoTokenizer.from_pretrained(path if (path / "tokenizer.json").exists() else getattr(s, "root", path) / "tokenizer")
+
+
+def load_config(suite: str | Path | Suite, model: str, step: int):
+    """The model config of one checkpoint, without loading its weights."""
+    s = get_suite(suite)
+    model_id = s.resolve_model(model)
+    s.check_step(model_id, int(step))
+    if isinstance(s, HubSuite):
+        repo, rev = s.hub_ref(model_id, int(step))
+        return AutoConfig.from_pretrained(repo, revision=rev)
+    return AutoConfig.from_pretrained(s.checkpoint_path(model_id, int(step)))

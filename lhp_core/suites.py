@@ -405,7 +405,7 @@ def context_length(suite=None, model=None) -> int | None:
             pass
     if model is None:
         return None
-    cfg = model.config
+    cfg = getattr(model, "config", model)  # a model or its config
     n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
     return int(min(n, 2048))
 

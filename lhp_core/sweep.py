@@ -29,9 +29,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
-import json
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,16 +37,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-import xarray as xr
 
 import lhp_core
-from lhp_core import config
 from lhp_core import store as St
-from lhp_core.checkpoints import checkpoint_sha256, load
+from lhp_core import checkpoints
 from lhp_core.extract import extract
 from lhp_core.provenance import config_sha256, git_commit
 from lhp_core.reducers import HEAD_SCORES, get_reducer
-from lhp_core.schema import MODEL, STEP
 from lhp_core.sites import check_sites, feature_sizes, linear_layout
 from lhp_core.stimuli import Stimuli, encode, read_stimuli
 from lhp_core.suites import context_length, get_suite
@@ -82,7 +76,7 @@ def select_steps(available: Sequence[int], spec: str | Sequence[int] = "all") ->
 
 
 def _default_loader(suite, model: str, step: int, device: str, dtype: torch.dtype):
-    return load(suite, model, step, device=device, dtype=dtype)
+    return checkpoints.load(suite, model, step, device=device, dtype=dtype)
 
 
 @dataclass
@@ -113,7 +107,7 @@ class Job:
         """The checkpoint files' hash (as in ``training_record.nc``; for hub suites the cached
         snapshot's files), else the hash of the loaded tensors (:func:`lhp_core.weights.loaded_weights_sha256`)."""
         try:
-            on_disk = checkpoint_sha256(self.suite, model, step)
+            on_disk = checkpoints.checkpoint_sha256(self.suite, model, step)
         except (KeyError, OSError, ValueError):  # KeyError includes SuiteError
             on_disk = None  # a suite object lhp does not know (a test double, a user's class)
         return on_disk or loaded_weights_sha256(loaded)
@@ -286,49 +280,6 @@ def sweep(
         _run_serial(job, tasks, tokens_seen, bar)
     bar.close()
     return out
-
-
-def sweep_grid(suite: Any, stimuli: Stimuli, sites: Sequence[str], reducers: Sequence[str], folder: str,
-               models: Sequence[str] | None = None, steps: Sequence[int] | None = None, device: str = "cpu",
-               dtype: str = "float32", batch_size: int = 8, store: str | Path | None = None, cache: bool = True,
-               progress: bool = True):
-    """Sweep the (model, step) grid a study asks for and read the pooled values back, stacked by model.
-
-    ``steps`` (default: every step of each model) is one list for all models: each model is swept
-    at the steps it has, and the others stay NaN. The store is
-    ``config.results_dir()/<folder>/<suite>/<key>.zarr``, one per (stimuli, steps, dtype), unless
-    ``store`` names one; ``cache=False`` sweeps into a temporary folder. A re-run resumes.
-
-    Returns
-    -------
-    (values, tokens_seen, store)
-        ``values[site, reducer]``: ``xarray.DataArray`` ``(model, step, <group>)`` over every
-        requested model and the union of steps (empty when no model has any of them);
-        ``tokens_seen``: ``(model, step)``, NaN where a model lacks a step; ``store``: its path
-        (``""`` with ``cache=False``).
-    """
-    s = get_suite(suite)
-    models = list(models or s.models)
-    all_steps = sorted({int(t) for m in models for t in (steps if steps is not None else s.steps(m))})
-    step_map = {m: [t for t in all_steps if t in set(s.steps(m))] for m in models}
-    swept = [m for m in models if step_map[m]]
-    full = {MODEL: models, STEP: all_steps}
-    tokens = xr.DataArray([[s.tokens_seen(m, t) if t in step_map[m] else np.nan for t in all_steps] for m in models],
-                          dims=(MODEL, STEP), coords=full)
-    if store is None:
-        key = hashlib.sha256(json.dumps({"stimuli": stimuli.fingerprint(), "steps": step_map, "dtype": dtype},
-                                        sort_keys=True).encode()).hexdigest()[:16]
-        store = Path(config.results_dir() / folder / str(s.id).replace("/", "_") / f"{key}.zarr")
-    values = {}
-    with tempfile.TemporaryDirectory(prefix=f"lhp-{folder}-") as tmp:
-        path = Path(store) if cache else Path(tmp) / Path(store).name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if swept:
-            sweep(s, stimuli, path, sites=sites, reducers=reducers, models=swept, steps={m: step_map[m] for m in swept},
-                  device=device, dtype=dtype, batch_size=batch_size, progress=progress)
-            values = {(site, red): St.concat_models(path, site, red, swept).load().reindex(full)
-                      for site in sites for red in reducers}
-    return values, tokens, str(path) if cache else ""
 
 
 def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, bar) -> None:

@@ -39,9 +39,15 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import xarray as xr
 
+from lhp_core import schema
+from lhp_core.checkpoints import load_config, load_tokenizer
+from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps, step_grid
+from lhp_core.provenance import config_sha256
 from lhp_core.reducers import BatchInfo, register_head_score
 from lhp_core.stimuli import Stimuli
+from lhp_core.suites import context_length, get_suite
 
 SCORES = ("prev_token", "induction", "duplicate_token")
 #: Probe and scoring conventions of :func:`head_scores` (see the module docstring).
@@ -397,94 +403,114 @@ def text_windows(tokenizer, texts: list[str], length: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- over training
 
+#: Units and descriptions of the per-head scores.
+_SCORE_TEXT = {
+    "prev_token": "attention from each query to the token before it",
+    "induction": "attention from a second-copy query to the token after the query's earlier occurrence",
+    "duplicate_token": "attention from a second-copy query to the query's earlier occurrence",
+}
+
+
+def _probes(s, models, grid, n_seq: int, seq_len: int, seed: int, convention: str) -> dict[str, np.ndarray]:
+    """Probe ids per model (models of a suite may ship their own tokenizers), checked against the context."""
+    probes = {}
+    for m in models:
+        last = grid[m][-1]
+        tok = load_tokenizer(s, m, last)
+        ctx = context_length(s, load_config(s, m, last))
+        length = 2 * seq_len + (0 if convention == "aoyama_wilcox" else 1)
+        if length > ctx:
+            # Positions past the training context were never trained: scores there say nothing about the model.
+            raise ValueError(f"the probe ({length} tokens: 2 x seq_len={seq_len}"
+                             f"{'' if convention == 'aoyama_wilcox' else ' + BOS'}) is longer than the {ctx}-token "
+                             f"context of {s.id!r} {m!r}; use seq_len <= {(ctx - (0 if convention == 'aoyama_wilcox' else 1)) // 2}")
+        if convention == "aoyama_wilcox":
+            probes[m] = random_probe(len(tok) - 1, n_seq=n_seq, seq_len=seq_len, seed=seed)
+        else:
+            probes[m] = induction_probe(tok, n_seq=n_seq, seq_len=seq_len, seed=seed)[1]
+    return probes
+
 
 def head_scores_over_steps(suite, models=None, steps=None, n_seq: int = 100, seq_len: int = 50, seed: int = 0,
-                           device: str = "cpu", out=None, progress: bool = True):
-    """Previous-token, induction and duplicate-token scores for every checkpoint, via the sweep.
+                           convention: str = "aoyama_wilcox", device: str = "cpu", progress: bool = True) -> xr.Dataset:
+    """Previous-token, induction and duplicate-token scores of every head at every checkpoint.
 
     Parameters
     ----------
-    suite
-        Suite id or object.
     n_seq, seq_len
-        Probe size: ``n_seq`` sequences of ``seq_len`` tokens repeated twice; BOS + 2 x seq_len
-        must fit the context the suite was trained with (:func:`lhp_core.suites.context_length`).
-    out
-        Zarr store path (default ``config.results_dir()/heads/<suite>_<n_seq>x<seq_len>.zarr``);
-        a re-run resumes it.
+        Probe size: ``n_seq`` sequences of ``seq_len`` tokens repeated twice; the probe must fit
+        the context the suite was trained with (:func:`lhp_core.suites.context_length`).
+    convention
+        ``"aoyama_wilcox"`` (default, Aoyama & Wilcox 2025: ids over the whole vocabulary, no BOS,
+        second-copy queries), ``"lhp"`` (BOS, whole-word tokens, TransformerLens offsets) or
+        ``"transformer_lens"`` (``detect_head`` normalisation); see :func:`head_scores`.
 
     Returns
     -------
-    ``(scores, probe_ids)``: ``scores`` maps model id to an ``xarray.Dataset`` with variables
-    :data:`SCORES`, dims ``(step, layer, head)`` (layer 1..L, averaged over probe sequences);
-    ``probe_ids`` ``[n_seq, 2 * seq_len]``.
+    xarray.Dataset
+        :data:`SCORES` with dims ``(model, step, layer, head)`` (layer 1..L, averaged over the probe
+        sequences; NaN past a model's depth or width), ``probe_ids (model, stimulus, token)``.
     """
-    from lhp_core import checkpoints, config, schema
-    from lhp_core.store import open_results
-    from lhp_core.suites import context_length, get_suite
-    from lhp_core.sweep import sweep
-
+    _check_convention(convention)
     s = get_suite(suite)
-    models = list(models or s.models)
-    model, tok = checkpoints.load(s, models[0], s.steps(models[0])[-1])
-    ctx = context_length(s, model)
-    if 2 * seq_len + 1 > ctx:
-        # Positions past the training context were never trained: scores there say nothing about the model.
-        raise ValueError(f"the probe (BOS + 2 x {seq_len} tokens) is longer than the {ctx}-token context suite "
-                         f"{s.id!r} was trained with; use seq_len <= {(ctx - 1) // 2}")
-    del model
-    stim, ids = induction_probe(tok, n_seq=n_seq, seq_len=seq_len, seed=seed)
-    if out is None:
-        out = config.results_dir() / "heads" / f"{str(s.id).replace('/', '_')}_{n_seq}x{seq_len}_seed{seed}.zarr"
-    sweep(s, stim, out, sites=["heads"], reducers=[], head_scores=list(SCORES), models=models,
-          steps="all" if steps is None else list(steps), device=device, max_length=2 * seq_len + 1,
-          progress=progress)
-    result = {}
-    for m in models:
-        ds = open_results(out, m, site="heads")
-        ds = ds[list(SCORES)].mean(schema.STIMULUS).sel({schema.LAYER: slice(1, None)}).load()
-        result[m] = ds
-    return result, ids
+    grid = step_grid(s, models, steps)
+    probes = _probes(s, list(grid), grid, n_seq, seq_len, seed, convention)
+
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        got = head_scores(ck.lm, probes[ck.model], convention=convention, device=ck.device,
+                          bos_token_id=ck.tokenizer.bos_token_id)
+        n_layer, n_head = got[SCORES[0]].shape
+        coords = {schema.LAYER: np.arange(1, n_layer + 1), schema.HEAD: np.arange(n_head)}
+        return xr.Dataset({k: ((schema.LAYER, schema.HEAD), got[k],
+                                {"units": "attention probability", "description": _SCORE_TEXT[k]}) for k in SCORES},
+                          coords=coords)
+
+    measure = Measure("head_scores", compute, {"n_seq": n_seq, "seq_len": seq_len, "seed": seed,
+                                               "convention": convention},
+                      per_checkpoint=lambda ck: {"probe": config_sha256({"ids": probes[ck.model].tolist()})},
+                      description=f"attention-head scores on repeated random sequences ({convention} convention)")
+    ds = over_steps(s, measure, list(grid), steps, device=device, progress=progress)
+    ds["probe_ids"] = xr.DataArray(np.stack([probes[m] for m in ds[schema.MODEL].values]),
+                                   dims=(schema.MODEL, schema.STIMULUS, schema.TOKEN),
+                                   attrs={"units": "token id", "description": "probe sequences (no BOS), "
+                                          "each a random sequence repeated twice"})
+    ds.attrs.update(convention=convention, n_seq=int(n_seq), seq_len=int(seq_len))
+    return ds
 
 
-def icl_over_steps(suite, texts: list[str], models=None, steps=None, n_windows: int | None = None,
-                   device: str = "cpu", progress: bool = True):
-    """ICL score (nats; late minus early position loss) for every checkpoint on ``texts``.
+def icl_over_steps(suite, texts: Sequence[str], models=None, steps=None, n_windows: int | None = None,
+                   device: str = "cpu", progress: bool = True) -> xr.Dataset:
+    """ICL score (nats; late minus early position loss) for every checkpoint on held-out ``texts``.
 
     Windows fill the model's context minus BOS (:func:`text_windows`); positions from
-    :func:`icl_positions`.
+    :func:`icl_positions` (Pythia's 50 and 500 of 2048, scaled).
 
     Returns
     -------
-    xarray.Dataset: ``icl``, ``loss_early``, ``loss_late`` with dims ``(model, step)``; attrs
-    ``early``, ``late`` (0-based positions) and ``n_ctx``.
+    xarray.Dataset
+        ``icl``, ``loss_early``, ``loss_late`` with dims ``(model, step)``; attrs ``early``,
+        ``late`` (0-based positions), ``n_ctx`` and ``n_windows``.
     """
-    import xarray as xr
-    from tqdm.auto import tqdm
+    texts = list(texts)
+    if not texts:
+        raise ValueError("no texts given; pass held-out documents for the ICL score")
 
-    from lhp_core import checkpoints, schema
-    from lhp_core.suites import context_length, get_suite
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        n_ctx = context_length(ck.suite, ck.lm)
+        early, late = icl_positions(n_ctx - 1)
+        wins = text_windows(ck.tokenizer, texts, n_ctx - 1)[:n_windows]
+        loss = position_losses(ck.lm, wins, ck.tokenizer.bos_token_id, device=ck.device)
+        e, lt = float(loss[:, early].mean()), float(loss[:, late].mean())
+        return xr.Dataset(
+            {"icl": ((), lt - e, {"units": "nats/token", "description": f"loss at token {late} minus loss at token {early}"}),
+             "loss_early": ((), e, {"units": "nats/token", "description": f"mean next-token loss at position {early}"}),
+             "loss_late": ((), lt, {"units": "nats/token", "description": f"mean next-token loss at position {late}"})},
+            attrs={"early": early, "late": late, "n_ctx": int(n_ctx), "n_windows": int(len(wins))})
 
-    s = get_suite(suite)
-    models = list(models or s.models)
-    all_steps = sorted({int(t) for m in models for t in (steps if steps is not None else s.steps(m))})
-    shape = (len(models), len(all_steps))
-    icl, e_, l_, tokens = (np.full(shape, np.nan) for _ in range(4))
-    early = late = n_ctx = None
-    wins = None
-    jobs = [(i, m, j, st) for i, m in enumerate(models) for j, st in enumerate(all_steps) if st in s.steps(m)]
-    for i, m, j, st in tqdm(jobs, desc="ICL score per checkpoint", disable=not progress):
-        model, tok = checkpoints.load(s, m, st, device=device)
-        if wins is None:
-            n_ctx = context_length(s, model)
-            early, late = icl_positions(n_ctx - 1)
-            wins = text_windows(tok, texts, n_ctx - 1)[:n_windows]
-        loss = position_losses(model, wins, tok.bos_token_id, device=device)
-        e_[i, j], l_[i, j] = loss[:, early].mean(), loss[:, late].mean()
-        icl[i, j] = l_[i, j] - e_[i, j]
-        tokens[i, j] = s.tokens_seen(m, st)
-    dims = (schema.MODEL, schema.STEP)
-    ds = xr.Dataset({"icl": (dims, icl), "loss_early": (dims, e_), "loss_late": (dims, l_)},
-                    coords={schema.MODEL: models, schema.STEP: all_steps, schema.TOKENS_SEEN: (dims, tokens)})
-    ds.attrs.update(early=int(early), late=int(late), n_ctx=int(n_ctx), n_windows=int(len(wins)), units="nats")
-    return ds
+    measure = Measure("icl", compute, {"texts": config_sha256({"texts": texts}), "n_windows": n_windows},
+                      description="in-context learning score (Olsson et al. 2022): late minus early token loss")
+    return over_steps(suite, measure, models, steps, device=device, progress=progress)
+
+
+MEASURES.register("head_scores", lambda: head_scores_over_steps)
+MEASURES.register("icl", lambda: icl_over_steps)

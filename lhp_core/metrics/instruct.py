@@ -16,6 +16,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+import xarray as xr
+
+from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps
+from lhp_core.provenance import config_sha256
 
 TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "yes_no": ("Answer yes or no: is the {w1} like the {w2}?\nAnswer:", ("yes", "no")),
@@ -129,25 +133,40 @@ def instruction_following(model: torch.nn.Module, tokenizer, prompts: pd.DataFra
     return res
 
 
-def suite_instruction_following(suite, prompts: pd.DataFrame, models: Sequence[str], steps: dict[str, Sequence[int]],
-                                device: str = "cpu", max_new_tokens: int = 3, progress: bool = True):
-    """Instruction-following share for every (model, step); loads each checkpoint once.
+def instruction_following_over_steps(suite, prompts: pd.DataFrame, models: Sequence[str] | None = None,
+                                     steps: Sequence[int] | None = None, device: str = "cpu", max_new_tokens: int = 3,
+                                     progress: bool = True) -> xr.Dataset:
+    """Instruction-following share for every checkpoint (through :func:`lhp_core.measures.over_steps`).
+
+    Parameters
+    ----------
+    prompts
+        A :func:`build_prompts` table (the same prompts at every checkpoint).
 
     Returns
     -------
-    DataArray (model, step) of shares (NaN where a model lacks a step).
+    xarray.Dataset
+        ``instruction_following`` (share of prompts whose greedy answer is an allowed word) and
+        ``n_prompts``, dims ``(model, step)``.
     """
-    import xarray as xr
-    from tqdm.auto import tqdm
+    missing = {"prompt", "allowed"} - set(prompts.columns)
+    if missing:
+        raise KeyError(f"prompt table lacks columns {sorted(missing)}; build it with build_prompts()")
 
-    from lhp_core import schema
-    from lhp_core.checkpoints import load
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        res = instruction_following(ck.lm, ck.tokenizer, prompts, max_new_tokens)
+        return xr.Dataset({
+            "instruction_following": ((), float(res["follows"].mean()),
+                                      {"units": "share of prompts",
+                                       "description": "share of prompts whose greedy answer is one the prompt allows"}),
+            "n_prompts": ((), len(res), {"units": "prompts", "description": "prompts asked"}),
+        })
 
-    all_steps = sorted({int(s) for v in steps.values() for s in v})
-    share = np.full((len(models), len(all_steps)), np.nan)
-    todo = [(i, m, s) for i, m in enumerate(models) for s in steps[m]]
-    for i, m, s in tqdm(todo, desc="instruction following", disable=not progress):
-        model, tok = load(suite, m, int(s), device=device)
-        share[i, all_steps.index(int(s))] = instruction_following(model, tok, prompts, max_new_tokens)["follows"].mean()
-    return xr.DataArray(share, dims=(schema.MODEL, schema.STEP), coords={schema.MODEL: list(models), schema.STEP: all_steps},
-                        name="instruction_following")
+    key = {"prompts": config_sha256({"p": prompts[["prompt", "allowed"]].values.tolist()}),
+           "max_new_tokens": max_new_tokens}
+    measure = Measure("instruction_following", compute, key,
+                      description="greedy answers in the format the prompt asks for (lhp_core.metrics.instruct)")
+    return over_steps(suite, measure, models, steps, device=device, progress=progress)
+
+
+MEASURES.register("instruction_following", lambda: instruction_following_over_steps)

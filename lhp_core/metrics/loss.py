@@ -9,17 +9,19 @@ so a long run resumes. Good held-out texts are WikiText-2 (``lhp_core.data.corpo
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import xarray as xr
 
+from lhp_core import schema
+from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
 from lhp_core.stimuli import Stimuli
 
 
 def loss_over_steps(suite, texts: Sequence[str] | Stimuli, models: Sequence[str] | None = None,
                     steps: Sequence[int] | None = None, device: str = "cpu", dtype: str = "float32",
-                    batch_size: int = 8, store: str | Path | None = None, progress: bool = True):
+                    batch_size: int = 8, cache: bool = True, progress: bool = True) -> xr.Dataset:
     """Mean held-out cross-entropy (nats/token) of each (model, step).
 
     Parameters
@@ -30,9 +32,6 @@ def loss_over_steps(suite, texts: Sequence[str] | Stimuli, models: Sequence[str]
         Held-out documents (never the training data of the suite).
     models, steps
         Default: every model, every step it has. Steps a model lacks stay NaN.
-    store
-        The sweep store (default: ``config.results_dir()/loss/<suite>/<key>.zarr``, one per
-        texts, models and steps).
 
     Returns
     -------
@@ -40,25 +39,29 @@ def loss_over_steps(suite, texts: Sequence[str] | Stimuli, models: Sequence[str]
         ``loss`` ``(model, step)`` in nats/token, ``loss_per_text`` ``(model, step, stimulus)``,
         ``n_scored`` ``(stimulus)`` tokens scored per text, coordinate ``tokens_seen``.
     """
-    import xarray as xr
-
-    from lhp_core import schema
-    from lhp_core.suites import get_suite
-    from lhp_core.sweep import sweep_grid
-
     stim = texts if isinstance(texts, Stimuli) else Stimuli.from_texts(list(texts))
-    values, tokens, store = sweep_grid(suite, stim, ["logprobs"], ["stimulus_sum", "stimulus_mean"], "loss",
-                                       models=models, steps=steps, device=device, dtype=dtype, batch_size=batch_size,
-                                       store=store, progress=progress)
-    if not values:
-        raise ValueError(f"none of steps {tokens[schema.STEP].values[:5].tolist()}... is a checkpoint of models "
-                         f"{tokens[schema.MODEL].values.tolist()}")
-    total, mean = values["logprobs", "stimulus_sum"], values["logprobs", "stimulus_mean"]
-    # Tokens scored per text, recovered exactly from its sum and mean (both are float32 of the same values).
-    counts = xr.DataArray(np.rint((total / mean).max([schema.MODEL, schema.STEP]).values).astype(np.int64),
-                          dims=schema.STIMULUS)
-    ds = xr.Dataset({"loss": -total.sum(schema.STIMULUS, skipna=False) / counts.sum(), "loss_per_text": -total / counts,
-                     "n_scored": counts}, coords={schema.TOKENS_SEEN: tokens})
-    ds.attrs.update(suite=str(get_suite(suite).id), units="nats/token", n_texts=int(len(stim.ids)),
-                    n_scored=int(counts.sum()), store=store)
+
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        total = ck.features("logprobs", "stimulus_sum").values.astype(np.float64)
+        mean = ck.features("logprobs", "stimulus_mean").values.astype(np.float64)
+        # Tokens scored per text, recovered exactly from its sum and mean (float32 of the same values).
+        counts = np.rint(total / mean).astype(np.int64)
+        return xr.Dataset({
+            "loss": ((), -total.sum() / counts.sum(), {"units": "nats/token",
+                                                      "description": "mean next-token cross-entropy over all held-out tokens"}),
+            "loss_per_text": (schema.STIMULUS, -total / counts, {"units": "nats/token",
+                                                               "description": "mean next-token cross-entropy of each text"}),
+            "n_scored": (schema.STIMULUS, counts, {"units": "tokens", "description": "tokens scored in each text"}),
+        }, coords={schema.STIMULUS: list(stim.ids)})
+
+    measure = Measure("loss", compute, {"stimuli": stim.fingerprint()},
+                      features=Features(stim, ("logprobs",), ("stimulus_sum", "stimulus_mean"), batch_size=batch_size),
+                      description="held-out next-token cross-entropy, BOS-prefixed sliding windows at the suite's context")
+    ds = over_steps(suite, measure, models, steps, device=device, dtype=dtype, cache=cache, progress=progress)
+    ds["n_scored"] = ds["n_scored"].max([schema.MODEL, schema.STEP]).astype(np.int64)  # the same at every checkpoint
+    ds["n_scored"].attrs.update(units="tokens", description="tokens scored in each text")
+    ds.attrs.update(n_texts=int(len(stim.ids)), n_scored=int(ds["n_scored"].sum()))
     return ds
+
+
+MEASURES.register("loss", lambda: loss_over_steps)

@@ -41,7 +41,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
+import xarray as xr
 
+from lhp_core import schema
+from lhp_core.data import naturalstories as ns
+from lhp_core.data import provo
+from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
+from lhp_core.progress import bar
+from lhp_core.stimuli import Stimuli, encode
+from lhp_core.suites import context_length
 from lhp_core.tokenizer import bow_mask
 
 LOG2 = float(np.log(2.0))
@@ -128,17 +137,9 @@ def token_scores(model, tokenizer, stimuli, max_length: int | None = None, devic
     stimuli
         A :class:`lhp_core.stimuli.Stimuli` table.
     max_length
-        Context length including BOS; default the model's ``max_position_embeddings``.
+        Context length including BOS; default :func:`lhp_core.suites.context_length` of the model.
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from lhp_core.stimuli import encode
-
-    if max_length is None:
-        max_length = int(getattr(model.config, "max_position_embeddings", 0) or 0)
-        if max_length <= 0:
-            raise ValueError("the model config has no max_position_embeddings; pass max_length=")
+    max_length = max_length or context_length(None, model)
     enc = encode(stimuli, tokenizer, max_length)
     n = enc.n_tokens
     logprob = np.full(n, np.nan)
@@ -148,7 +149,7 @@ def token_scores(model, tokenizer, stimuli, max_length: int | None = None, devic
     order = np.argsort([len(w) for w in enc.windows])[::-1]
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     with torch.inference_mode():
-        for b in tqdm(batches, desc="surprisal", disable=not progress, leave=False):
+        for b in bar(batches, desc="surprisal", disable=not progress, leave=False):
             width = max(len(enc.windows[i]) for i in b)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else enc.bos_token_id
             ids = torch.full((len(b), width), pad, dtype=torch.long)
@@ -721,8 +722,6 @@ def natural_stories_table(stories: Sequence[int] | None = None) -> pd.DataFrame:
     punctuation stripped; words the corpus has only with punctuation, "Mr.", use that form;
     NaN where the count is 0), for ``ppp(..., frequency="ngram_log10_freq")``.
     """
-    from lhp_core.data import naturalstories as ns
-
     w = ns.words()[["story", "position", "word"]]
     rt = ns.reading_times()[["story", "position", "mean_rt", "n_obs"]]
     g3 = ns.gpt3_word_logprobs()[["story", "position", "surprisal_bits"]]
@@ -750,8 +749,6 @@ def provo_table(passages: Sequence[int] | None = None) -> pd.DataFrame:
     ``skip_rate``, ``first_duration``, ``gaze_duration``, ``total_duration`` (ms, NaN if no
     reader fixated the word). Words come from the passage text, so every word is present.
     """
-    from lhp_core.data import provo
-
     words = provo.passage_words()
     real = provo.passages().query("condition_id == 1")["item_id"]
     words = words[words["para_nr"].isin(real)]
@@ -764,52 +761,50 @@ def provo_table(passages: Sequence[int] | None = None) -> pd.DataFrame:
 
 
 def _stimuli(table: pd.DataFrame, word: str, group: str):
-    from lhp_core.stimuli import Stimuli
-
     return Stimuli.from_frame(table.assign(**{group: table[group].astype(str)}), word=word, id=group)
 
 
 def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: str = "item",
                          models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
                          device: str = "cpu", dtype: str = "float32", batch_size: int = 8,
-                         cache: bool = True, progress: bool = True):
+                         cache: bool = True, progress: bool = True) -> xr.Dataset:
     """Word surprisal (bits) of every word of ``table`` for each (model, step) of a suite.
 
-    Each group (story / passage) is one text, read whole in BOS-prefixed sliding windows at
-    the suite's training context. The sweep engine computes it (sites ``logprobs`` and
-    ``logprobs_bow``, reducer ``word_sum``) into a zarr store under
-    ``config.results_dir()/reading/<suite>/``, one per (stimuli, models, steps), so an
-    interrupted run resumes where it stopped; ``cache=False`` sweeps into a temporary folder.
+    Each group (story / passage) is one text, read whole in BOS-prefixed sliding windows at the
+    suite's training context. The sweep engine computes the word log-probabilities (sites
+    ``logprobs_bow`` and ``logprobs``, reducer ``word_sum``) through the measure runner
+    (:func:`lhp_core.measures.over_steps`), so an interrupted run resumes where it stopped and a
+    finished one loads no checkpoint again; ``cache=False`` keeps nothing on disk.
 
     Returns
     -------
-    xarray.Dataset with ``surprisal`` (bow-corrected) and ``surprisal_naive``, dims
-    ``(model, step, word)``, coordinate ``tokens_seen(model, step)``; NaN where a model lacks a
-    step. Attr ``store`` names the sweep store (empty with ``cache=False``).
+    xarray.Dataset
+        ``surprisal`` (bow-corrected, Pimentel & Meister 2024) and ``surprisal_naive`` (subword
+        sum), bits, dims ``(model, step, word)``, coordinate ``tokens_seen(model, step)``; NaN
+        where a model lacks a step.
     """
-    import xarray as xr
-
-    from lhp_core import schema
-    from lhp_core.suites import get_suite
-    from lhp_core.sweep import sweep_grid
-
     stim = _stimuli(table, word, group)
     if stim.n_words != len(table):
         raise ValueError(f"{len(table)} rows but {stim.n_words} words; rows of a group must be consecutive")
-    values, tokens, store = sweep_grid(suite, stim, ["logprobs", "logprobs_bow"], ["word_sum"], "reading", models=models,
-                                       steps=steps, device=device, dtype=dtype, batch_size=batch_size, cache=cache,
-                                       progress=progress)
-    dims = (schema.MODEL, schema.STEP, schema.WORD)
-    data = {}
-    for name, site in (("surprisal", "logprobs_bow"), ("surprisal_naive", "logprobs")):
-        arr = np.full(tokens.shape + (stim.n_words,), np.nan)
-        if values:
-            arr = (-values[site, "word_sum"] / LOG2).transpose(*dims).values
-        data[name] = (dims, arr)
-    ds = xr.Dataset(data, coords={**tokens.coords, schema.TOKENS_SEEN: tokens})
-    ds.attrs.update(suite=str(get_suite(suite).id), units="bits",
-                    method="bow (Pimentel & Meister 2024); naive = subword sum", store=store)
+
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        out = {}
+        for name, site, text in (("surprisal", "logprobs_bow", "word surprisal, word-boundary corrected "
+                                  "(Pimentel & Meister 2024)"),
+                                 ("surprisal_naive", "logprobs", "word surprisal as the plain sum of its subword tokens")):
+            lp = ck.features(site, "word_sum").values.astype(np.float64)
+            out[name] = (schema.WORD, -lp / LOG2, {"units": "bits", "description": text})
+        return xr.Dataset(out, coords={schema.WORD: np.arange(stim.n_words)})
+
+    measure = Measure("surprisal", compute, {"stimuli": stim.fingerprint()},
+                      features=Features(stim, ("logprobs", "logprobs_bow"), ("word_sum",), batch_size=batch_size),
+                      description="word surprisal of a reading-time corpus, texts read whole in sliding windows")
+    ds = over_steps(suite, measure, models, steps, device=device, dtype=dtype, cache=cache, progress=progress)
+    ds.attrs.update(units="bits", method="bow (Pimentel & Meister 2024); naive = subword sum")
     return ds
+
+
+MEASURES.register("surprisal", lambda: surprisal_over_steps)
 
 
 def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", group: str | Sequence[str] = "item",
@@ -834,10 +829,6 @@ def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", 
     ``n_words`` (kept), ``n_excluded`` and ``excluded_<reason>`` (rows each reason removed,
     :data:`REASONS`).
     """
-    import xarray as xr
-
-    from lhp_core import schema
-
     dims = (schema.MODEL, schema.STEP, schema.WORD)
     if set(surprisal.dims) != set(dims):
         raise ValueError(f"surprisal has dims {surprisal.dims}; expected {dims} (reading.surprisal_over_steps)")

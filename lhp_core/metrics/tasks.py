@@ -27,12 +27,11 @@ the one-hot answer), ``logprob`` (log-probability of the correct continuation, n
 
 :func:`score_task` runs a :class:`Scorer` (anything with ``score(pairs)``; :class:`HFScorer`
 wraps a Hugging Face causal LM) and returns a tidy per-item table;
-:func:`evaluate_suite` loads every checkpoint via :func:`lhp_core.checkpoints.load` and
-returns an ``xarray.Dataset`` with dims ``(model, step, task)``, cached on disk.
+:func:`task_battery_over_steps` scores every checkpoint of a suite through the measure runner
+(:mod:`lhp_core.measures`) and returns an ``xarray.Dataset`` with dims ``(model, step, task)``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -44,10 +43,17 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
+import xarray as xr
 from scipy import special
 
-from lhp_core import schema
+from lhp_core import config, corpus, schema
+from lhp_core.checkpoints import load
+from lhp_core.data import corpora
+from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps
+from lhp_core.provenance import config_sha256
 from lhp_core.registry import Registry
+from lhp_core.suites import context_length, get_suite
 
 METRICS = ("accuracy", "prob_correct", "brier", "logprob")
 
@@ -218,8 +224,6 @@ def word_order_items(sentences: Sequence[str], n: int, seed: int = 0, n_options:
 
 @lru_cache(maxsize=1)
 def _held_out_docs() -> tuple[str, ...]:
-    from lhp_core import corpus
-
     return tuple(corpus.load().val)
 
 
@@ -241,8 +245,6 @@ def _common_words(docs: Sequence[str], n: int = 400) -> list[str]:
 @lru_cache(maxsize=1)
 def brown_lexicon(n_nouns: int = 60, n_verbs: int = 40) -> Lexicon:
     """Frequent regular noun (NN/NNS) and verb (VBZ/VB) pairs from the tagged Brown corpus."""
-    from lhp_core.data import corpora
-
     c = Counter((w.lower(), t) for s in corpora.brown_tagged_sentences("brown") for w, t in s)
     nouns = [(w, w + "s") for (w, t), _ in c.most_common() if t == "NN" and w.isalpha() and (w + "s", "NNS") in c]
     verbs = [(w, w[:-1]) for (w, t), _ in c.most_common() if t == "VBZ" and w.isalpha() and w.endswith("s")
@@ -366,22 +368,14 @@ def inspect_item(
 ) -> pd.DataFrame:
     """The book's inspector: one checkpoint's scores for item ``index`` of ``task``.
 
-    Items come from the same JSON cache as :func:`evaluate_suite` (``cache_dir`` defaults to
+    Items come from the same JSON cache as :func:`task_battery_over_steps` (``cache_dir`` defaults to
     ``results_dir()/tasks/items``). Returns :func:`option_report` plus the item's context
     (column ``context``).
     """
-    if cache_dir is None:
-        from lhp_core import config
-
-        cache_dir = config.results_dir() / "tasks" / "items"
-    items = build_items([task], n_items, seed, cache_dir)[task]
+    items = build_items([task], n_items, seed, _items_dir() if cache_dir is None else cache_dir)[task]
     if not 0 <= index < len(items):
         raise IndexError(f"task {task!r} has {len(items)} items at n_items={n_items}; index {index} is out of range")
-    from lhp_core.suites import context_length
-
-    if loader is None:
-        from lhp_core.checkpoints import load as loader
-    lm, tok = loader(suite, model, int(step), device=device)
+    lm, tok = (loader or load)(suite, model, int(step), device=device)
     rep = option_report(HFScorer(lm, tok, device, max_len=context_length(suite, lm)), items[index])
     return rep.assign(context=items[index].context)
 
@@ -435,8 +429,6 @@ class HFScorer:
         return pieces, len(cont)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[Continuation]:
-        import torch
-
         pieces, n_cont = [], []
         for j, (c, x) in enumerate(pairs):
             ps, n = self._pieces(c, x)
@@ -463,40 +455,14 @@ class HFScorer:
         return [Continuation(logprob=float(lp), greedy=bool(g), n_tokens=n) for lp, g, n in zip(logprob, greedy, n_cont)]
 
 
-# ------------------------------------------------------------------ suites
-
-
-def _suite_id(suite) -> str:
-    """A folder-safe name for the suite (ids of local suites can be paths)."""
-    v = next((getattr(suite, a) for a in ("id", "name") if isinstance(getattr(suite, a, None), str)), str(suite))
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", v).strip("_") or "suite"
-
-
-def _weights_tag(suite, model: str, step: int) -> str:
-    """First hex digits of the checkpoint's recorded weight hash, so a retrained suite misses the cache.
-
-    The same for a suite id and its :class:`~lhp_core.suites.Suite` (chapters pass either and share
-    one cache). Hub suites, bare folders and unregistered names have no record: the step alone
-    names the checkpoint.
-    """
-    from lhp_core.suites import SuiteError, get_suite
-
-    try:
-        rec = get_suite(suite).training_record()
-    except (SuiteError, NotImplementedError, FileNotFoundError):
-        return ""
-    return "-" + str(rec["weights_sha256"].sel(model=model, step=step).item())[:10]
-
-
-def _cache_key(tasks: Sequence[str], n_items: int, seed: int, context: int | None) -> str:
-    return hashlib.sha256(json.dumps([sorted(tasks), n_items, seed, context]).encode()).hexdigest()[:12]
+# ------------------------------------------------------------------ over training
 
 
 def build_items(tasks: Sequence[str], n_items: int, seed: int, cache_dir: str | Path | None = None) -> dict[str, list[Item]]:
     """Items of every task, built once (reading the corpus takes seconds) and kept as JSON in ``cache_dir``."""
     out: dict[str, list[Item]] = {}
     for t in tasks:
-        path = Path(cache_dir) / f"items-{_suite_id(t)}-{n_items}-{seed}.json" if cache_dir is not None else None
+        path = Path(cache_dir) / f"items-{re.sub(r'[^A-Za-z0-9._-]+', '_', t)}-{n_items}-{seed}.json" if cache_dir else None
         if path is not None and path.exists():
             out[t] = [Item(d["context"], tuple(d["options"]), d["answer"]) for d in json.loads(path.read_text())]
             continue
@@ -509,6 +475,21 @@ def build_items(tasks: Sequence[str], n_items: int, seed: int, cache_dir: str | 
     return out
 
 
+def _items_dir() -> Path:
+    return config.results_dir() / "tasks" / "items"
+
+
+#: Units and one-line descriptions of the battery's per-task variables.
+VARIABLES = {
+    "accuracy": ("share of items", "share of items whose correct option scores highest (single option: greedy decode is exact)"),
+    "prob_correct": ("probability", "probability of the correct option, normalised over options (single option: raw)"),
+    "brier": ("squared probability error", "squared error of the option probabilities against the one-hot answer"),
+    "logprob": ("nats", "log-probability of the correct continuation"),
+    "accuracy_stderr": ("share of items", "standard error of accuracy over items"),
+    "n_items": ("items", "items scored"),
+}
+
+
 def evaluate_checkpoint(scorer: Scorer, items: dict[str, list[Item]]) -> pd.DataFrame:
     """Per-task summary (:func:`summarize`) of one checkpoint on prebuilt items (:func:`build_items`)."""
     frames = []
@@ -519,99 +500,57 @@ def evaluate_checkpoint(scorer: Scorer, items: dict[str, list[Item]]) -> pd.Data
     return summarize(pd.concat(frames, ignore_index=True))
 
 
-def evaluate_suite(
-    suite,
-    models: Sequence[str],
-    steps: Sequence[int],
-    tasks: Sequence[str] | None = None,
-    device: str = "cpu",
-    n_items: int = 200,
-    seed: int = 0,
-    cache_dir: str | Path | None = None,
-    batch_size: int = 32,
-    loader: Callable | None = None,
-    threads: int | None = 1,
-):
-    """Score every checkpoint on every task.
+def task_battery_over_steps(suite, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+                            tasks: Sequence[str] | None = None, n_items: int = 200, seed: int = 0,
+                            device: str = "cpu", batch_size: int = 32, threads: int | None = 1,
+                            progress: bool = True) -> xr.Dataset:
+    """Every task of the battery scored at every checkpoint (through :func:`lhp_core.measures.over_steps`).
 
     Parameters
     ----------
-    suite
-        Suite id or object accepted by :func:`lhp_core.checkpoints.load`.
-    models, steps
-        Checkpoints to score (steps missing for a model raise from ``load``).
     tasks
         Task ids (default: all of :func:`names`).
-    cache_dir
-        One CSV per checkpoint is written under
-        ``<cache_dir or results_dir()>/tasks/<suite>/<key>/`` (key = hash of tasks, n_items,
-        seed), so a re-run only scores missing checkpoints.
-    loader
-        ``loader(suite, model, step, device=...) -> (model, tokenizer)``; default
-        :func:`lhp_core.checkpoints.load`.
+    n_items, seed
+        Items per task and the seed that draws them (the same items at every checkpoint).
     threads
-        torch CPU threads while scoring (restored afterwards). The battery's models are small:
-        on a shared CPU one thread is many times faster than torch's default pool, whose
-        threads spin waiting for each other.
+        torch CPU threads while scoring (restored afterwards): the battery's models are small, and
+        on a shared CPU one thread is many times faster than torch's default pool.
 
     Returns
     -------
-    xarray.Dataset with dims ``(model, step, task)`` and variables :data:`METRICS`,
-    ``accuracy_stderr``, ``n_items``; coordinate ``chance`` along ``task``.
+    xarray.Dataset
+        ``(model, step, task)``: :data:`METRICS`, ``accuracy_stderr``, ``n_items``; coordinates
+        ``chance(task)``, ``tokens_seen(model, step)``.
     """
-    import torch
-
-    from lhp_core import config
-    from lhp_core.suites import context_length
-
     tasks = list(tasks or names())
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise KeyError(f"unknown tasks {unknown}; valid tasks: {', '.join(names())}")
-    root = Path(cache_dir) if cache_dir is not None else config.results_dir()
-    # The context is part of the key: items longer than it are cut, so it changes the scores.
-    folder = root / "tasks" / _suite_id(suite) / _cache_key(tasks, n_items, seed, context_length(suite))
-    folder.mkdir(parents=True, exist_ok=True)
-    if loader is None:
-        from lhp_core.checkpoints import load as loader
+    s = get_suite(suite)
+    items = build_items(tasks, n_items, seed, _items_dir())
+
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        scorer = HFScorer(ck.lm, ck.tokenizer, ck.device, batch_size, max_len=context_length(ck.suite, ck.lm))
+        ds = xr.Dataset.from_dataframe(evaluate_checkpoint(scorer, items).set_index(schema.TASK))
+        for v, (units, text) in VARIABLES.items():
+            ds[v].attrs.update(units=units, description=text)
+        return ds
+
+    # The items themselves are part of the key: a change in the corpus or a builder rescores.
+    items_sha = config_sha256({t: [(i.context, i.options, i.answer) for i in its] for t, its in items.items()})
+    measure = Measure("task_battery", compute, {"tasks": tasks, "n_items": n_items, "seed": seed,
+                                               "items": items_sha, "context": context_length(s)},
+                      description="offline task battery (lhp_core.metrics.tasks): one row per task")
     old_threads = torch.get_num_threads()
     if threads and str(device).startswith("cpu"):
         torch.set_num_threads(threads)
     try:
-        tidy = _score_all(suite, models, steps, tasks, device, n_items, seed, root, folder, batch_size, loader)
+        ds = over_steps(s, measure, models, steps, device=device, progress=progress)
     finally:
         torch.set_num_threads(old_threads)
-    ds = tidy.set_index([schema.MODEL, schema.STEP, schema.TASK]).to_xarray()
-    ds = ds.reindex({schema.MODEL: list(models), schema.TASK: tasks})
-    ds = ds.assign_coords(chance=(schema.TASK, [get(t).chance for t in tasks]))
-    ds.attrs.update({"suite": _suite_id(suite), "n_items": int(n_items), "seed": int(seed)})
-    schema.check_attrs(ds.attrs)
+    ds = ds.assign_coords(chance=(schema.TASK, [get(t).chance for t in ds[schema.TASK].values]))
+    ds["chance"].attrs.update(units="share of items", description="accuracy of guessing")
     return ds
 
 
-def _score_all(suite, models, steps, tasks, device, n_items, seed, root, folder, batch_size, loader) -> pd.DataFrame:
-    """Score (or read from the per-checkpoint cache) every (model, step); tidy per-task summaries."""
-    from tqdm.auto import tqdm
-
-    from lhp_core.suites import context_length
-
-    frames = []
-    items: dict[str, list[Item]] | None = None
-    todo = [(m, s) for m in models for s in steps]
-    for model_id, step in tqdm(todo, desc="task battery"):
-        path = folder / f"{model_id}_step{int(step)}{_weights_tag(suite, model_id, int(step))}.csv"
-        if path.exists():
-            df = pd.read_csv(path)
-        else:
-            model, tok = loader(suite, model_id, int(step), device=device)
-            if items is None:
-                items = build_items(tasks, n_items, seed, root / "tasks" / "items")
-            df = evaluate_checkpoint(HFScorer(model, tok, device, batch_size, max_len=context_length(suite, model)), items)
-            # Atomic, per-process temporary name: two chapters scoring the same checkpoint side by side
-            # both write whole files, and a reader never sees half of one.
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            df.to_csv(tmp, index=False)
-            os.replace(tmp, path)
-            del model
-        frames.append(df.assign(**{schema.MODEL: model_id, schema.STEP: int(step)}))
-    return pd.concat(frames, ignore_index=True)
+MEASURES.register("task_battery", lambda: task_battery_over_steps)

@@ -50,12 +50,12 @@ def test_sweep_surprisal_equals_reference_and_resumes(tiny_suite, table, tmp_pat
 
     monkeypatch.setattr(checkpoints, "load", refuse)
     again = reading.surprisal_over_steps(suite, table, steps=steps, progress=False)
-    assert again.attrs["store"] == ds.attrs["store"] and again.attrs["store"].startswith(str(tmp_path))
+    assert again.attrs["n_computed"] == 0 and list((tmp_path / "results" / "measures").glob("surprisal/*"))
     np.testing.assert_array_equal(again["surprisal"].values, ds["surprisal"].values)
 
 
 def test_uncached_surprisal_leaves_no_store(tiny_suite, table, tmp_path, monkeypatch):
     monkeypatch.setenv("LHP_CACHE", str(tmp_path))
     ds = reading.surprisal_over_steps(str(tiny_suite), table, models=["s"], steps=[4], cache=False, progress=False)
-    assert np.isfinite(ds["surprisal"]).all() and ds.attrs["store"] == ""
+    assert np.isfinite(ds["surprisal"]).all() and ds.attrs["n_computed"] == 1
     assert not (tmp_path / "results").exists()

@@ -191,9 +191,12 @@ def test_viz_helpers_draw_the_right_rows(bpe):
 
 
 def test_probe_longer_than_the_trained_context_is_refused(tiny_suite):
-    """lhp-tiny trains on 64-token windows: BOS + 2 x 32 tokens would score positions it never saw."""
+    """lhp-tiny trains on 64-token windows: BOS + 2 x 32 tokens would score positions it never saw
+    (the authors' probe has no BOS, so 2 x 32 fits and 2 x 33 does not)."""
     with pytest.raises(ValueError, match="64-token context.*use seq_len <= 31"):
-        heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=32, progress=False)
+        heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=32, convention="lhp", progress=False)
+    with pytest.raises(ValueError, match="64-token context.*use seq_len <= 32"):
+        heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=33, progress=False)
 
 
 # --------------------------------------------------------------------------- conventions

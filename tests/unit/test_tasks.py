@@ -222,31 +222,15 @@ def test_hf_scorer_windows_a_continuation_longer_than_the_context(tiny_lm, max_l
     assert cut.n_tokens == n and np.isfinite(cut.logprob) and abs(cut.logprob - uncut.logprob) > 1e-3
 
 
-def test_evaluate_suite_builds_dataset_and_caches(tiny_lm, tmp_path, monkeypatch) -> None:
-    model, tok = tiny_lm
-    calls = []
-
-    def fake_load(suite, model_id, step, device="cpu", dtype=None):
-        calls.append((model_id, step))
-        return model, tok
-
+def test_build_items_round_trips_through_the_json_cache(tmp_path, monkeypatch) -> None:
     fake = T.Task("fake_det", 0.5, "det", lambda n, seed: T.determiner_items(LEX, n, seed))
     monkeypatch.setitem(T.TASKS._factories, "fake_det", lambda: fake)
-    ds = T.evaluate_suite("toy", ["a", "b"], [0, 5], tasks=["fake_det"], n_items=6, cache_dir=tmp_path,
-                         loader=fake_load)
-    assert dict(ds.sizes) == {"model": 2, "step": 2, "task": 1}
-    assert set(T.METRICS) <= set(ds.data_vars)
-    assert float(ds["chance"].sel(task="fake_det")) == 0.5
-    assert len(calls) == 4
-    ds2 = T.evaluate_suite("toy", ["a", "b"], [0, 5], tasks=["fake_det"], n_items=6, cache_dir=tmp_path,
-                         loader=fake_load)
-    assert len(calls) == 4  # served from the cache
-    assert np.allclose(ds2["brier"].values, ds["brier"].values)
-    assert T._suite_id("/tmp/x/lhp-tiny") == "tmp_x_lhp-tiny"
-    cached = T.build_items(["fake_det"], 6, 0, tmp_path / "tasks" / "items")
-    assert cached["fake_det"] == fake.items(6, 0)  # round-trips through the JSON cache
+    first = T.build_items(["fake_det"], 6, 0, tmp_path)
+    assert list(tmp_path.glob("items-fake_det-6-0.json"))
+    cached = T.build_items(["fake_det"], 6, 0, tmp_path)
+    assert cached == first and cached["fake_det"] == fake.items(6, 0)
     with pytest.raises(KeyError, match="valid tasks"):
-        T.evaluate_suite("toy", ["a"], [0], tasks=["nope"], cache_dir=tmp_path)
+        T.task_battery_over_steps("lhp-tiny", tasks=["nope"])
 
 
 def test_inspect_item_uses_loader_and_checks_index(tiny_lm, monkeypatch, tmp_path) -> None:
@@ -262,15 +246,3 @@ def test_inspect_item_uses_loader_and_checks_index(tiny_lm, monkeypatch, tmp_pat
     with pytest.raises(IndexError, match="out of range"):
         T.inspect_item("toy", "m", 3, "fake_agr", 9, n_items=4, loader=lambda *a, **k: (model, tok),
                        cache_dir=tmp_path)
-
-
-def test_weights_tag_is_the_same_for_an_id_and_its_suite(tiny_suite) -> None:
-    """The brain and emergence chapters pass a suite id and a Suite: both must hit one cache entry,
-    named by the recorded weight hash so that a retrained suite misses it."""
-    from lhp_core.suites import get_suite
-
-    suite = get_suite(str(tiny_suite))
-    sha = str(suite.training_record()["weights_sha256"].sel(model="m", step=16).item())
-    assert T._weights_tag(str(tiny_suite), "m", 16) == T._weights_tag(suite, "m", 16) == "-" + sha[:10]
-    assert T._weights_tag(suite, "s", 16) != T._weights_tag(suite, "m", 16)
-    assert T._weights_tag("toy", "a", 0) == ""  # no such suite: the step alone names the checkpoint
