@@ -21,6 +21,8 @@ from lhp_core.data.manifests import get_manifest
 DATASET_ID = "pythia_evals"
 TOKENS_PER_STEP = 2_097_152
 """Tokens per optimiser step of the main suite (1,024 sequences x 2,048 tokens)."""
+STANDARD_SEED = 1234
+"""Seed of the standard Pythia runs (``EleutherAI/pythia-<size>``); PolyPythia re-runs are seeds 1-9."""
 _FOLDER = re.compile(r"^pythia-(?P<size>\d+(?:\.\d+)?[mb])(?P<dedup>-deduped)?(?:-(?P<extra>bf16|[\d.]+MtokBS))?$")
 # Some batch-size folders keep their JSON directly under the model folder (no setting).
 _PATH = re.compile(r"^evals/pythia-v1/(?P<folder>[^/]+)/(?:(?P<setting>[^/]+)/)?[^/]*_step(?P<step>\d+)\.json$")
