@@ -64,7 +64,8 @@ def load() -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns :data:`COLUMNS`: ``model`` (``"pythia-160m"``), ``seed`` (0-9, upstream's
-        numbers), ``step`` (0, 1, 2, 4, ..., 128, 1000, 10000, 20000, ..., 140000, 143000),
+        numbers), ``step`` (0, 1, 2, 4, ..., 128, 1000, 10000, 20000, ..., 130000, 143000: 24
+        steps; SOURCE.md also lists 140000, which the file does not have),
         ``tokens_seen`` (step x 2,097,152), ``field`` (``syntax``, ``morphology``,
         ``semantics``, ``syntaxsemantics``), ``phenomenon`` (e.g. ``Island effects``),
         ``paradigm`` (BLiMP's paradigm id without upstream's ``blimp_`` prefix, e.g.

@@ -53,15 +53,15 @@ def _describe(relpath: str) -> dict:
     else:
         tokens_per_step = TOKENS_PER_STEP
     step = int(m["step"])
-    return dict(
-        model=f"pythia-{f['size']}{f['dedup'] or ''}",
-        size=f["size"],
-        deduped=bool(f["dedup"]),
-        variant=variant,
-        step=step,
-        tokens_seen=step * tokens_per_step,
-        path=relpath,
-    )
+    return {
+        "model": f"pythia-{f['size']}{f['dedup'] or ''}",
+        "size": f["size"],
+        "deduped": bool(f["dedup"]),
+        "variant": variant,
+        "step": step,
+        "tokens_seen": step * tokens_per_step,
+        "path": relpath,
+    }
 
 
 @lru_cache(maxsize=1)
