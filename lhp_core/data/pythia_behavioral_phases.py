@@ -6,8 +6,10 @@ For each checkpoint, upstream correlates the model's log-probability of each wor
 * ``Pile_<n>gram`` / ``OpenWebText_<n>gram``: the word's n-gram log-probability (n = 1..5)
   from an infini-gram index of the Pile (Pythia's training data) or OpenWebText;
 * ``ucd_cc``, ``wcd_cc``, ``ucd_wiki``, ``wcd_wiki``: contextual semantic similarity of the word
-  to its context, from fastText vectors trained on Common Crawl (``cc``) or Wikipedia
-  (``wiki``), unweighted (``u``) or weighted (``w``) mean of the context.
+  to its context, from the cosine distance (``cd``) between the word's fastText vector (Common
+  Crawl ``cc`` or Wikipedia ``wiki``) and the unweighted (``u``) or SGPT-weighted (``w``) mean
+  of the context's vectors (upstream's plotting notebook, ``analyses/create_plots_final.Rmd``,
+  labels them "Semantic Similarity"; the correlations are kept with upstream's sign).
 
 :func:`correlations` reads ``analyses/all_cors.tsv`` and :func:`regressions` reads
 ``analyses/regression_performance.tsv``. Both keep Pythia by default (``family="pythia"``);
@@ -128,7 +130,7 @@ def correlations(family: str | None = "pythia") -> pd.DataFrame:
         ``kind`` (``"ngram"`` or ``"semantic"``); ``corpus`` (n-grams: ``"Pile"`` or
         ``"OpenWebText"``; semantic: the fastText vectors' ``"CommonCrawl"`` or
         ``"Wikipedia"``); ``order`` (1-5 for n-grams, missing for semantic); ``weighting``
-        (semantic: ``"unweighted"`` / ``"weighted"``, else None); ``pearson_r``,
+        (semantic: ``"unweighted"`` / ``"weighted"`` (SGPT weights), else None); ``pearson_r``,
         ``spearman_rho`` (over NaWoCo words).
     """
     return _select(_correlations(), family)
@@ -174,10 +176,10 @@ def regressions(family: str | None = "pythia") -> pd.DataFrame:
     pandas.DataFrame
         Columns :data:`REGRESSION_COLUMNS`: the identifiers of :func:`correlations`, then
         ``regression`` (upstream name, e.g. ``MatchedNgram_UCDCC``), ``ngrams``
-        (``"matched"`` / ``"unmatched"`` as upstream names them; for Pythia, matched = Pile
-        n-grams, Pythia's training data, and unmatched = OpenWebText, as SOURCE.md says),
-        ``semantic`` (the
-        similarity predictor in :func:`correlations`' naming, e.g. ``ucd_cc``), ``r2``
-        (training fit) and ``r2_val`` (held-out words).
+        (``"matched"``: n-grams of the model's own training corpus, the Pile for Pythia and
+        OpenWebText for the other families, the "same corpus" n-grams of upstream's plotting
+        notebook; ``"unmatched"``: the other corpus), ``semantic`` (the similarity predictor
+        in :func:`correlations`' naming, e.g. ``ucd_cc``), ``r2`` (training fit) and
+        ``r2_val`` (held-out words).
     """
     return _select(_regressions(), family)
