@@ -26,7 +26,16 @@ STANDARD_SEED = 1234
 _FOLDER = re.compile(r"^pythia-(?P<size>\d+(?:\.\d+)?[mb])(?P<dedup>-deduped)?(?:-(?P<extra>bf16|[\d.]+MtokBS))?$")
 # Some batch-size folders keep their JSON directly under the model folder (no setting).
 _PATH = re.compile(r"^evals/pythia-v1/(?P<folder>[^/]+)/(?:(?P<setting>[^/]+)/)?[^/]*_step(?P<step>\d+)\.json$")
+_NOMINAL = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>[mb])(?:-|$)")
 COLUMNS = ["model", "size", "deduped", "variant", "shots", "step", "tokens_seen", "task", "metric", "value", "stderr", "path"]
+
+
+def nominal_params(model: str) -> float:
+    """Parameter count a Pythia model's name states: ``"pythia-1.4b"`` -> 1.4e9 (for sorting by size)."""
+    m = _NOMINAL.search(model)
+    if m is None:
+        raise ValueError(f"no size like 70m or 1.4b in the model name {model!r}")
+    return float(m["n"]) * (1e6 if m["unit"] == "m" else 1e9)
 
 
 def files() -> list[str]:

@@ -17,7 +17,7 @@ from functools import lru_cache
 import pandas as pd
 
 from lhp_core.data.fetch import fetch
-from lhp_core.data.pythia_evals import STANDARD_SEED, TOKENS_PER_STEP
+from lhp_core.data.pythia_evals import STANDARD_SEED, TOKENS_PER_STEP, nominal_params
 
 DATASET_ID = "pythia_inverse_scaling"
 TASK_NAMES: dict[str, str] = {
@@ -65,8 +65,7 @@ def _load() -> pd.DataFrame:
             "accuracy_se": raw["Accuracy_SE"].astype(float),
         }
     )
-    size = df["model"].str.extract(r"-(?P<n>[\d.]+)(?P<u>[mb])$")
-    order = size["n"].astype(float) * size["u"].map({"m": 1e6, "b": 1e9})
+    order = df["model"].map(nominal_params)
     return df.assign(_n=order).sort_values(["_n", "task", "step"], kind="stable").drop(columns="_n").reset_index(drop=True)
 
 
