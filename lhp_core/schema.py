@@ -30,7 +30,8 @@ datasets round-trip through zarr and netCDF; :func:`check_attrs` enforces it.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

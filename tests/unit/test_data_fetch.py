@@ -26,7 +26,6 @@ from lhp_core.data.manifests import (
 )
 
 
-
 @pytest.fixture()
 def shared() -> Path:
     """The data mirror chosen by tests/conftest.py (read at test time: the env var is set by a fixture)."""
