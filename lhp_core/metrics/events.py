@@ -26,7 +26,7 @@ POOLED = -1
 _GIVEN = ["study", "measure", "model", "seed", "kind", "step", "step_lo", "step_hi", "found"]
 
 
-def event_table(rows: pd.DataFrame, tokens_per_step: int = TOKENS_PER_STEP) -> pd.DataFrame:
+def event_table(rows: pd.DataFrame, tokens_per_step: float | np.ndarray = TOKENS_PER_STEP) -> pd.DataFrame:
     """Check a study's event rows and add the token columns.
 
     Parameters
@@ -36,7 +36,8 @@ def event_table(rows: pd.DataFrame, tokens_per_step: int = TOKENS_PER_STEP) -> p
         rows with ``found`` False must be NaN, steps of found rows finite with
         ``step_lo <= step <= step_hi``.
     tokens_per_step
-        Training tokens per optimiser step (Pythia: 2,097,152 = 1,024 x 2,048).
+        Training tokens per optimiser step (Pythia: 2,097,152 = 1,024 x 2,048), one number or
+        one per row (NaN where unknown: the token columns are then NaN).
 
     Returns
     -------
@@ -62,6 +63,7 @@ def event_table(rows: pd.DataFrame, tokens_per_step: int = TOKENS_PER_STEP) -> p
         bad = out[found][(ok["step_lo"] > ok["step"]) | (ok["step"] > ok["step_hi"])].head(3)
         raise ValueError(f"events need step_lo <= step <= step_hi; first offending rows:\n{bad}")
     out[["step", "step_lo", "step_hi"]] = steps
+    per_row = np.broadcast_to(np.asarray(tokens_per_step, dtype=float), (len(out),))
     for step_col, token_col in (("step", "tokens_seen"), ("step_lo", "tokens_lo"), ("step_hi", "tokens_hi")):
-        out[token_col] = steps[step_col] * float(tokens_per_step)
+        out[token_col] = steps[step_col].to_numpy() * per_row
     return out[COLUMNS].reset_index(drop=True)

@@ -29,7 +29,7 @@ import xarray as xr
 from scipy import stats
 
 from lhp_core import schema
-from lhp_core.data.pythia_evals import TOKENS_PER_STEP, nominal_params
+from lhp_core.data.pythia_evals import nominal_params
 from lhp_core.metrics import changepoint
 from lhp_core.metrics.events import POOLED, event_table
 
@@ -37,7 +37,7 @@ STUDY = "behavioral_phases"
 MEASURES = {"pearson_r": "Pearson r", "spearman_rho": "Spearman rho"}
 CORPORA = ("Pile", "OpenWebText")
 SEMANTIC = ("ucd_cc", "wcd_cc", "ucd_wiki", "wcd_wiki")
-_NEED = ["model", "seed", "step", "predictor", "kind", "corpus", "order"]
+_NEED = ["model", "seed", "step", "tokens_seen", "predictor", "kind", "corpus", "order"]
 
 
 def _check(corr: pd.DataFrame, measure: str, corpus: str) -> None:
@@ -69,6 +69,17 @@ def _ngram_curves(corr: pd.DataFrame, corpus: str, measure: str) -> pd.DataFrame
     if differs.any():
         raise ValueError(f"runs whose n-gram orders have different steps: {differs[differs].index.tolist()[:3]}")
     return wide.rename_axis(index={"order": schema.NGRAM})
+
+
+def _tokens_per_step(corr: pd.DataFrame) -> pd.Series:
+    """Tokens per step of each model, read from the table's ``tokens_seen`` (NaN where it is missing)."""
+    rows = corr[corr["step"] > 0]
+    ratio = rows["tokens_seen"].astype(float) / rows["step"].astype(float)
+    per_model = ratio.groupby(rows["model"]).unique()
+    mixed = [m for m, v in per_model.items() if len(v) > 1]
+    if mixed:
+        raise ValueError(f"models {mixed} have more than one tokens_seen / step ratio; tokens_seen must be step x tokens per step")
+    return per_model.map(lambda v: float(v[0]))
 
 
 def _run_peaks(wide: pd.DataFrame) -> pd.DataFrame:
@@ -126,9 +137,11 @@ def peaks(
         peak is before the last step, i.e. the correlation fell by the end of training);
         ``in_order`` and ``strictly_in_order`` ``(model, seed)``: the peak steps never decrease
         / strictly increase with n. Pooled, dims ``(model, ngram)``: ``pooled_step`` (argmax of
-        the mean-over-seeds curve), ``pooled_lo`` / ``pooled_hi`` (2.5 / 97.5 % quantiles of
-        that argmax over ``n_boot`` resamples of seeds; equal to ``pooled_step`` for one run),
-        ``pooled_interior``; ``n_seeds`` ``(model)``; ``pooled_in_order`` ``(model)``.
+        the mean-over-seeds curve, over the steps every run of the model has), ``pooled_lo`` /
+        ``pooled_hi`` (2.5 / 97.5 % quantiles of that argmax over ``n_boot`` resamples of seeds;
+        equal to ``pooled_step`` for one run), ``pooled_interior``; along ``model``:
+        ``n_seeds``, ``pooled_in_order`` and ``pooled_steps_dropped`` (steps left out of the
+        pooled curve because some run lacks them; 0 for every Pythia size).
     """
     _check(corr, measure, corpus)
     wide = _ngram_curves(corr, corpus, measure)
@@ -136,20 +149,24 @@ def peaks(
     ds = per_run.to_xarray()
     ds["drop"] = ds["peak_value"] - ds["final_value"]
     ds["interior"] = (ds["peak_step"] < ds["last_step"]).where(ds["peak_step"].notnull())
-    ds["peak_tokens"] = ds["peak_step"] * float(TOKENS_PER_STEP)
+    tps = _tokens_per_step(corr)
+    ds["peak_tokens"] = ds["peak_step"] * xr.DataArray(tps.reindex(ds["model"].values).to_numpy(), dims="model")
     diffs = ds["peak_step"].diff(schema.NGRAM)
     have = ds["peak_step"].notnull().all(schema.NGRAM)
     ds["in_order"] = (diffs >= 0).all(schema.NGRAM).where(have)
     ds["strictly_in_order"] = (diffs > 0).all(schema.NGRAM).where(have)
 
     pooled = []
+    dropped = {}
     for model, block in wide.groupby(level="model"):
         runs = block.droplevel("model")
         n_seeds = runs.index.get_level_values("seed").nunique()
-        for n, per_n in runs.groupby(level=schema.NGRAM):
-            m = per_n.dropna(axis=1, how="all")
-            steps = m.columns.to_numpy(dtype=float)
-            values = m.to_numpy(dtype=float).T  # [n_steps, n_seeds]
+        # The mean over runs needs every run at every step: pool over the steps all runs share.
+        shared = runs.notna().all(axis=0)
+        dropped[model] = int((runs.notna().any(axis=0) & ~shared).sum())
+        for n, per_n in runs.loc[:, shared].groupby(level=schema.NGRAM):
+            steps = per_n.columns.to_numpy(dtype=float)
+            values = per_n.to_numpy(dtype=float).T  # [n_steps, n_seeds]
             if n_seeds > 1:
                 pk = changepoint.peak(steps, values, n_boot=n_boot, seed=seed)
                 step, lo, hi = pk.step, pk.lo, pk.hi
@@ -160,12 +177,14 @@ def peaks(
     pds = pool.drop(columns="n_seeds").set_index(["model", schema.NGRAM]).to_xarray()
     ds = ds.merge(pds)
     ds["n_seeds"] = pool.groupby("model")["n_seeds"].first().rename_axis("model").to_xarray()
+    ds["pooled_steps_dropped"] = pd.Series(dropped).rename_axis("model").to_xarray()
     ds["pooled_in_order"] = (ds["pooled_step"].diff(schema.NGRAM) >= 0).all(schema.NGRAM)
     ds = ds.drop_vars("last_step").reindex(model=_by_size(ds["model"].values))
 
     what = f"{MEASURES[measure]} between word log-probability and {corpus} n-gram log-probability"
     _attrs(ds["peak_step"], "steps", f"first saved step where the {what} is highest, per run")
-    _attrs(ds["peak_tokens"], "tokens", "peak_step x 2,097,152 training tokens per step")
+    _attrs(ds["peak_tokens"], "tokens", "peak_step x the model's tokens per step (2,097,152 for Pythia; NaN where the "
+           "table has no tokens_seen)")
     _attrs(ds["peak_value"], "correlation", f"highest {what} of the run")
     _attrs(ds["final_value"], "correlation", f"{what} at the run's last saved step")
     _attrs(ds["drop"], "correlation", "peak_value - final_value: how far the correlation fell after its peak")
@@ -179,6 +198,7 @@ def peaks(
     _attrs(ds["pooled_hi"], "steps", "97.5 % quantile of pooled_step over bootstrap resamples of runs (pooled_step for one run)")
     _attrs(ds["pooled_interior"], "bool", "pooled_step is before the last step")
     _attrs(ds["n_seeds"], "runs", "number of runs (seeds) of the model in the data")
+    _attrs(ds["pooled_steps_dropped"], "checkpoints", "saved steps left out of the pooled curve because some run lacks them")
     _attrs(ds["pooled_in_order"], "bool", "pooled peak steps never decrease with n")
     ds.attrs.update(
         corpus=corpus, measure=measure, n_boot=int(n_boot), bootstrap_seed=int(seed),
@@ -315,7 +335,9 @@ def events(corr: pd.DataFrame, corpus: str = "Pile", measure: str = "pearson_r",
     A run's row has no interval (step_lo = step_hi = step). A pooled row is the argmax of the
     mean-over-runs curve with the 2.5 / 97.5 % bootstrap interval over runs (:func:`peaks`).
     ``found`` is False (steps NaN) where the highest correlation is at the last saved step:
-    the correlation had not peaked by the end of training.
+    the correlation had not peaked by the end of training. Tokens are the steps times the
+    model's tokens per step as the table's ``tokens_seen`` gives it (NaN for the non-Pythia
+    families, whose tokens per step the data do not give).
     """
     ds = peaks(corr, corpus, measure, n_boot, seed)
     rows = []
@@ -334,4 +356,5 @@ def events(corr: pd.DataFrame, corpus: str = "Pile", measure: str = "pearson_r",
             vals = [float(p[v]) if found else np.nan for v in ("pooled_step", "pooled_lo", "pooled_hi")]
             rows.append((STUDY, name, model, POOLED, "peak", *vals, found))
     cols = ["study", "measure", "model", "seed", "kind", "step", "step_lo", "step_hi", "found"]
-    return event_table(pd.DataFrame(rows, columns=cols))
+    table = pd.DataFrame(rows, columns=cols)
+    return event_table(table, tokens_per_step=table["model"].map(_tokens_per_step(corr)).to_numpy(dtype=float))

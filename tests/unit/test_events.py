@@ -24,6 +24,8 @@ def test_columns_and_tokens() -> None:
     assert out.loc[1, ["step", "tokens_seen", "tokens_hi"]].isna().all()
     assert out["seed"].tolist() == [1, -1] and out["found"].dtype == bool
     assert event_table(_rows(), tokens_per_step=10).loc[0, "tokens_seen"] == 5120
+    per_row = event_table(_rows(), tokens_per_step=np.array([np.nan, 10.0]))
+    assert per_row[["tokens_seen", "tokens_lo", "tokens_hi"]].isna().all().all()  # unknown tokens per step
 
 
 def test_contract_errors() -> None:

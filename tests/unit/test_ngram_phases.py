@@ -31,7 +31,8 @@ def _table(runs: dict[tuple[str, int], list[int]], semantic: dict[tuple[str, int
         for step, v in zip(STEPS, sem):
             rows.append((model, seed, step, "ucd_cc", "semantic", "CommonCrawl", pd.NA, v, v))
     cols = ["model", "seed", "step", "predictor", "kind", "corpus", "order", "pearson_r", "spearman_rho"]
-    return pd.DataFrame(rows, columns=cols).astype({"order": "Int64"})
+    table = pd.DataFrame(rows, columns=cols).astype({"order": "Int64"})
+    return table.assign(tokens_seen=table["step"] * 2_097_152)
 
 
 # pythia-70m: two runs; pythia-1b: one run whose 3-gram peaks after its 4-gram and whose 5-gram peaks at the end
@@ -204,3 +205,21 @@ def test_real_events(real) -> None:
     assert merged.loc[~interior, "step"].isna().all()
     assert (merged.loc[interior, "tokens_seen"] == merged.loc[interior, "step_raw"] * 2_097_152).all()
     assert (ev.loc[ev["found"], "step_lo"] <= ev.loc[ev["found"], "step_hi"]).all()
+
+
+def test_other_families_pool_over_shared_steps_and_have_no_tokens() -> None:
+    every = bp.correlations(None)
+    gpt2 = every[every["family"] == "gpt2"]
+    ds = ng.peaks(gpt2, corpus="OpenWebText", n_boot=50)
+    # one GPT-2 medium run lacks a step the others have: counted, not silently dropped
+    steps = gpt2.groupby(["model", "run"])["step"].apply(set)
+    for model in ("gpt2-small", "gpt2-medium"):
+        runs = steps[model]
+        union, shared = set.union(*runs), set.intersection(*runs)
+        assert int(ds["pooled_steps_dropped"].sel(model=model)) == len(union - shared)
+    assert int(ds["pooled_steps_dropped"].sel(model="gpt2-medium")) > 0
+    assert ds["peak_tokens"].isnull().all()  # the data give no tokens per step for GPT-2
+    ev = ng.events(gpt2, corpus="OpenWebText", n_boot=50)
+    assert ev["tokens_seen"].isna().all() and ev.loc[ev["found"], "step"].notna().all()
+    with pytest.raises(ValueError, match="tokens_seen / step ratio"):
+        ng.peaks(_table(RUNS).assign(tokens_seen=lambda t: t["step"] ** 2))
