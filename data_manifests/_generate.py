@@ -79,6 +79,19 @@ def _pythia(p: str) -> tuple[str | None, str | None]:
     return f"{RAW}/EleutherAI/pythia/a19eecb807ec2c79a39ebf18108816e6ffffc1d5/{p}", None
 
 
+def _behavioral_phases(p: str) -> tuple[str | None, str | None]:
+    return f"{RAW}/jmichaelov/lm-behavioral-phases/adf36bfedbe1844b162839be31a5e06e7af1fa27/{p}", None
+
+
+def _blimp(p: str) -> tuple[str | None, str | None]:
+    # Mirror paths are upstream paths: pythia/<file> in the tutorial folder, LICENSE at the root.
+    return f"{RAW}/ANN-HumLang/ANN-HumLang-tutorials/8d9246375a7b154db01cee12bdafbf74706e7d65/{p}", None
+
+
+def _inverse_scaling(p: str) -> tuple[str | None, str | None]:
+    return f"{RAW}/jmichaelov/emergent-inabilities/eb36a6c85b852601f283c4a045221b44373fb987/{p}", None
+
+
 DATASETS: dict[str, dict] = {
     "naturalstories": dict(
         title="Natural Stories (self-paced reading)",
@@ -216,6 +229,55 @@ DATASETS: dict[str, dict] = {
         "Prashanth, USVSN Sai and Raff, Edward and others},\n  booktitle={Proceedings of ICML},\n  year={2023}\n}",
         loader="lhp_core.data.pythia_evals",
         url=_pythia,
+    ),
+    "pythia_behavioral_phases": dict(
+        title="Pythia behavioural phases: word log-probabilities vs n-gram statistics over training",
+        description="Michaelov, Levy & Bergen (2025): per checkpoint, the correlation (Pearson, Spearman) over the "
+        "words of NaWoCo between the model's word log-probability and 1- to 5-gram log-probabilities (Pile, "
+        "OpenWebText) or contextual semantic similarity; Pythia 14m-12b (PolyPythia seeds for 14m-410m), "
+        "GPT-2 (Mistral runs) and OpenWebText-trained 160M-class models; plus regression R².",
+        license="Apache-2.0",
+        citation="@inproceedings{michaelov2025behavioral,\n  title={Language Model Behavioral Phases are Consistent "
+        "Across Architecture, Training Data, and Scale},\n  author={Michaelov, James A. and Levy, Roger P. and "
+        "Bergen, Benjamin K.},\n  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},\n"
+        "  year={2025}\n}",
+        loader="lhp_core.data.pythia_behavioral_phases",
+        url=_behavioral_phases,
+    ),
+    "pythia_blimp": dict(
+        title="BLiMP accuracy of Pythia-160m over training, ten seeds",
+        description="Accuracy on the 67 BLiMP minimal-pair paradigms of Pythia-160m (PolyPythia seeds 0-9) at 24 "
+        "checkpoints, from the tutorial materials of the ANN-HumLang workshop (Amsterdam, 2024).",
+        license="MIT",
+        citation="@inproceedings{vanderwal2025polypythias,\n  title={PolyPythias: Stability and Outliers across "
+        "Fifty Language Model Pre-Training Runs},\n  author={van der Wal, Oskar and Lesci, Pietro and "
+        "M{\\\"u}ller-Eberstein, Max and Saphra, Naomi and Schoelkopf, Hailey and Zuidema, Willem and Biderman, "
+        "Stella},\n  booktitle={Proceedings of ICLR},\n  year={2025}\n}\n"
+        "@article{warstadt2020blimp,\n  title={BLiMP: The Benchmark of Linguistic Minimal Pairs for English},\n"
+        "  author={Warstadt, Alex and Parrish, Alicia and Liu, Haokun and Mohananey, Anhad and Peng, Wei and Wang, "
+        "Sheng-Fu and Bowman, Samuel R.},\n  journal={Transactions of the Association for Computational "
+        "Linguistics},\n  volume={8},\n  pages={377--392},\n  year={2020}\n}",
+        loader="lhp_core.data.pythia_blimp",
+        url=_blimp,
+    ),
+    "pythia_inverse_scaling": dict(
+        title="Inverse Scaling Prize tasks and TruthfulQA over Pythia's pre-training",
+        description="Michaelov & Bergen (2023): zero-shot accuracy of 8 Pythia sizes (70m-12b) at 8 checkpoints "
+        "(steps 2,000-143,000) on the 10 multiple-choice Inverse Scaling Prize tasks and TruthfulQA (MC1, MC2), "
+        "and the paper's per-task tests of parameters, tokens and their interaction.",
+        license="MIT",
+        citation="@inproceedings{michaelov2023emergent,\n  title={Emergent Inabilities? Inverse Scaling Over the "
+        "Course of Pretraining},\n  author={Michaelov, James A. and Bergen, Benjamin K.},\n"
+        "  booktitle={Findings of the Association for Computational Linguistics: EMNLP 2023},\n  year={2023}\n}\n"
+        "@article{mckenzie2023inverse,\n  title={Inverse Scaling: When Bigger Isn't Better},\n  author={McKenzie, "
+        "Ian R. and Lyzhov, Alexander and Pieler, Michael and Parrish, Alicia and Mueller, Aaron and Prabhu, Ameya "
+        "and McLean, Euan and Kirtland, Aaron and Ross, Alexis and Liu, Alisa and others},\n"
+        "  journal={Transactions on Machine Learning Research},\n  year={2023}\n}\n"
+        "@inproceedings{lin2022truthfulqa,\n  title={TruthfulQA: Measuring How Models Mimic Human Falsehoods},\n"
+        "  author={Lin, Stephanie and Hilton, Jacob and Evans, Owain},\n  booktitle={Proceedings of ACL},\n"
+        "  year={2022}\n}",
+        loader="lhp_core.data.pythia_inverse_scaling",
+        url=_inverse_scaling,
     ),
 }
 

@@ -14,7 +14,10 @@ hidden     residual-stream feature index (d_model)
 stimulus   stimulus id (a text, sentence or probe sequence)
 word       word position within the stimulus table (global word index)
 token      token position
-task       evaluation task id (``lhp_core.metrics.tasks.TASKS``)
+task       evaluation task id (``lhp_core.metrics.tasks.TASKS``, or a published benchmark's own
+           id: an Inverse Scaling Prize task, a BLiMP paradigm)
+seed       training run's random seed (int), e.g. 1-9 for PolyPythia re-runs, 1234 the standard Pythia run
+ngram      n of an n-gram statistic (int, 1 = unigram)
 
 Coordinates
 -----------
@@ -27,7 +30,8 @@ datasets round-trip through zarr and netCDF; :func:`check_attrs` enforces it.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +46,10 @@ STIMULUS = "stimulus"
 WORD = "word"
 TOKEN = "token"
 TASK = "task"
+SEED = "seed"
+NGRAM = "ngram"
 
-DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN, TASK)
+DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN, TASK, SEED, NGRAM)
 
 _FLAT = (str, int, float, bool, np.integer, np.floating, np.bool_)
 

@@ -21,10 +21,21 @@ from lhp_core.data.manifests import get_manifest
 DATASET_ID = "pythia_evals"
 TOKENS_PER_STEP = 2_097_152
 """Tokens per optimiser step of the main suite (1,024 sequences x 2,048 tokens)."""
+STANDARD_SEED = 1234
+"""Seed of the standard Pythia runs (``EleutherAI/pythia-<size>``); PolyPythia re-runs are seeds 1-9."""
 _FOLDER = re.compile(r"^pythia-(?P<size>\d+(?:\.\d+)?[mb])(?P<dedup>-deduped)?(?:-(?P<extra>bf16|[\d.]+MtokBS))?$")
 # Some batch-size folders keep their JSON directly under the model folder (no setting).
 _PATH = re.compile(r"^evals/pythia-v1/(?P<folder>[^/]+)/(?:(?P<setting>[^/]+)/)?[^/]*_step(?P<step>\d+)\.json$")
+_NOMINAL = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>[mb])(?:-|$)")
 COLUMNS = ["model", "size", "deduped", "variant", "shots", "step", "tokens_seen", "task", "metric", "value", "stderr", "path"]
+
+
+def nominal_params(model: str) -> float:
+    """Parameter count a Pythia model's name states: ``"pythia-1.4b"`` -> 1.4e9 (for sorting by size)."""
+    m = _NOMINAL.search(model)
+    if m is None:
+        raise ValueError(f"no size like 70m or 1.4b in the model name {model!r}")
+    return float(m["n"]) * (1e6 if m["unit"] == "m" else 1e9)
 
 
 def files() -> list[str]:
@@ -51,15 +62,15 @@ def _describe(relpath: str) -> dict:
     else:
         tokens_per_step = TOKENS_PER_STEP
     step = int(m["step"])
-    return dict(
-        model=f"pythia-{f['size']}{f['dedup'] or ''}",
-        size=f["size"],
-        deduped=bool(f["dedup"]),
-        variant=variant,
-        step=step,
-        tokens_seen=step * tokens_per_step,
-        path=relpath,
-    )
+    return {
+        "model": f"pythia-{f['size']}{f['dedup'] or ''}",
+        "size": f["size"],
+        "deduped": bool(f["dedup"]),
+        "variant": variant,
+        "step": step,
+        "tokens_seen": step * tokens_per_step,
+        "path": relpath,
+    }
 
 
 @lru_cache(maxsize=1)

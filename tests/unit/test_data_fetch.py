@@ -26,7 +26,6 @@ from lhp_core.data.manifests import (
 )
 
 
-
 @pytest.fixture()
 def shared() -> Path:
     """The data mirror chosen by tests/conftest.py (read at test time: the env var is set by a fixture)."""
@@ -40,6 +39,7 @@ SMALL = ("brain_tuckute2024", "LICENSE_drive_suppress_brains")  # 1 kB: cheap to
 DATASETS = {
     "naturalstories", "provo_motr", "brain_tuckute2024", "things",
     "word_similarity", "feature_norms", "corpora", "pythia_evals",
+    "pythia_behavioral_phases", "pythia_blimp", "pythia_inverse_scaling",
 }
 
 

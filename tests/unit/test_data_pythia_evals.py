@@ -69,3 +69,11 @@ def test_errors(table) -> None:
     with pytest.raises(KeyError, match="metrics"):
         pe.curve("lambada_openai", "ppl", shots=5, variant="gender-baseline")
     assert np.isfinite(table.value).all()
+
+
+def test_nominal_params_reads_the_size_in_the_name() -> None:
+    assert pe.nominal_params("pythia-70m") == 70e6
+    assert pe.nominal_params("pythia-1.4b-deduped") == 1.4e9
+    assert pe.nominal_params("pythia-12b") == 12e9
+    with pytest.raises(ValueError, match="no size like 70m"):
+        pe.nominal_params("gpt2-small")

@@ -1,0 +1,69 @@
+"""Developmental events on the training axis, in one table shape for every study.
+
+A study's ``events`` function returns one row per event (a correlation peaks, a BLiMP
+paradigm is acquired, accuracy starts to decline) with exactly :data:`COLUMNS`, so tables of
+different studies concatenate into one timeline:
+
+``study``, ``measure``, ``model``, ``seed`` (the run; :data:`POOLED` = -1 for a row pooled
+over all of the model's runs in the data, which repeats the run's row when there is one run),
+``kind``, ``step``, ``step_lo``, ``step_hi`` (the interval; equal to ``step`` when there is
+none), ``tokens_seen``, ``tokens_lo``, ``tokens_hi`` (the steps times tokens per step) and
+``found`` (False where the event did not happen in the data; its steps are then NaN).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lhp_core.data.pythia_evals import TOKENS_PER_STEP
+
+COLUMNS = [
+    "study", "measure", "model", "seed", "kind",
+    "step", "step_lo", "step_hi", "tokens_seen", "tokens_lo", "tokens_hi", "found",
+]
+POOLED = -1
+"""``seed`` of a row pooled over all runs of a model."""
+_GIVEN = ["study", "measure", "model", "seed", "kind", "step", "step_lo", "step_hi", "found"]
+
+
+def event_table(rows: pd.DataFrame, tokens_per_step: float | np.ndarray = TOKENS_PER_STEP) -> pd.DataFrame:
+    """Check a study's event rows and add the token columns.
+
+    Parameters
+    ----------
+    rows
+        Columns ``study, measure, model, seed, kind, step, step_lo, step_hi, found``; steps of
+        rows with ``found`` False must be NaN, steps of found rows finite with
+        ``step_lo <= step <= step_hi``.
+    tokens_per_step
+        Training tokens per optimiser step (Pythia: 2,097,152 = 1,024 x 2,048), one number or
+        one per row (NaN where unknown: the token columns are then NaN).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Exactly :data:`COLUMNS`, in that order; steps and tokens as float (NaN where not found).
+    """
+    missing = [c for c in _GIVEN if c not in rows.columns]
+    if missing:
+        raise ValueError(f"event rows lack columns {missing}; need {_GIVEN}")
+    out = rows[_GIVEN].copy()
+    if not out["found"].map(lambda v: isinstance(v, (bool, np.bool_))).all():
+        raise TypeError("event column 'found' must hold booleans")
+    out["found"] = out["found"].astype(bool)
+    out["seed"] = out["seed"].astype("int64")
+    steps = out[["step", "step_lo", "step_hi"]].astype(float)
+    found = out["found"].to_numpy()
+    if steps[~found].notna().any().any():
+        raise ValueError("events with found=False must have NaN steps; set step, step_lo and step_hi to NaN")
+    ok = steps[found]
+    if ok.isna().any().any():
+        raise ValueError("found events need finite step, step_lo and step_hi (use step_lo = step_hi = step without an interval)")
+    if ((ok["step_lo"] > ok["step"]) | (ok["step"] > ok["step_hi"])).any():
+        bad = out[found][(ok["step_lo"] > ok["step"]) | (ok["step"] > ok["step_hi"])].head(3)
+        raise ValueError(f"events need step_lo <= step <= step_hi; first offending rows:\n{bad}")
+    out[["step", "step_lo", "step_hi"]] = steps
+    per_row = np.broadcast_to(np.asarray(tokens_per_step, dtype=float), (len(out),))
+    for step_col, token_col in (("step", "tokens_seen"), ("step_lo", "tokens_lo"), ("step_hi", "tokens_hi")):
+        out[token_col] = steps[step_col].to_numpy() * per_row
+    return out[COLUMNS].reset_index(drop=True)
