@@ -49,7 +49,7 @@ MEASURES: Registry[Callable[..., xr.Dataset]] = Registry(
     "measure",
     providers=["lhp_core.metrics.loss", "lhp_core.metrics.reading", "lhp_core.metrics.heads",
                "lhp_core.metrics.tasks", "lhp_core.metrics.instruct", "lhp_core.metrics.brain",
-               "lhp_core.metrics.probing", "lhp_core.metrics.experts"],
+               "lhp_core.metrics.probing", "lhp_core.metrics.experts", "lhp_core.metrics.similarity"],
 )
 
 
@@ -284,6 +284,20 @@ def _is_sha256(text: str) -> bool:
     return bool(re.fullmatch(r"[0-9a-f]{64}", text))
 
 
+def features_at(suite: str | Path | Suite, features: Features, model: str, step: int, site: str, variable: str,
+                device: str = "cpu", dtype: str = "float32", progress: bool = False) -> xr.DataArray:
+    """One checkpoint's pooled ``site``/``variable`` from the feature stores (extracted first if missing).
+
+    What a measure's ``compute`` reads through ``ck.features``; inspectors use it to show the
+    activations behind a result.
+    """
+    s = get_suite(suite)
+    model = s.resolve_model(model)
+    ck = Checkpoint(s, model, int(step), device, dtype, checkpoints.checkpoint_id(s, model, step))
+    ck._stores = _extract(s, features, [ck], device, dtype, progress)
+    return ck.features(site, variable)
+
+
 # ------------------------------------------------------------------------- the runner
 
 
@@ -392,6 +406,10 @@ def stack(results: Mapping[tuple[str, int], xr.Dataset], grid: Mapping[str, Sequ
     steps = list(steps) if steps is not None else step_axis(grid)
     if not results:
         raise ValueError("no checkpoint results to stack")
+    # A dim without an index (a model's units, heads) gets positions 0..n-1, so models of
+    # different sizes align position by position and the smaller one is padded with NaN.
+    results = {k: ds.assign_coords({d: np.arange(n) for d, n in ds.sizes.items() if d not in ds.indexes})
+               for k, ds in results.items()}
     rows = []
     for m in models:
         have = [t for t in steps if (m, t) in results]

@@ -9,7 +9,7 @@ model      model id within a suite, e.g. ``"pythia-70m"`` or ``"s"``
 step       training step of the checkpoint (int)
 layer      0 = embedding output, 1..L = after each transformer block
 head       attention head index within a layer
-neuron     MLP hidden unit index within a layer
+neuron     unit index: an MLP hidden unit within a layer, or (expert study) any linear-layer unit of the model
 hidden     residual-stream feature index (d_model)
 stimulus   stimulus id (a text, sentence or probe sequence)
 word       word position within the stimulus table (global word index)
@@ -18,6 +18,7 @@ task       evaluation task id (``lhp_core.metrics.tasks.TASKS``, or a published 
            id: an Inverse Scaling Prize task, a BLiMP paradigm)
 seed       training run's random seed (int), e.g. 1-9 for PolyPythia re-runs, 1234 the standard Pythia run
 ngram      n of an n-gram statistic (int, 1 = unigram)
+concept    a concept of the expert-neuron study (a THINGS concept word, or a category word)
 
 Coordinates
 -----------
@@ -48,8 +49,9 @@ TOKEN = "token"
 TASK = "task"
 SEED = "seed"
 NGRAM = "ngram"
+CONCEPT = "concept"
 
-DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN, TASK, SEED, NGRAM)
+DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN, TASK, SEED, NGRAM, CONCEPT)
 
 _FLAT = (str, int, float, bool, np.integer, np.floating, np.bool_)
 

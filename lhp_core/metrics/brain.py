@@ -38,6 +38,10 @@ import pandas as pd
 import xarray as xr
 
 from lhp_core import schema
+from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps, step_grid
+from lhp_core.provenance import config_sha256
+from lhp_core.stimuli import Stimuli
+from lhp_core.suites import get_suite
 
 #: Default ridge penalties (for standardised features). Wide on purpose: with a few
 #: thousand sentences and hundreds of features the best alpha is often 1e3-1e5.
@@ -513,33 +517,6 @@ def score_layers(
     return ds
 
 
-def stack_scores(per_checkpoint: dict[tuple[str, int], xr.Dataset], tokens_seen: xr.DataArray | None = None) -> xr.Dataset:
-    """Stack :func:`score_layers` outputs into one (model, step, layer) Dataset.
-
-    Parameters
-    ----------
-    per_checkpoint : ``{(model, step): score_layers(...)}``
-    tokens_seen : optional (model, step) DataArray (the training record's coordinate)
-
-    Returns
-    -------
-    Dataset with dims (model, step, layer[, stimulus]); missing combinations are NaN.
-    Models with different depths are aligned on layer index (outer join).
-    """
-    if not per_checkpoint:
-        raise ValueError("no checkpoints to stack; score at least one (model, step)")
-    models = sorted({m for m, _ in per_checkpoint}, key=str)
-    rows = []
-    for m in models:
-        steps = sorted(s for mm, s in per_checkpoint if mm == m)
-        rows.append(xr.concat([per_checkpoint[(m, s)] for s in steps], dim=pd.Index(steps, name=schema.STEP), join="outer"))
-    ds = xr.concat(rows, dim=pd.Index(models, name=schema.MODEL), join="outer")
-    if tokens_seen is not None:
-        ts = tokens_seen.sel({schema.MODEL: ds[schema.MODEL], schema.STEP: ds[schema.STEP]})
-        ds = ds.assign_coords({schema.TOKENS_SEEN: ((schema.MODEL, schema.STEP), np.asarray(ts.values, dtype=np.float64))})
-    return ds
-
-
 def best_layer_curve(scores: xr.Dataset, var: str = "r") -> xr.Dataset:
     """Per (model, step): the best layer's score and which layer it is.
 
@@ -576,77 +553,91 @@ def layer_profile(scores: xr.Dataset, var: str = "r") -> xr.DataArray:
     return (v / best.where(best > 0)).rename(f"{var}_relative")
 
 
-# ------------------------------------------------------------------ suite pipeline
+# ------------------------------------------------------------------ over training
+
+#: Units and descriptions of :func:`score_layers`' variables.
+VARIABLES = {
+    "r": ("Pearson r", "encoding score: held-out prediction vs response, within-fold r averaged over folds"),
+    "r_lo": ("Pearson r", "2.5 % bootstrap bound of r (sentences resampled within folds)"),
+    "r_hi": ("Pearson r", "97.5 % bootstrap bound of r"),
+    "r_pooled": ("Pearson r", "r over the concatenated held-out predictions of all folds"),
+    "alpha": ("ridge penalty", "median over folds of the penalty chosen by leave-one-out"),
+    "null_mean": ("Pearson r", "mean r of the permutation null (responses shuffled); NaN where not run"),
+    "null_q95": ("Pearson r", "95th percentile of the permutation null; NaN where not run"),
+    "p_value": ("probability", "share of null scores at or above r (permutation p value)"),
+    "r_transfer": ("Pearson r", "r of a model trained on baseline sentences, tested on the others"),
+    "prediction": ("response units", "held-out predicted response per sentence"),
+    "prediction_transfer": ("response units", "predicted response of the baseline-trained model (NaN for baseline)"),
+    "fold": ("fold index", "outer cross-validation fold of each sentence"),
+}
 
 
-def sweep_sentence_features(
-    suite, sentences: Sequence[str], out, models: Sequence[str] | None = None, steps="all",
-    reducers: Sequence[str] = ("stimulus_last", "stimulus_mean"), device: str = "cpu", progress: bool = True,
-):
-    """Per-layer sentence representations (site ``resid``) of every checkpoint, via the sweep engine.
-
-    The store at ``out`` is resumed if it exists, so a re-run only extracts missing checkpoints.
-
-    Returns
-    -------
-    the store path (open with ``lhp_core.open_results(out, model, site="resid")``; variables
-    per reducer with dims (step, layer, stimulus, hidden)).
-    """
-    from lhp_core.stimuli import Stimuli
-    from lhp_core.sweep import sweep
-
-    return sweep(suite, Stimuli.from_sentences(list(sentences)), out, sites=("resid",), reducers=tuple(reducers),
-                 models=models, steps=steps, device=device, progress=progress)
-
-
-def suite_brain_scores(
-    store, table: pd.DataFrame, reducer: str = "stimulus_last", models: Sequence[str] | None = None,
-    null_steps: Sequence[int] | str = "last", n_folds: int = 10, alphas: Sequence[float] = DEFAULT_ALPHAS,
-    n_boot: int = 1000, n_permutations: int = 0, seed: int = 0, device: str = "cpu", progress: bool = True,
+def brain_scores_over_steps(
+    suite, table: pd.DataFrame, reducer: str = "stimulus_last", models: Sequence[str] | None = None,
+    steps: Sequence[int] | None = None, null_steps: Sequence[int] | str = "last", n_folds: int = 10,
+    alphas: Sequence[float] = DEFAULT_ALPHAS, n_boot: int = 1000, n_permutations: int = 0, seed: int = 0,
+    device: str = "cpu", progress: bool = True,
 ) -> xr.Dataset:
-    """:func:`score_layers` for every (model, step) of a sweep store.
+    """:func:`score_layers` at every checkpoint, on sentence representations from the sweep engine.
+
+    Both sentence representations (``stimulus_last``, ``stimulus_mean``) of every layer's residual
+    stream are extracted once, so scoring the other reducer later reads the same features.
 
     Parameters
     ----------
-    store : path of a :func:`sweep_sentence_features` store over ``table.sentence`` in order
-    table : sentence table with ``response`` and ``condition`` (``lhp_core.data.tuckute.load()``)
-    null_steps : steps that also get the permutation null (``"last"``, ``"all"`` or a list);
-        the null barely depends on the checkpoint and costs ``n_permutations`` extra columns
+    table
+        Sentence table with ``sentence``, ``response`` and (optional) ``condition``
+        (``lhp_core.data.tuckute.load()``).
+    reducer
+        Sentence representation: ``"stimulus_last"`` (last token) or ``"stimulus_mean"``.
+    null_steps
+        Steps that also get the permutation null: ``"last"`` (each model's last step of the
+        grid), ``"all"`` or a list; the null barely depends on the checkpoint and costs
+        ``n_permutations`` extra fits.
 
     Returns
     -------
-    Dataset (model, step, layer[, stimulus]) with coordinate ``tokens_seen`` (model, step).
+    xarray.Dataset
+        ``(model, step, layer[, stimulus])``: :data:`VARIABLES`; coordinate ``tokens_seen``.
     """
-    from tqdm.auto import tqdm
-
-    from lhp_core.store import models_in, open_results
-
-    models = list(models or models_in(store))
-    per, tokens = {}, {}
-    todo = []
-    for m in models:
-        ds = open_results(store, m, site="resid")
-        if reducer not in ds:
-            raise KeyError(f"reducer {reducer!r} not in the store; stored: {list(ds.data_vars)} (sweep with it first)")
-        if ds.sizes[schema.STIMULUS] != len(table):
-            raise ValueError(f"store has {ds.sizes[schema.STIMULUS]} stimuli but the table {len(table)} rows; "
-                             "sweep exactly the table's sentences, in order")
-        steps = [int(s) for s in ds[schema.STEP].values]
-        nulls = steps[-1:] if null_steps == "last" else steps if null_steps == "all" else [int(s) for s in null_steps]
-        todo += [(m, s, s in nulls, ds) for s in steps]
-        tokens[m] = dict(zip(steps, np.asarray(ds[schema.TOKENS_SEEN].values, dtype=np.float64)))
+    if reducer not in ("stimulus_last", "stimulus_mean"):
+        raise ValueError(f"reducer {reducer!r} is not a sentence representation; use stimulus_last or stimulus_mean")
+    for col in ("sentence", "response"):
+        if col not in table:
+            raise KeyError(f"the sentence table needs a {col!r} column; columns: {list(table.columns)}")
+    s = get_suite(suite)
+    grid = step_grid(s, models, steps)
+    nulls = {m: (set(ss[-1:]) if null_steps == "last" else set(ss) if null_steps == "all" else {int(t) for t in null_steps})
+             for m, ss in grid.items()}
+    response = table["response"].to_numpy(dtype=float)
     cond = table["condition"].to_numpy() if "condition" in table else None
-    for m, s, with_null, ds in tqdm(todo, desc="brain scores", disable=not progress):
-        feats = ds[reducer].sel({schema.STEP: s}).load()
-        per[(m, s)] = score_layers(feats, table["response"].to_numpy(), cond, n_folds=n_folds, alphas=alphas,
-                                   n_boot=n_boot, n_permutations=n_permutations if with_null else 0, seed=seed,
-                                   device=device)
-    out = stack_scores(per)
-    ts = np.array([[tokens[m].get(int(s), np.nan) for s in out[schema.STEP].values] for m in out[schema.MODEL].values])
-    out = out.assign_coords({schema.TOKENS_SEEN: ((schema.MODEL, schema.STEP), ts)})
-    out.attrs.update(reducer=reducer, n_permutations=n_permutations, n_boot=n_boot,
+
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        feats = ck.features("resid", reducer)
+        ds = score_layers(feats, response, cond, n_folds=n_folds, alphas=alphas, n_boot=n_boot,
+                          n_permutations=n_permutations if ck.step in nulls[ck.model] else 0, seed=seed,
+                          device=ck.device)
+        for v, (units, text) in VARIABLES.items():
+            ds[v].attrs.update(units=units, description=text)
+        return ds
+
+    key = {"sentences": config_sha256({"s": table["sentence"].tolist()}),
+           "response": config_sha256({"r": response.tolist()}),
+           "condition": None if cond is None else config_sha256({"c": cond.tolist()}), "reducer": reducer,
+           "n_folds": n_folds, "alphas": [float(a) for a in alphas], "n_boot": n_boot,
+           "n_permutations": n_permutations, "seed": seed}
+    measure = Measure("brain_scores", compute, key,
+                      features=Features(Stimuli.from_sentences(table["sentence"].tolist()), ("resid",),
+                                        ("stimulus_last", "stimulus_mean")),
+                      per_checkpoint=lambda ck: {"null": ck.step in nulls[ck.model]},
+                      description="ridge encoding score of every layer's sentence representation for a brain response")
+    out = over_steps(s, measure, list(grid), steps, device=device, progress=progress)
+    out.attrs.update(reducer=reducer, n_permutations=int(n_permutations), n_boot=int(n_boot),
                      null_steps=null_steps if isinstance(null_steps, str) else ",".join(map(str, null_steps)))
     return out
+
+
+MEASURES.register("brain_scores", lambda: brain_scores_over_steps)
 
 
 def prediction_table(scores: xr.Dataset, table: pd.DataFrame, model: str, step: int, layer: int) -> pd.DataFrame:

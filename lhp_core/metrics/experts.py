@@ -18,9 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
-from lhp_core.schema import NEURON
+from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, features_at, over_steps
+from lhp_core.progress import bar
+from lhp_core.provenance import config_sha256
+from lhp_core.schema import MODEL, NEURON, STEP, TOKENS_SEEN
+from lhp_core.stimuli import Stimuli
 
 __all__ = ["average_precision", "concept_ap", "select_experts", "top_stimuli"]
 
@@ -137,7 +140,7 @@ def concept_ap(
     values = _as_tensor(activations.values, device)
     concepts = list(dict.fromkeys(stimuli["concept"]))
     rows = []
-    for concept in tqdm(concepts, desc="AP per concept", disable=not progress):
+    for concept in bar(concepts, desc="AP per concept", disable=not progress):
         part = stimuli[stimuli["concept"] == concept]
         idx = torch.as_tensor(ids.get_indexer(part["stimulus"]), device=values.device)
         rows.append(average_precision(values[idx], part["label"].to_numpy()).cpu().numpy())
@@ -247,48 +250,80 @@ def flatten_units(pooled: xr.DataArray) -> xr.DataArray:
     )
 
 
-def ap_over_training(
-    suite: str,
+def _expert_features(texts: pd.DataFrame, batch_size: int = 16) -> Features:
+    return Features(Stimuli.from_sentences(texts["text"].tolist(), ids=texts["stimulus"].tolist()), ("linear",),
+                    ("stimulus_max",), batch_size=batch_size)
+
+
+def expert_ap_over_steps(
+    suite,
     texts: pd.DataFrame,
     table: pd.DataFrame,
-    out: str,
     models: Sequence[str] | None = None,
-    steps: str | Sequence[int] = "all",
+    steps: Sequence[int] | None = None,
     device: str = "cpu",
     batch_size: int = 16,
-) -> tuple[dict[str, xr.DataArray], dict[str, xr.DataArray]]:
-    """Pooled linear-layer units from the sweep engine, and AP per concept, per model and step.
+    progress: bool = True,
+) -> xr.Dataset:
+    """AP of every linear-layer unit for every concept, at every checkpoint.
 
-    The sweep (site ``linear``, reducer ``stimulus_max``) is cached at ``out`` and resumes.
+    Units are max-pooled over each sentence's tokens (the sweep's ``linear`` site, reducer
+    ``stimulus_max``), extracted through the measure runner (resumable, cached).
 
     Parameters
     ----------
     texts, table
-        :func:`lhp_core.concepts.build_stimuli` output.
+        :func:`lhp_core.concepts.build_stimuli` output (``stimulus``/``text``; ``concept``,
+        ``stimulus``, ``label``).
 
     Returns
     -------
-    ap : dict
-        model -> ``(step, concept, neuron)`` AP (widths differ across models).
-    acts : dict
-        model -> ``(step, stimulus, neuron)`` pooled activations (for the inspector).
+    xarray.Dataset
+        ``ap`` with dims ``(model, step, concept, neuron)``; ``neuron`` runs over every unit of every
+        block (NaN past a smaller model's units) with coordinates ``layer``, ``unit`` and ``module``
+        along ``(model, neuron)``.
     """
-    from lhp_core.stimuli import Stimuli
-    from lhp_core.store import models_in, open_results
-    from lhp_core.sweep import sweep
+    feats = _expert_features(texts, batch_size)
 
-    stim = Stimuli.from_sentences(texts["text"].tolist(), ids=texts["stimulus"].tolist())
-    path = sweep(suite, stim, out, sites=["linear"], reducers=["stimulus_max"], models=models, steps=steps,
-                 device=device, batch_size=batch_size)
-    aps, acts = {}, {}
-    for m in models or models_in(path):
-        pooled = open_results(path, m, site="linear")["stimulus_max"].load()
-        per_step_acts = [flatten_units(pooled.sel(step=s)) for s in pooled["step"].values]
-        a = xr.concat(per_step_acts, dim=pooled["step"])
-        acts[m] = a
-        aps[m] = xr.concat([concept_ap(x, table, device=device, progress=False) for x in per_step_acts],
-                           dim=pooled["step"])
-    return aps, acts
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        units = flatten_units(ck.features("linear", "stimulus_max"))
+        ap = concept_ap(units, table, device=ck.device, progress=False)
+        ap = ap.assign_coords(module=(NEURON, ap["module"].values.astype(str)))
+        return xr.Dataset({"ap": ap.assign_attrs(
+            units="average precision", description="AP of the unit's max-pooled activation as a score separating "
+                                                   "sentences about the concept from the others")})
+
+    key = {"stimuli": feats.stimuli.fingerprint(),
+           "table": config_sha256({"t": table[["concept", "stimulus", "label"]].values.tolist()})}
+    measure = Measure("expert_ap", compute, key, features=feats,
+                      description="expert units: AP of every linear-layer unit per concept (Fedzechkina et al. 2025)")
+    return over_steps(suite, measure, models, steps, device=device, progress=progress)
+
+
+def unit_activations(suite, texts: pd.DataFrame, model: str, step: int, device: str = "cpu",
+                     batch_size: int = 16) -> xr.DataArray:
+    """``(stimulus, neuron)`` max-pooled units of one checkpoint, as :func:`expert_ap_over_steps` scored them."""
+    pooled = features_at(suite, _expert_features(texts, batch_size), model, step, "linear", "stimulus_max",
+                         device=device)
+    return flatten_units(pooled)
+
+
+def model_ap(ap: xr.Dataset | xr.DataArray, model: str) -> xr.DataArray:
+    """One model's ``(step, concept, neuron)`` AP from :func:`expert_ap_over_steps`, without the padding
+    past its units and with its own ``layer``/``unit``/``module`` coordinates."""
+    a = (ap["ap"] if isinstance(ap, xr.Dataset) else ap).sel({MODEL: model})
+    real = a.notnull().any([d for d in a.dims if d != NEURON]).values
+    a = a.isel({NEURON: np.flatnonzero(real)})
+    a = a.dropna(STEP, how="all")
+    for c in ("layer", "unit"):
+        if c in a.coords:
+            a = a.assign_coords({c: (NEURON, a[c].values.astype(int))})
+    if "module" in a.coords:
+        a = a.assign_coords(module=(NEURON, a["module"].values.astype(str)))
+    return a.drop_vars([MODEL, TOKENS_SEEN, "checkpoint_id"], errors="ignore")
+
+
+MEASURES.register("expert_ap", lambda: expert_ap_over_steps)
 
 
 def inspect_concept(
@@ -305,9 +340,9 @@ def inspect_concept(
     Parameters
     ----------
     ap
-        ``(step, concept, neuron)`` AP of one model (coords ``layer``, ``unit``, ``module``).
+        ``(step, concept, neuron)`` AP of one model (:func:`model_ap`; coords ``layer``, ``unit``, ``module``).
     acts
-        ``(step, stimulus, neuron)`` pooled activations of the same model.
+        ``(stimulus, neuron)`` pooled activations of the same model at ``step`` (:func:`unit_activations`).
     texts
         ``stimulus``, ``text`` (:func:`lhp_core.concepts.build_stimuli`).
 
@@ -337,5 +372,5 @@ def inspect_concept(
         "neuron": np.tile(top, traj.sizes["step"]),
         "ap": traj.transpose("step", NEURON).values.reshape(-1),
     })
-    sentences = top_stimuli(acts.sel(step=step), top, texts.set_index("stimulus")["text"], k=k)
+    sentences = top_stimuli(acts, top, texts.set_index("stimulus")["text"], k=k)
     return {"experts": experts, "trajectory": trajectory, "sentences": sentences}

@@ -21,6 +21,9 @@ import pandas as pd
 import xarray as xr
 
 from lhp_core import schema
+from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
+from lhp_core.provenance import config_sha256
+from lhp_core.stimuli import Stimuli
 
 
 def sample_tagged_words(
@@ -185,42 +188,53 @@ def probe_layers(
     return ds
 
 
-def suite_probe_scores(
-    suite, sentences: Sequence[Sequence[tuple[str, str]]], out, n_sentences: int = 200,
-    models: Sequence[str] | None = None, steps="all", reducer: str = "word_mean", n_folds: int = 5,
-    C: float = 1.0, control: bool = True, seed: int = 0, device: str = "cpu", progress: bool = True,
+#: Units and descriptions of :func:`probe_layers`' variables.
+VARIABLES = {
+    "accuracy": ("share of words", "cross-validated accuracy of the part-of-speech probe (folds grouped by sentence)"),
+    "majority": ("share of words", "accuracy of always guessing the training fold's most frequent tag"),
+    "control": ("share of words", "accuracy of the same probe on the control task (a fixed random tag per word type)"),
+    "selectivity": ("share of words", "accuracy minus control accuracy (Hewitt & Liang 2019)"),
+}
+
+
+def pos_probe_over_steps(
+    suite, sentences: Sequence[Sequence[tuple[str, str]]], n_sentences: int = 200,
+    models: Sequence[str] | None = None, steps: Sequence[int] | None = None, reducer: str = "word_mean",
+    n_folds: int = 5, C: float = 1.0, control: bool = True, seed: int = 0, device: str = "cpu",
+    progress: bool = True,
 ) -> xr.Dataset:
-    """POS-probe accuracy per (model, step, layer): sweep per-word features, then :func:`probe_layers`.
+    """POS-probe accuracy of every layer at every checkpoint, on per-word features from the sweep engine.
 
     Parameters
     ----------
-    sentences : tagged sentences (``lhp_core.data.corpora.brown_tagged_sentences()``)
-    out : sweep store path (resumed if present)
+    sentences
+        Tagged sentences (``lhp_core.data.corpora.brown_tagged_sentences()``); ``n_sentences`` of
+        them are drawn with ``seed`` (:func:`sample_tagged_words`).
+    reducer
+        Per-word representation (``word_mean`` or ``word_last``).
 
     Returns
     -------
-    Dataset (model, step, layer) with ``accuracy``, ``majority`` (and ``control``,
-    ``selectivity``), coordinate ``tokens_seen`` (model, step).
+    xarray.Dataset
+        ``(model, step, layer)``: ``accuracy``, ``majority`` (and ``control``, ``selectivity``),
+        coordinate ``tokens_seen``.
     """
-    from tqdm.auto import tqdm
-
-    from lhp_core.stimuli import Stimuli
-    from lhp_core.store import open_results
-    from lhp_core.sweep import sweep
-
     words, table = sample_tagged_words(sentences, n_sentences, seed=seed)
-    store = sweep(suite, Stimuli.from_words(words), out, sites=("resid",), reducers=(reducer,), models=models,
-                  steps=steps, device=device, progress=progress)
-    from lhp_core.store import models_in
+    tags, sent = table.tag.to_numpy(), table.sentence.to_numpy()
 
-    per = []
-    for m in list(models or models_in(store)):
-        ds = open_results(store, m, site="resid")
-        rows = []
-        for s in tqdm(ds[schema.STEP].values, desc=f"POS probe {m}", disable=not progress):
-            feats = ds[reducer].sel({schema.STEP: s}).load()
-            rows.append(probe_layers(feats, table.tag.to_numpy(), table.sentence.to_numpy(),
-                                     words=table.word.tolist() if control else None, n_folds=n_folds, C=C, seed=seed))
-        res = xr.concat(rows, dim=pd.Index([int(s) for s in ds[schema.STEP].values], name=schema.STEP))
-        per.append(res.assign_coords({schema.TOKENS_SEEN: (schema.STEP, np.asarray(ds[schema.TOKENS_SEEN].values, float))}))
-    return xr.concat(per, dim=pd.Index(list(models or models_in(store)), name=schema.MODEL), join="outer")
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        ds = probe_layers(ck.features("resid", reducer), tags, sent, words=table.word.tolist() if control else None,
+                          n_folds=n_folds, C=C, seed=seed)
+        for v in ds.data_vars:
+            ds[v].attrs.update(units=VARIABLES[v][0], description=VARIABLES[v][1])
+        return ds
+
+    key = {"words": config_sha256({"w": words, "t": tags.tolist()}), "reducer": reducer, "n_folds": n_folds,
+           "C": float(C), "control": control, "seed": seed}
+    measure = Measure("pos_probe", compute, key,
+                      features=Features(Stimuli.from_words(words), ("resid",), (reducer,)),
+                      description="linear part-of-speech probe of every layer (Brown tags)")
+    return over_steps(suite, measure, models, steps, device=device, progress=progress)
+
+
+MEASURES.register("pos_probe", lambda: pos_probe_over_steps)

@@ -18,10 +18,17 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
+import xarray as xr
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from scipy.stats import rankdata
 from sklearn.metrics import adjusted_rand_score
+
+from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps
+from lhp_core.metrics.experts import model_ap, select_experts
+from lhp_core.provenance import config_sha256
+from lhp_core.schema import MODEL, STEP, TOKENS_SEEN
 
 __all__ = [
     "jaccard_similarity",
@@ -41,6 +48,7 @@ __all__ = [
     "pair_rsa",
     "input_embedding_similarity",
     "evaluate",
+    "embedding_rsa_over_steps",
     "alignment_over_training",
 ]
 
@@ -401,8 +409,6 @@ def input_embedding_similarity(model, tokenizer, words: Sequence[str]) -> np.nda
     np.ndarray
         ``(n_words, n_words)``.
     """
-    import torch
-
     table = model.get_input_embeddings().weight.detach().float().cpu()
     rows = []
     for w in words:
@@ -434,12 +440,54 @@ def evaluate(
             "null_q95": float(np.nanquantile(null, 0.95)), "ci_low": float(lo), "ci_high": float(hi), "boot": boot}
 
 
+def embedding_rsa_over_steps(suite, words: Sequence[str], human_sim: np.ndarray, models: Sequence[str] | None = None,
+                             steps: Sequence[int] | None = None, device: str = "cpu",
+                             progress: bool = True) -> xr.Dataset:
+    """The baseline expert similarity has to beat: RSA of input-embedding similarity with human similarity.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``rsa_embedding`` (Spearman over concept pairs) with dims ``(model, step)``.
+    """
+    words = list(words)
+    human = _square(np.asarray(human_sim, dtype=float), "human_sim")
+    if len(words) != human.shape[0]:
+        raise ValueError(f"{len(words)} words for a {human.shape[0]}x{human.shape[0]} human similarity; one per row")
+
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        emb = input_embedding_similarity(ck.lm, ck.tokenizer, words)
+        return xr.Dataset({"rsa_embedding": ((), rsa(emb, human), {
+            "units": "Spearman rho", "description": "RSA of input-embedding cosine similarity with human similarity"})})
+
+    key = {"words": words, "human": config_sha256({"h": np.round(human, 12).tolist()})}
+    measure = Measure("embedding_rsa", compute, key, description="input-embedding similarity against human similarity")
+    return over_steps(suite, measure, models, steps, device=device, progress=progress)
+
+
+#: Units and descriptions of :func:`alignment_over_training`'s per-step variables.
+_ALIGNMENT_TEXT = {
+    "rsa_jaccard": ("Spearman rho", "RSA of expert-overlap (Jaccard) similarity with human similarity"),
+    "rsa_profile": ("Spearman rho", "RSA of AP-profile correlation with human similarity"),
+    "null_mean": ("Spearman rho", "mean RSA under permuted concept labels"),
+    "null_q95": ("Spearman rho", "95th percentile of RSA under permuted concept labels"),
+    "ci_low": ("Spearman rho", "2.5 % bootstrap bound of rsa_jaccard over concept resamples"),
+    "ci_high": ("Spearman rho", "97.5 % bootstrap bound of rsa_jaccard over concept resamples"),
+    "rsa_embedding": ("Spearman rho", "RSA of input-embedding similarity (the baseline)"),
+    "containment": ("share of experts", "share of a member's experts that are experts of its category"),
+    "containment_null": ("share of experts", "containment against a random other category"),
+    "containment_null_q95": ("share of experts", "95th percentile of the containment null"),
+    "ari": ("adjusted Rand index", "agreement of a clustering by expert overlap with the human categories"),
+    "ari_null_q95": ("adjusted Rand index", "95th percentile of ARI under permuted categories"),
+}
+
+
 def alignment_over_training(
-    ap: Mapping[str, "xr.DataArray"],
+    ap: "xr.Dataset",
     members: pd.DataFrame,
     human_sim: np.ndarray,
     top_k: int = 50,
-    baseline: Mapping[str, Mapping[int, np.ndarray]] | None = None,
+    embedding_rsa: "xr.DataArray | None" = None,
     benchmarks: Mapping[str, pd.DataFrame] | None = None,
     n_perm: int = 500,
     n_boot: int = 500,
@@ -450,41 +498,37 @@ def alignment_over_training(
     Parameters
     ----------
     ap
-        model -> ``(step, concept, neuron)`` AP; ``concept`` holds member words and
-        their category words.
+        :func:`lhp_core.metrics.experts.expert_ap_over_steps` result: ``ap (model, step, concept,
+        neuron)``; ``concept`` holds member words and their category words.
     members
         ``word``, ``category`` per member concept, in the order of ``human_sim``.
     human_sim
         ``(n_members, n_members)`` human similarity (e.g. SPoSE dot product).
     top_k
         Experts per concept.
-    baseline
-        model -> step -> ``(n_members, n_members)`` input-embedding similarity.
+    embedding_rsa
+        ``(model, step)`` baseline (:func:`embedding_rsa_over_steps`); NaN where not given.
     benchmarks
         name -> word-pair table, scored with :func:`pair_rsa` on the expert similarity.
 
     Returns
     -------
     xr.Dataset
-        dims ``(model, step)`` (steps outer-joined across models; NaN where a model lacks
-        a step): ``rsa_jaccard``, ``rsa_profile``, ``null_mean``, ``null_q95``, ``ci_low``,
-        ``ci_high``, ``rsa_embedding``, ``containment``, ``containment_null``,
-        ``containment_null_q95``, ``ari``, ``ari_null_q95``, ``rsa_<benchmark>``,
-        ``n_pairs_<benchmark>``; along ``model`` only: ``onset_step`` (first step whose
-        bootstrap lower bound stays above the null's 95th percentile), ``onset_q05`` /
+        dims ``(model, step)`` (NaN where a model lacks a step): ``rsa_jaccard``, ``rsa_profile``,
+        ``null_mean``, ``null_q95``, ``ci_low``, ``ci_high``, ``rsa_embedding``, ``containment``,
+        ``containment_null``, ``containment_null_q95``, ``ari``, ``ari_null_q95``,
+        ``rsa_<benchmark>``, ``n_pairs_<benchmark>``; along ``model`` only: ``onset_step`` (first
+        step whose bootstrap lower bound stays above the null's 95th percentile), ``onset_q05`` /
         ``onset_q95`` (its interval over concept resamples that find an onset) and
-        ``onset_found_share``.
+        ``onset_found_share``; coordinate ``tokens_seen``.
     """
-    import xarray as xr
-
-    from lhp_core.metrics.experts import select_experts
-    from lhp_core.schema import MODEL, STEP
-
     words = members["word"].tolist()
     cats = members["category"].tolist()
     cat_names = list(dict.fromkeys(cats))
     per_model = []
-    for m, a in ap.items():
+    model_ids = [str(m) for m in ap[MODEL].values]
+    for m in model_ids:
+        a = model_ap(ap, m)
         rows: dict[str, list[float]] = {}
         boots = []
         for s in a[STEP].values:
@@ -497,8 +541,8 @@ def alignment_over_training(
             out = {k: v for k, v in res.items() if k != "boot"}
             out["rsa_jaccard"] = out.pop("rsa")
             out["rsa_profile"] = rsa(profile_similarity(step_ap.sel(concept=words).values), human_sim)
-            emb = (baseline or {}).get(m, {}).get(int(s))
-            out["rsa_embedding"] = rsa(emb, human_sim) if emb is not None else float("nan")
+            out["rsa_embedding"] = (float(embedding_rsa.sel({MODEL: m, STEP: s})) if embedding_rsa is not None
+                                    else float("nan"))
             cat_mask = mask.sel(concept=cat_names).values
             cat_of = np.array([cat_names.index(c) for c in cats])
             out["containment"] = float(np.nanmean(containment(mem, cat_mask[cat_of])))
@@ -524,7 +568,22 @@ def alignment_over_training(
         }
         per_model.append(xr.Dataset({**{k: (STEP, np.asarray(v)) for k, v in rows.items()},
                                      **{k: ((), v) for k, v in summary.items()}}, coords={STEP: steps}))
-    ds = xr.concat(per_model, dim=xr.DataArray(list(ap), dims=MODEL, name=MODEL), join="outer")
+    ds = xr.concat(per_model, dim=xr.DataArray(model_ids, dims=MODEL, name=MODEL), join="outer")
+    for k, (units, text) in _ALIGNMENT_TEXT.items():
+        ds[k].attrs.update(units=units, description=text)
+    for name in benchmarks or {}:
+        ds[f"rsa_{name}"].attrs.update(units="Spearman rho", description=f"RSA of expert overlap with {name} ratings")
+        ds[f"n_pairs_{name}"].attrs.update(units="pairs", description=f"{name} pairs with both words among the concepts")
+    for k, text in (("onset_step", "first step whose bootstrap lower bound stays above the null's 95th percentile"),
+                    ("onset_q05", "5th percentile of the onset over concept resamples that find one"),
+                    ("onset_q95", "95th percentile of the onset over concept resamples that find one")):
+        ds[k].attrs.update(units="step", description=text)
+    ds["onset_found_share"].attrs.update(units="share of resamples", description="resamples in which an onset exists")
+    if TOKENS_SEEN in ap.coords:
+        ds = ds.assign_coords({TOKENS_SEEN: ap[TOKENS_SEEN].sel({STEP: ds[STEP]})})
     ds.attrs.update({"top_k": int(top_k), "n_members": len(words), "n_categories": len(cat_names),
                      "n_perm": int(n_perm), "n_boot": int(n_boot)})
     return ds
+
+
+MEASURES.register("embedding_rsa", lambda: embedding_rsa_over_steps)

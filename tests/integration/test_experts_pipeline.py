@@ -19,18 +19,23 @@ def _pool() -> pd.DataFrame:
     return pd.DataFrame({"text": texts, "split": "held_out"})
 
 
-def test_ap_over_training_matches_sklearn_and_model(tiny_suite: Path, tmp_path: Path) -> None:
+def test_expert_ap_matches_sklearn_and_model(tiny_suite: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LHP_CACHE", str(tmp_path))
     torch.set_num_threads(1)
     texts, table = concepts.build_stimuli(["dog", "cat", "apple", "animal"], _pool(), n_corpus=3, n_template=2,
                                           n_negative_pool=8)
     suite = str(tiny_suite)
-    ap, acts = experts.ap_over_training(suite, texts, table, str(tmp_path / "x.zarr"), models=["s"], steps=[0, 24])
-    a, x = ap["s"], acts["s"]
-    assert a.dims == ("step", "concept", "neuron") and list(a["step"].values) == [0, 24]
+    ds = experts.expert_ap_over_steps(suite, texts, table, models=["s", "m"], steps=[0, 24], progress=False)
+    assert ds["ap"].dims == ("model", "step", "concept", "neuron") and list(ds["step"].values) == [0, 24]
+    a = experts.model_ap(ds, "s")
+    x = experts.unit_activations(suite, texts, "s", 24)
+    assert a.dims == ("step", "concept", "neuron") and a.sizes["neuron"] == x.sizes["neuron"]
+    assert experts.model_ap(ds, "m").sizes["neuron"] > a.sizes["neuron"]  # m is deeper: the stack pads s with NaN
     assert set(np.unique(x["layer"].values)) == set(range(1, int(x["layer"].max()) + 1))
+    np.testing.assert_array_equal(a["module"].values, x["module"].values)
     # AP of a few units at step 24 equals sklearn on the stored activations
     part = table[table.concept == "dog"]
-    sel = x.sel(step=24, stimulus=part.stimulus.values).values
+    sel = x.sel(stimulus=part.stimulus.values).values
     for u in (0, 7, sel.shape[1] - 1):
         assert abs(float(a.sel(step=24, concept="dog").values[u]) - average_precision_score(part.label, sel[:, u])) < 1e-6
     # the stored max-pooled unit equals a direct forward pass: last unit = MLP output of the last block
@@ -44,7 +49,7 @@ def test_ap_over_training_matches_sklearn_and_model(tiny_suite: Path, tmp_path: 
         model(torch.tensor([ids]))
     h.remove()
     direct = captured["o"][0, 1:].max(0).values[-1].item()
-    stored = float(x.sel(step=24, stimulus=texts.stimulus.iloc[0]).values[-1])
+    stored = float(x.sel(stimulus=texts.stimulus.iloc[0]).values[-1])
     assert abs(direct - stored) < 1e-4
     # and the input-embedding baseline is a proper similarity matrix
     emb = similarity.input_embedding_similarity(model, tok, ["dog", "cat", "apple"])

@@ -9,6 +9,7 @@ from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from lhp_core import measures
 from lhp_core.metrics import brain
 
 ALPHAS = np.logspace(-2, 4, 13)
@@ -108,10 +109,7 @@ def test_score_layers_finds_the_informative_layer_and_stacks() -> None:
     assert int(ds.r.argmax("layer")) == 1 and ds.r.sel(layer=1) > 0.8 and abs(float(ds.r.sel(layer=0))) < 0.3
     assert ds.r_transfer.sel(layer=1) > 0.8
     assert ds.p_value.sel(layer=1) == pytest.approx(1 / 21)
-    stacked = brain.stack_scores(
-        {("a", 0): ds, ("a", 10): ds, ("b", 0): ds},
-        tokens_seen=xr.DataArray([[0, 100], [0, 100]], dims=("model", "step"), coords={"model": ["a", "b"], "step": [0, 10]}),
-    )
+    stacked = measures.stack({("a", 0): ds, ("a", 10): ds, ("b", 0): ds}, {"a": [0, 10], "b": [0]})
     assert dict(stacked.r.sizes) == {"model": 2, "step": 2, "layer": 3}
     best = brain.best_layer_curve(stacked)
     assert int(best.best_layer.sel(model="a", step=10)) == 1
@@ -142,7 +140,7 @@ def test_inspector_tables_match_the_scores() -> None:
     feats[:, 1, 0] += 3 * y
     cond = np.array(["baseline", "drive", "suppress"] * 20)
     ds = brain.score_layers(feats, y, cond, n_boot=20, alphas=ALPHAS)
-    stacked = brain.stack_scores({("m", 5): ds})
+    stacked = measures.stack({("m", 5): ds}, {"m": [5]})
     table = pd.DataFrame({"sentence": [f"s{i}" for i in range(n)], "response": y, "condition": cond})
     pred = brain.prediction_table(stacked, table, "m", 5, 1)
     np.testing.assert_array_equal(pred.predicted.values, ds.prediction.sel(layer=1).values)

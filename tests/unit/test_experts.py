@@ -133,7 +133,7 @@ def test_inspect_concept_returns_top_units_and_their_sentences() -> None:
     da, table = _toy()
     ap = xr.concat([concept_ap(da, table, progress=False), concept_ap(da * -1, table, progress=False)],
                    dim=xr.DataArray([0, 10], dims="step", name="step"))
-    acts = xr.concat([da, -da], dim=xr.DataArray([0, 10], dims="step", name="step"))
+    acts = -da  # the activations at step 10
     texts = pd.DataFrame({"stimulus": da.stimulus.values, "text": [f"t{i}" for i in range(30)]})
     out = experts_mod.inspect_concept(ap, acts, texts, "dog", 10, n_experts=3, k=2)
     best = ap.sel(concept="dog", step=10).values

@@ -149,7 +149,7 @@ def test_alignment_over_training_on_planted_structure() -> None:
     human = x @ x.T
     import pandas as pd
 
-    res = sim.alignment_over_training({"m": ap}, pd.DataFrame({"word": members, "category": cats}), human,
+    res = sim.alignment_over_training(xr.Dataset({"ap": ap.expand_dims(model=["m"])}), pd.DataFrame({"word": members, "category": cats}), human,
                                       top_k=15, n_perm=100, n_boot=100)
     late_res = res.sel(model="m", step=100)
     assert float(late_res.ari) == pytest.approx(1.0)
