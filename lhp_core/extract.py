@@ -70,7 +70,8 @@ def extract(
     Parameters
     ----------
     model
-        A Hugging Face causal LM (GPT-NeoX/Pythia, GPT-2, Llama/OLMo) in eval mode.
+        A Hugging Face causal LM in eval mode whose modules :func:`lhp_core.sites.site_map` maps
+        (GPT-2, GPT-NeoX/Pythia, Llama-style such as Mistral, Qwen, Gemma, OLMo, Falcon, Phi, ...).
     tokenizer
         Its tokenizer (``bos_token_id`` set).
     sites, reducers
@@ -83,7 +84,7 @@ def extract(
         Names the checkpoint in error messages, e.g. ``"model 's' step 128"``.
     """
     sites = list(sites)
-    S.check_sites(sites)
+    S.check_sites(sites, model)
     reds = [get_reducer(r) for r in reducers]
     scores = {name: HEAD_SCORES.get(name) for name in head_scores}
     if "heads" in sites and not scores:

@@ -124,6 +124,7 @@ def _variables(job: Job) -> dict[str, dict[str, str]]:
 
 
 def _allocate(job: Job, model_id: str, tokens_seen: list[int], model, tok) -> None:
+    check_sites(job.sites, model)
     enc = encode(job.stimuli, tok, job.max_length or context_length(job.suite, model))
     word_stim, word_text = job.stimuli.word_table()
     ids = np.asarray(job.stimuli.ids, dtype=str)
