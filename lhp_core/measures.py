@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from lhp_core import config, schema
-from lhp_core import checkpoints
+from lhp_core import checkpoints, config, schema
 from lhp_core.progress import bar
 from lhp_core.provenance import config_sha256, git_commit, versions
 from lhp_core.registry import Registry
+from lhp_core.schedule import spread
 from lhp_core.stimuli import Stimuli
 from lhp_core.store import models_in, open_results, steps_of
 from lhp_core.suites import Suite, get_suite
@@ -185,6 +185,21 @@ def step_grid(suite: Suite, models: Sequence[str] | None = None,
     if not any(grid.values()):
         raise ValueError(f"none of steps {list(steps)[:8]} is a checkpoint of models {models} in suite {suite.id!r}")
     return grid
+
+
+def shared_steps(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+                 n: int | None = None) -> list[int]:
+    """Steps every model has (of ``steps``, default all), at most ``n`` of them evenly spread by index.
+
+    Studies that subsample checkpoints use this one rule (:func:`lhp_core.schedule.spread`), so they
+    pick the same steps and share the runner's per-checkpoint cache (e.g. the task battery of the
+    emergence and brain chapters).
+    """
+    grid = step_grid(suite, models, steps)
+    common = sorted(set.intersection(*(set(v) for v in grid.values())))
+    if not common:
+        raise ValueError(f"models {list(grid)} of {suite.id!r} share no checkpoint among the requested steps")
+    return spread(common, n) if n else common
 
 
 def _folder_name(text: str) -> str:

@@ -193,7 +193,7 @@ def tokenize_words(stimuli: Stimuli, tokenizer) -> list[tuple[np.ndarray, np.nda
     """Per stimulus, ``(ids [n_tok], word [n_tok])``: token ids and the local word of each token."""
     out = []
     for text, spans in zip(stimuli.texts, stimuli.word_spans):
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         ids = np.asarray(enc["input_ids"], dtype=np.int64)
         # Whitespace belongs to the word after it, so a leading-space token (" cat") and a
         # lone space token both count towards the next word's surprisal.

@@ -38,7 +38,15 @@ import pandas as pd
 import xarray as xr
 
 from lhp_core import schema
-from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps, step_grid
+from lhp_core.measures import (
+    MEASURES,
+    Checkpoint,
+    Features,
+    Measure,
+    over_steps,
+    step_grid,
+)
+from lhp_core.metrics import segmentation
 from lhp_core.provenance import config_sha256
 from lhp_core.stimuli import Stimuli
 from lhp_core.suites import get_suite
@@ -539,6 +547,26 @@ def best_layer_curve(scores: xr.Dataset, var: str = "r") -> xr.Dataset:
             out[extra] = scores[extra].isel({schema.LAYER: idx})
     ds = xr.Dataset({k: x.drop_vars(schema.LAYER, errors="ignore") for k, x in out.items()})
     return ds.where(np.isfinite(v.max(schema.LAYER)))
+
+
+def phases(best: xr.Dataset, n_boot: int = 200, seed: int = 0) -> dict:
+    """Segment each model's best-layer curve against log10 tokens seen (0, 1 and 2 breakpoints).
+
+    Step 0 has seen no tokens and is left out (log undefined). Three points per segment when the
+    schedule allows (>= 10 scored checkpoints), fewer for short custom schedules.
+
+    Returns
+    -------
+    ``{model: lhp_core.metrics.segmentation.Segmentation}``; ``.three_phases`` is the study's
+    verdict rule (both criteria pick two breakpoints and the segments go rise / fall / rise).
+    """
+    out = {}
+    for m in best[schema.MODEL].values:
+        c = best.sel({schema.MODEL: m})
+        ok = np.isfinite(c["r"].values) & (c[schema.TOKENS_SEEN].values > 0)
+        x, y = np.log10(c[schema.TOKENS_SEEN].values[ok].astype(float)), c["r"].values[ok]
+        out[str(m)] = segmentation.segment(x, y, min_points=max(1, min(3, (x.size - 1) // 3)), n_boot=n_boot, seed=seed)
+    return out
 
 
 def layer_profile(scores: xr.Dataset, var: str = "r") -> xr.DataArray:

@@ -196,3 +196,44 @@ def peak(steps, per_unit: np.ndarray, n_boot: int = 1000, seed: int = 0) -> Peak
         boot[c:c + len(idx)] = steps[np.argmax(m[:, idx].mean(axis=2), axis=0)]
     lo, hi = np.quantile(boot, [0.025, 0.975])
     return Peak(float(steps[i]), float(mean[i]), float(lo), float(hi), boot)
+
+
+def per_model(curve, kind: str = "mean", n_boot: int = 500, seed: int = 0, min_jump: float = 0.0):
+    """:func:`changepoint` of every model's curve, as one table.
+
+    Parameters
+    ----------
+    curve
+        ``xarray.DataArray`` with dims ``(model, step)`` (NaN where a model lacks a step).
+    kind, n_boot, seed
+        As :func:`changepoint`.
+    min_jump
+        The smallest change of level (in the curve's units) that counts as a transition; a smaller
+        fitted jump leaves ``found`` False (the step and interval are still reported).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model: ``model``, ``step``, ``lo``, ``hi``, ``first`` / ``last`` (the curve's
+        first and last values), ``jump`` (fitted level after minus before, ``kind="mean"``; last
+        minus first fitted value for ``slope``) and ``found``.
+    """
+    import pandas as pd
+
+    rows = []
+    for m in curve["model"].values:
+        c = curve.sel(model=m).dropna("step")
+        if c.sizes["step"] < 3:
+            rows.append({"model": m, "step": np.nan, "lo": np.nan, "hi": np.nan, "first": np.nan, "last": np.nan,
+                         "jump": np.nan, "found": False})
+            continue
+        cp = changepoint(c["step"].values, c.values, kind=kind, n_boot=n_boot, seed=seed)
+        jump = float(cp.fitted[-1] - cp.fitted[0])
+        rows.append({"model": m, "step": cp.step, "lo": cp.lo, "hi": cp.hi, "first": float(c.values[0]),
+                     "last": float(c.values[-1]), "jump": jump, "found": bool(abs(jump) >= min_jump)})
+    return pd.DataFrame(rows, columns=["model", "step", "lo", "hi", "first", "last", "jump", "found"])
+
+
+def overlap(a_lo: float, a_hi: float, b_lo: float, b_hi: float) -> bool:
+    """True when the intervals ``[a_lo, a_hi]`` and ``[b_lo, b_hi]`` share a point (False with NaN)."""
+    return bool(max(a_lo, b_lo) <= min(a_hi, b_hi))

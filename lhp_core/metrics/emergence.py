@@ -221,14 +221,12 @@ def bootstrap_threshold(
     x: np.ndarray, y: np.ndarray, chance: float | None = None, n_boot: int = 200, ci: float = 0.95, seed: int = 0
 ) -> Threshold:
     """Hinge threshold with a percentile bootstrap interval (checkpoints resampled with replacement)."""
-    from tqdm.auto import tqdm
-
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     fit = fit_hinge(x, y, chance)
     rng = np.random.default_rng(seed)
     taus = []
-    for _ in tqdm(range(n_boot), desc="bootstrap threshold", leave=False, disable=n_boot < 500):
+    for _ in range(n_boot):
         idx = rng.integers(0, x.size, x.size)
         try:
             taus.append(fit_hinge(x[idx], y[idx], chance).tau)
@@ -355,3 +353,97 @@ def pythia_loss_table(evals: pd.DataFrame, shots: int = 0, deduped: bool | None 
     acc = e[e["metric"] == metric]
     cols = keys + ["task", "value"] + (["stderr"] if "stderr" in e.columns else [])
     return acc[cols].merge(ppl, on=keys, how="inner")
+
+
+# ---------------------------------------------------------------- tables over tasks
+
+#: Chance accuracy of the Pythia evaluation tasks the emergence study reads (multiple choice:
+#: 1 / options; LAMBADA is exact match).
+PYTHIA_CHANCE = {"lambada_openai": 0.0, "piqa": 0.5, "winogrande": 0.5, "wsc": 0.5, "arc_easy": 0.25,
+                 "arc_challenge": 0.25, "sciq": 0.25, "logiqa": 0.25, "mmlu": 0.25}
+
+
+def item_band(chance: float, n_items: int) -> float:
+    """Chance band of a battery task: 2 binomial standard errors at chance on ``n_items``, and at least
+    one item's worth (exact-match tasks have chance 0, where the binomial band is empty)."""
+    return max(chance_band(chance, n_items) if chance > 0 else 0.0, 1.0 / n_items)
+
+
+def collapse_table(df: pd.DataFrame, tasks, metrics, group: str = schema.MODEL) -> pd.DataFrame:
+    """:func:`collapse` of every (task, metric) with at least 3 distinct values and 2 groups.
+
+    Parameters
+    ----------
+    df
+        Long table ``task, metric, <group>, loss, value``.
+
+    Returns
+    -------
+    ``task, metric, r2_shared, r2_per_size, r2_leave_one_size_out, p_value``.
+    """
+    rows = []
+    for t in tasks:
+        for m in metrics:
+            d = df[(df["task"] == t) & (df["metric"] == m)]
+            if d["value"].nunique() < 3 or d[group].nunique() < 2:
+                continue
+            c = collapse(d, group=group)
+            rows.append({"task": t, "metric": m, "r2_shared": c.r2_shared, "r2_per_size": c.r2_per_group,
+                         "r2_leave_one_size_out": c.r2_leave_one_out, "p_value": c.p_value})
+    return pd.DataFrame(rows, columns=["task", "metric", "r2_shared", "r2_per_size", "r2_leave_one_size_out", "p_value"])
+
+
+def threshold_table(df: pd.DataFrame, chance, band, value: str = "value", n_boot: int = 200,
+                    seed: int = 0) -> pd.DataFrame:
+    """Hinge threshold (with bootstrap interval) and the emergence verdict of every task.
+
+    Parameters
+    ----------
+    df
+        Long table ``task, loss, <value>`` (all sizes together).
+    chance
+        ``task -> chance accuracy`` (tasks not in it are skipped).
+    band
+        ``band(task, chance) -> half-width`` of the chance band.
+
+    Returns
+    -------
+    ``task, chance, band, tau, tau_lo, tau_hi, slope, best, emergent`` (tasks with at least 7 rows and
+    3 distinct values).
+    """
+    rows = []
+    for t, c in dict(chance).items():
+        d = df[df["task"] == t]
+        if len(d) < 7 or d[value].nunique() < 3:
+            continue
+        th = bootstrap_threshold(d["loss"].to_numpy(), d[value].to_numpy(), chance=float(c), n_boot=n_boot, seed=seed)
+        b = band(t, c)
+        rows.append({"task": t, "chance": c, "band": b, "tau": th.tau, "tau_lo": th.lo, "tau_hi": th.hi,
+                     "slope": th.slope, "best": d[value].max(),
+                     "emergent": is_emergent(d["loss"].to_numpy(), d[value].to_numpy(), float(c), b, th.tau)})
+    out = pd.DataFrame(rows, columns=["task", "chance", "band", "tau", "tau_lo", "tau_hi", "slope", "best", "emergent"])
+    return out.astype({"emergent": bool})
+
+
+def loss_to_step(steps, losses, level: float) -> float:
+    """The step at which a loss curve first reaches ``level`` (falls to or below it).
+
+    Linear interpolation in log10(step) between the two checkpoints around the crossing (the
+    axis checkpoints are spaced on); the first checkpoint when it is already below; NaN when the
+    curve never reaches ``level``.
+    """
+    s = np.asarray(steps, dtype=float)
+    y = np.asarray(losses, dtype=float)
+    ok = np.isfinite(y) & (s > 0)
+    s, y = s[ok], y[ok]
+    order = np.argsort(s)
+    s, y = s[order], y[order]
+    below = np.flatnonzero(y <= level)
+    if not below.size or not np.isfinite(level):
+        return float("nan")
+    i = int(below[0])
+    if i == 0:
+        return float(s[0])
+    x0, x1 = np.log10(s[i - 1]), np.log10(s[i])
+    frac = (y[i - 1] - level) / (y[i - 1] - y[i])
+    return float(10 ** (x0 + frac * (x1 - x0)))

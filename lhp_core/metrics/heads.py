@@ -38,11 +38,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 
 from lhp_core import schema
 from lhp_core.checkpoints import load_config, load_tokenizer
+from lhp_core.metrics import changepoint
 from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps, step_grid
 from lhp_core.provenance import config_sha256
 from lhp_core.reducers import BatchInfo, register_head_score
@@ -322,25 +324,24 @@ def head_scores(model, ids: np.ndarray, convention: str = "aoyama_wilcox", bos_t
     return {k: v / len(ids) for k, v in total.items()}
 
 
-def attention_on_probe(model, ids: np.ndarray, bos_token_id: int, layer: int, head: int, device: str = "cpu") -> np.ndarray:
-    """Attention pattern of one head on one probe sequence (for the inspector).
+def attention_patterns(model, ids: np.ndarray, bos_token_id: int | None = None, device: str = "cpu") -> np.ndarray:
+    """Attention of every head on one probe sequence (for inspecting heads).
 
     Parameters
     ----------
     ids
-        Token ids without BOS, shape ``[seq]``.
-    layer
-        Block number, 1-based (as the ``layer`` dim of the sweep's ``heads`` site).
+        Token ids, shape ``[seq]``; ``bos_token_id`` is prepended when given (the ``"lhp"`` and
+        ``"transformer_lens"`` conventions), not for the authors' probe.
 
     Returns
     -------
-    pattern : float array, shape ``[seq + 1, seq + 1]`` (query, key), BOS at 0.
+    patterns : float array, shape ``[layer, head, query, key]``; ``layer`` 0 is the first block.
     """
-    x = torch.as_tensor(np.concatenate([[bos_token_id], ids]), dtype=torch.long, device=device)[None]
-    att = _attentions(model, x)
-    if not 1 <= layer <= len(att):
-        raise ValueError(f"layer {layer} out of range; this model has blocks 1..{len(att)}")
-    return att[layer - 1][0, head].float().cpu().numpy()
+    ids = np.asarray(ids, dtype=np.int64)
+    if bos_token_id is not None:
+        ids = np.concatenate([[bos_token_id], ids])
+    att = _attentions(model, torch.as_tensor(ids, device=device)[None])
+    return np.stack([a[0].float().cpu().numpy() for a in att])
 
 
 # ----------------------------------------------------------------------------- ICL score
@@ -394,7 +395,7 @@ def text_windows(tokenizer, texts: list[str], length: int) -> np.ndarray:
     """Non-overlapping windows of ``length`` tokens cut from the concatenated texts, ``[n, length]``."""
     ids: list[int] = []
     for t in texts:
-        ids += tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids += tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"] + [tokenizer.eos_token_id]
     n = len(ids) // length
     if n == 0:
         raise ValueError(f"{len(ids)} tokens of text cannot fill one window of {length}; give more text")
@@ -510,6 +511,28 @@ def icl_over_steps(suite, texts: Sequence[str], models=None, steps=None, n_windo
     measure = Measure("icl", compute, {"texts": config_sha256({"texts": texts}), "n_windows": n_windows},
                       description="in-context learning score (Olsson et al. 2022): late minus early token loss")
     return over_steps(suite, measure, models, steps, device=device, progress=progress)
+
+
+#: The smallest level shift of the largest induction score (attention probability) that counts as
+#: an induction transition: below it the fitted "change" is noise around a flat curve.
+MIN_JUMP = 0.05
+
+
+def transition(scores: xr.Dataset, score: str = "induction", n_boot: int = 500, seed: int = 0,
+               min_jump: float = MIN_JUMP) -> pd.DataFrame:
+    """The transition of each model: level-shift change point of its largest ``score`` over all heads.
+
+    Olsson et al. (2022) see induction heads form in a sharp phase change; the largest induction
+    score over the model's heads jumps there. A fitted jump below ``min_jump`` is reported with
+    ``found`` False (no transition).
+
+    Returns
+    -------
+    :func:`lhp_core.metrics.changepoint.per_model` table (``model, step, lo, hi, first, last, jump, found``).
+    """
+    best = scores[score].max([schema.LAYER, schema.HEAD], skipna=True)
+    return changepoint.per_model(best.where(np.isfinite(best)), kind="mean", n_boot=n_boot, seed=seed,
+                                 min_jump=min_jump)
 
 
 MEASURES.register("head_scores", lambda: head_scores_over_steps)

@@ -48,6 +48,7 @@ from lhp_core import schema
 from lhp_core.data import naturalstories as ns
 from lhp_core.data import provo
 from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
+from lhp_core.metrics import changepoint
 from lhp_core.progress import bar
 from lhp_core.stimuli import Stimuli, encode
 from lhp_core.suites import context_length
@@ -869,3 +870,36 @@ def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", 
                     n_rows=len(table), n_words=int(n_kept), n_excluded=int(len(table) - n_kept), units=unit,
                     **{f"excluded_{r}": int(c) for r, c in d.excluded.items()})
     return ds
+
+
+def ppp_peaks(ppp_ds: xr.Dataset, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Where each model's PPP peaks over training, with a bootstrap interval over words.
+
+    The peak is the step of the largest mean per-word Delta LL; words are resampled with
+    replacement, paired across steps (:func:`lhp_core.metrics.changepoint.peak`), as Aoyama &
+    Wilcox (2025) locate the PPP peak.
+
+    Parameters
+    ----------
+    ppp_ds
+        :func:`ppp_over_steps` result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model: ``model``, ``step``, ``lo``, ``hi``, ``value`` (PPP at the peak),
+        ``first`` and ``last`` (PPP at the model's first and last step), ``falls`` (the last PPP
+        is below the peak's lower fold bound: it fell after the peak).
+    """
+    rows = []
+    for m in ppp_ds[schema.MODEL].values:
+        d = ppp_ds.sel({schema.MODEL: m})
+        have = np.isfinite(d["ppp"].values)
+        steps = d[schema.STEP].values[have]
+        pk = changepoint.peak(steps, d["delta_ll"].values[have], n_boot=n_boot, seed=seed)
+        at = d.sel({schema.STEP: int(pk.step)})
+        last = float(d["ppp"].values[have][-1])
+        rows.append({"model": m, "step": pk.step, "lo": pk.lo, "hi": pk.hi, "value": pk.value,
+                     "first": float(d["ppp"].values[have][0]), "last": last,
+                     "falls": bool(last < float(at["ppp_lo"]))})
+    return pd.DataFrame(rows, columns=["model", "step", "lo", "hi", "value", "first", "last", "falls"])

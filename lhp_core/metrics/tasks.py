@@ -408,8 +408,8 @@ class HFScorer:
         """
         tok = self.tokenizer
         bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
-        ctx = bos + (tok.encode(context, add_special_tokens=False) if context else [])
-        cont = tok.encode(continuation, add_special_tokens=False)
+        ctx = bos + (tok.encode(context, add_special_tokens=False, verbose=False) if context else [])
+        cont = tok.encode(continuation, add_special_tokens=False, verbose=False)
         if not cont:
             raise ValueError(f"continuation {continuation!r} encodes to no tokens")
         if not ctx:

@@ -142,8 +142,13 @@ def test_induction_probe_round_trips_and_sweep_extract_agrees(bpe):
     for name in heads.SCORES:
         got = res.values["heads"][name][1:].mean(-1)  # [layer 1..L, head], averaged over stimuli
         np.testing.assert_allclose(got, ref[name], rtol=0, atol=1e-5)
-    pat = heads.attention_on_probe(model, ids[0], bpe.bos_token_id, layer=2, head=1)
+    pats = heads.attention_patterns(model, ids[0], bpe.bos_token_id)
+    assert pats.shape == (len(att), att[0].shape[1], 21, 21)
+    pat = pats[1, 1]
     np.testing.assert_allclose(pat, att[1][0, 1].numpy(), atol=1e-6)
+    with torch.inference_mode():  # the authors' probe: no BOS
+        att0 = model(input_ids=torch.as_tensor(ids[:1]), output_attentions=True).attentions
+    np.testing.assert_allclose(heads.attention_patterns(model, ids[0])[0, 1], att0[0][0, 1].numpy(), atol=1e-6)
     np.testing.assert_allclose(pat.sum(1), 1.0, atol=1e-6)
     assert np.triu(pat, 1).max() == 0.0
 

@@ -1,0 +1,64 @@
+"""One look for every chart of the book: colours per model size, readable log axes, column widths.
+
+A model keeps its colour in every chapter: :func:`model_color` maps the known model ids (lhp
+suites smallest to largest, then Pythia's sizes) onto one fixed palette, so ``l`` is the same
+colour in the reading and the brain chapter and on the Timeline. Log axes over tokens or steps
+get ticks at powers of ten only, labelled ``1k``, ``10M`` (:func:`log_axis`), so labels never
+collide. :data:`COLUMN` is the width a chart may take in the book's text column.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import altair as alt
+import numpy as np
+
+#: Pixels a chart (plot plus legend) may take in the book's text column.
+COLUMN = 640
+#: Plot widths: one chart per row, two side by side, and a small multiple.
+WIDE, HALF, SMALL = 480, 250, 160
+HEIGHT = 220
+
+#: Models in size order across the suites lhp knows; unknown ids are appended in the order seen.
+SIZE_ORDER = ("xs", "xs-seed1", "s", "m", "l", "xl", "xl-seed1",
+              "pythia-14m", "pythia-31m", "pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b", "pythia-1.4b",
+              "pythia-2.8b", "pythia-6.9b", "pythia-12b")
+#: Colour-blind-safe palette (Okabe & Ito 2008, then Tableau 10), one colour per position in SIZE_ORDER.
+PALETTE = ("#0072B2", "#56B4E9", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#F0E442",
+           "#4E79A7", "#59A14F", "#9C755F", "#EDC948", "#B07AA1", "#FF9DA7", "#76B7B2", "#E15759", "#F28E2B",
+           "#BAB0AC")
+
+
+def model_order(models: Iterable[str]) -> list[str]:
+    """``models`` in size order (known sizes first, smallest first; others after, as given)."""
+    models = list(dict.fromkeys(str(m) for m in models))
+    known = [m for m in SIZE_ORDER if m in models]
+    return known + [m for m in models if m not in known]
+
+
+def model_color(models: Iterable[str], field: str = "model", title: str = "model", legend: bool = True) -> alt.Color:
+    """A colour encoding that gives each model its book-wide colour."""
+    order = model_order(models)
+    colours = []
+    for m in order:
+        i = SIZE_ORDER.index(m) if m in SIZE_ORDER else len(SIZE_ORDER) + order.index(m)
+        colours.append(PALETTE[i % len(PALETTE)])
+    return alt.Color(f"{field}:N", title=title, sort=order, scale=alt.Scale(domain=order, range=colours),
+                     legend=alt.Legend() if legend else None)
+
+
+def log_axis(values: Sequence[float], title: str, field: str | None = None) -> dict:
+    """``scale`` and ``axis`` of a log axis over positive ``values``: ticks at powers of ten, SI labels."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
+    if v.size == 0:
+        return {"scale": alt.Scale(type="log"), "axis": alt.Axis(title=title)}
+    lo, hi = math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))
+    ticks = [10.0 ** e for e in range(lo, hi + 1)]
+    return {"scale": alt.Scale(type="log", domain=[ticks[0], ticks[-1]], nice=False),
+            "axis": alt.Axis(title=title, values=ticks, format="~s", grid=True)}
+
+
+def tokens_x(values: Sequence[float], field: str = "tokens_seen", title: str = "tokens seen") -> alt.X:
+    """The shared x axis of curves over training: tokens seen, log scale, powers-of-ten ticks."""
+    return alt.X(f"{field}:Q", **log_axis(values, title))
