@@ -1,7 +1,7 @@
 """Charts and the head inspector of the reading-times chapter (PPP, head scores, attention)."""
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import altair as alt
 import numpy as np
@@ -42,12 +42,14 @@ def ppp_chart(ppp: pd.DataFrame, transitions: pd.DataFrame | None = None, refere
     """
     data = ppp[ppp[schema.TOKENS_SEEN] > 0]
     x = alt.X(f"{schema.TOKENS_SEEN}:Q", scale=alt.Scale(type="log"), title="tokens seen")
-    enc = dict(x=x, color=alt.Color(f"{schema.MODEL}:N"), strokeDash=alt.StrokeDash("variant:N"))
-    line = alt.Chart(data).mark_line(point=True).encode(
-        y=alt.Y(f"{y}:Q", title="Delta LL (nats/word)"), tooltip=[schema.MODEL, "variant", schema.STEP, y], **enc)
+    series = alt.Chart(data).encode(x=x, y=alt.Y(f"{y}:Q", title="Delta LL (nats/word)"), color=alt.Color(f"{schema.MODEL}:N"),
+                                    tooltip=[schema.MODEL, "variant", schema.STEP, y])
+    # Points apart from the dashed lines, so that the legend draws the dash patterns (charts.dash_encoding).
+    line = series.mark_line().encode(strokeDash=charts.dash_encoding("variant"))
+    points = series.mark_point(filled=True, opacity=1)
     band = alt.Chart(data).mark_area(opacity=0.15).encode(x=x, y=f"{y}_lo:Q", y2=f"{y}_hi:Q",
                                                          color=f"{schema.MODEL}:N", detail="variant:N")
-    layers = [band, line]
+    layers = [band, alt.layer(line, points)]
     if transitions is not None and len(transitions):
         layers.append(alt.Chart(transitions).mark_rule(strokeDash=[2, 2]).encode(
             x=f"{schema.TOKENS_SEEN}:Q", color=f"{schema.MODEL}:N", tooltip=[schema.MODEL, "variant", schema.TOKENS_SEEN]))
