@@ -16,7 +16,7 @@ _LAZY = {
     "fetch": "lhp_core.data.fetch",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "fetch", "get_suite", "load", "open_results"]  # the keys of _LAZY
 
 
 def __getattr__(name: str) -> object:

@@ -125,3 +125,4 @@ def test_lazy_exports_are_listed_for_tab_completion() -> None:
     assert get_suite is direct
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         lhp_core.nope  # noqa: B018
+    assert set(lhp_core.__all__) == {"__version__", *lhp_core._LAZY}
