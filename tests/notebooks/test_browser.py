@@ -39,6 +39,9 @@ ALLOWED_ERRORS = {
     # jupyter-book 1 includes sphinx-thebe's loader script twice on every page; thebe is never
     # launched, and the second copy's redeclaration is the theme's error, not the book's.
     "THEBE_JS_URL": "sphinx-thebe's loader included twice by jupyter-book 1",
+    # pydata-sphinx-theme console.error()s when the theme option default_mode is empty (jupyter-book
+    # 1 leaves it so) and the browser has no stored light/dark choice; it then uses "auto".
+    "Got invalid theme mode: . Resetting to auto.": "pydata-sphinx-theme with an empty default_mode",
 }
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 ALL_DRAWN = """() => { const c = [...document.querySelectorAll('.lhp-chart, [id^="altair-viz"]')];
