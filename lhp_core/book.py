@@ -11,9 +11,20 @@ is executed here first, by papermill, with the parameters of one *profile*:
 
 ``book/profiles.yml`` holds, per profile, ``common`` parameters passed to every
 chapter (``suite``, ``models``, ``steps``, ``device``) and ``chapters``: per-chapter
-overrides (sample sizes and the like). Executed notebooks land in
-``_build/executed/`` next to copies of the book's other source files; the HTML goes
-to ``_build/html/``.
+overrides (sample sizes and the like). A chapter's ``parameters`` cell must declare
+every parameter it is given; ``profile`` is passed only where declared
+(:func:`injected_parameters`). Executed notebooks land in ``_build/executed/`` next to
+copies of the book's other source files; the HTML goes to ``_build/html/``.
+
+Output
+------
+Chapters run in worker processes, their kernels over IPC sockets with
+:func:`kernel_environment` (``LHP_BOOK_RUN=1``: :mod:`lhp_core.progress` bars print nothing
+into the notebook and report to this process instead; inspectors draw static views). This
+process shows one display (:class:`lhp_core.progress.Monitor`): each chapter as it finishes
+(k/n) and, while chapters run, a heartbeat with their elapsed time and latest progress,
+every 30 s when the output is a file. The last line is :func:`summary`. A chapter that
+still leaves widget state (its page would load require.js from a CDN) is named in a warning.
 
 Records
 -------
