@@ -380,3 +380,19 @@ def test_only_builds_a_book_of_the_executed_chapters(tiny_book: Path, tmp_path: 
     nested = [{"file": "good", "sections": [{"file": "bad"}]}, {"file": "notes"}]
     assert book._keep_files(nested, {"good", "notes"}) == [{"file": "good"}, {"file": "notes"}]
     assert book._keep_files([{"caption": "x", "chapters": [{"file": "bad"}]}], {"good"}) == []
+
+
+def test_kernel_bars_report_to_the_book_process(tiny_book: Path, tmp_path: Path) -> None:
+    """Inside `lhp book` a chapter's bars print nothing into the notebook; their state reaches the status file."""
+    from lhp_core import progress
+
+    _notebook(tiny_book / "book" / "staged.ipynb", [
+        ("parameters", COMMON),
+        ("", ("import os\nfrom lhp_core import progress\n"
+             "b = progress.bar(total=10, desc='sweep', unit='ckpt', interval=0)\nb.update(3)")),
+        ("", "from lhp_core.book import record\nrecord(status=open(os.environ[progress.STATUS_VAR]).read())"),
+    ])
+    with progress.reporting_to(tmp_path / "staged.status"):
+        out = book.execute_chapter("staged", "ci", tmp_path / "exec", root=tiny_book)
+    assert book.read_record(out)["status"] == "sweep: 3/10 ckpt (30%), 00:00 elapsed"
+    assert [o.output_type for o in nbformat.read(out, as_version=4).cells[2].outputs] == ["execute_result"]  # no stream
