@@ -11,9 +11,20 @@ is executed here first, by papermill, with the parameters of one *profile*:
 
 ``book/profiles.yml`` holds, per profile, ``common`` parameters passed to every
 chapter (``suite``, ``models``, ``steps``, ``device``) and ``chapters``: per-chapter
-overrides (sample sizes and the like). Executed notebooks land in
-``_build/executed/`` next to copies of the book's other source files; the HTML goes
-to ``_build/html/``.
+overrides (sample sizes and the like). A chapter's ``parameters`` cell must declare
+every parameter it is given; ``profile`` is passed only where declared
+(:func:`injected_parameters`). Executed notebooks land in ``_build/executed/`` next to
+copies of the book's other source files; the HTML goes to ``_build/html/``.
+
+Output
+------
+Chapters run in worker processes, their kernels over IPC sockets with
+:func:`kernel_environment` (``LHP_BOOK_RUN=1``: :mod:`lhp_core.progress` bars print nothing
+into the notebook and report to this process instead; inspectors draw static views). This
+process shows one display (:class:`lhp_core.progress.Monitor`): each chapter as it finishes
+(k/n) and, while chapters run, a heartbeat with their elapsed time and latest progress,
+every 30 s when the output is a file. The last line is :func:`summary`. A chapter that
+still leaves widget state (its page would load require.js from a CDN) is named in a warning.
 
 Records
 -------
@@ -28,23 +39,30 @@ a chapter actually computed::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
+from unittest import mock
 
 import yaml
 
 from lhp_core.config import pin_paths
+from lhp_core.progress import Monitor, reporting_to
 
 RECORD_MIMETYPE = "application/vnd.lhp.record+json"
 PROFILES = ("ci", "default", "gpu")
 COMMON_KEYS = ("suite", "models", "steps", "device")
+#: Parameters passed only to chapters whose parameters cell declares them.
+OPTIONAL_KEYS = ("profile",)
 #: Files and folders of ``book/`` that are never copied into the build folder.
 _SKIP = {"_build", "_executed", ".ipynb_checkpoints", "profiles.yml", "__pycache__"}
 
@@ -72,7 +90,7 @@ def repo_root() -> Path:
 
 
 def _flat_value(key: str, value: Any) -> int | float | str | bool:
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return value
     # numpy and torch scalars both have .item(); arrays with >1 element raise below.
     if hasattr(value, "item") and not isinstance(value, (int, float)):
@@ -194,6 +212,33 @@ def chapter_parameters(profile: str, chapter: str, profiles: Mapping[str, Any] |
     return params
 
 
+def injected_parameters(notebook: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters papermill injects into ``notebook``: those its ``parameters`` cell declares.
+
+    ``profile`` goes only to chapters that declare it (a chapter that does not use it need not
+    name it). Any other parameter the cell does not declare is an error, not a value the chapter
+    silently never reads: a typo in ``book/profiles.yml``, or a default missing from the chapter.
+
+    Parameters
+    ----------
+    notebook
+        The source ``.ipynb``.
+    params
+        What :func:`chapter_parameters` gives for it.
+    """
+    import papermill
+
+    declared = set(papermill.inspect_notebook(str(notebook)))
+    undeclared = [k for k in params if k not in declared and k not in OPTIONAL_KEYS]
+    if undeclared:
+        raise BookError(
+            f"{Path(notebook).name}: book/profiles.yml passes {undeclared}, which its parameters cell does not "
+            f"declare; give each a default there (e.g. `{undeclared[0]} = ...` in the cell tagged 'parameters') "
+            "or remove it from book/profiles.yml"
+        )
+    return {k: v for k, v in params.items() if k in declared}
+
+
 # -------------------------------------------------------------------------- table of contents
 
 
@@ -226,16 +271,34 @@ def chapters(root: Path | None = None) -> list[str]:
 
 #: Thread-pool sizes a chapter's kernel inherits (torch, OpenBLAS, MKL, OpenMP).
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: Widget-state mimetype nbclient stores in an executed notebook's metadata.
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
 @dataclass
 class BookRun:
-    """What :func:`build_book` did: executed notebooks, HTML folder, seconds per chapter."""
+    """What :func:`build_book` did: executed notebooks, HTML folder, seconds per chapter and in all."""
 
     profile: str
     executed: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     html: Path | None = None
+    #: Chapters executed side by side.
+    jobs: int = 1
+    #: Wall time of executing the chapters (less than the sum of ``seconds`` when ``jobs > 1``).
+    wall_seconds: float = 0.0
+    #: Wall time of the whole run: training missing suites, the chapters, the HTML build.
+    total_seconds: float = 0.0
+
+
+def summary(run: BookRun) -> str:
+    """The closing line of ``lhp book``: chapters, wall time, chapter time, how many at a time."""
+    n = len(run.seconds)
+    line = (f"{n} chapter{'' if n == 1 else 's'} in {run.wall_seconds:.0f} s wall time "
+            f"({sum(run.seconds.values()):.0f} s of chapter time, {run.jobs} at a time)")
+    if run.total_seconds > run.wall_seconds:
+        line += f"; {run.total_seconds:.0f} s in all with training and the HTML build"
+    return line
 
 
 def suites_needed(profile: str, todo: Iterable[str], profiles: Mapping[str, Any]) -> list[str]:
@@ -248,12 +311,45 @@ def suites_needed(profile: str, todo: Iterable[str], profiles: Mapping[str, Any]
     return list(dict.fromkeys(ids))
 
 
-def _ensure_suites(ids: list[str], device: str = "cpu") -> None:
+def _ensure_suites(ids: list[str], device: str, show: bool) -> None:
     from lhp_core import train
 
     # Training missing lhp suites happens here, once and side by side, rather than inside a chapter's kernel.
-    print(f"[lhp book] suites: {', '.join(ids)} (training any that are missing)", flush=True)
-    train.ensure_all(ids, device=device)
+    start = time.perf_counter()
+    if show:
+        print(f"[lhp book] suites: {', '.join(ids)} (training any that are missing)", flush=True)
+    train.ensure_all(ids, device=device, progress=show)
+    if show:
+        print(f"[lhp book] suites ready in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def kernel_environment(threads: int | None = None) -> dict[str, str]:
+    """Environment variables a chapter's kernel gets from ``lhp book``.
+
+    ``LHP_BOOK_RUN=1`` makes :mod:`lhp_core.progress` bars print nothing into the notebook
+    and :mod:`lhp_core.viz.inspectors` draw static views instead of widgets; Hugging Face's
+    own download and loading bars (notebook widgets in a kernel) are switched off; ``threads``
+    sets :data:`THREAD_VARS`.
+    """
+    from lhp_core.progress import BOOK_RUN_VAR
+
+    env = {BOOK_RUN_VAR: "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    if threads is not None:
+        env.update({v: str(threads) for v in THREAD_VARS})
+    return env
+
+
+def _kernel_config(sockets: str) -> Any:
+    """Kernel connection over IPC sockets in the private folder ``sockets``, not TCP on localhost.
+
+    Over TCP anyone on the machine may connect, and ipykernel warns about it ("Kernel is running
+    over TCP without encryption"); Windows has no IPC transport and keeps TCP.
+    """
+    from traitlets.config import Config
+
+    if os.name == "nt":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
 
 
 def execute_chapter(
@@ -262,9 +358,12 @@ def execute_chapter(
     out_dir: Path,
     root: Path | None = None,
     profiles: Mapping[str, Any] | None = None,
-    progress: bool = True,
+    threads: int | None = None,
 ) -> Path:
     """Execute ``book/<chapter>.ipynb`` with the profile's parameters into ``out_dir``.
+
+    The kernel runs with :func:`kernel_environment` (``threads`` threads per pool, if given)
+    and gets the parameters its parameters cell declares (:func:`injected_parameters`).
 
     Raises
     ------
@@ -283,73 +382,99 @@ def execute_chapter(
     dst.parent.mkdir(parents=True, exist_ok=True)
     if profiles is None:
         profiles = load_profiles(root / "book" / "profiles.yml")
-    params = chapter_parameters(profile, chapter, profiles)
-    try:
-        papermill.execute_notebook(
-            str(src),
-            str(dst),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(root / "book"),
-            progress_bar=progress,
-        )
-    except PapermillExecutionError as err:
-        first = (err.source or "").strip().splitlines()
-        raise BookError(
-            f"chapter {src.relative_to(root)} failed in cell {_source_cell_number(dst, err.cell_index)} "
-            f"(In [{err.exec_count}] of the executed copy) "
-            f"starting {first[0] if first else ''!r}: {err.ename}: {err.evalue}\n"
-            f"the executed notebook with the full traceback is {dst}"
-        ) from None
+    params = injected_parameters(src, chapter_parameters(profile, chapter, profiles))
+    # The kernel inherits the environment at launch; patch.dict restores the caller's afterwards.
+    with mock.patch.dict(os.environ, kernel_environment(threads)), \
+            tempfile.TemporaryDirectory(prefix="lhp-kernel-") as sockets:
+        try:
+            papermill.execute_notebook(
+                str(src),
+                str(dst),
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(root / "book"),
+                progress_bar=False,
+                config=_kernel_config(sockets),
+            )
+        except PapermillExecutionError as err:
+            first = (err.source or "").strip().splitlines()
+            raise BookError(
+                f"chapter {src.relative_to(root)} failed in cell {_source_cell_number(dst, err.cell_index)} "
+                f"(In [{err.exec_count}] of the executed copy) "
+                f"starting {first[0] if first else ''!r}: {err.ename}: {err.evalue}\n"
+                f"the executed notebook with the full traceback is {dst}"
+            ) from None
     return dst
 
 
-def _execute_with_threads(job: tuple[str, str, Path, Path, int]) -> tuple[str, Path, float]:
-    """Worker: execute one chapter whose kernel gets ``threads`` threads per pool; returns seconds taken."""
-    chapter, profile, stage, root, threads = job
-    # Kernels inherit this process's environment; each worker is its own process, so this is local.
-    os.environ.update({v: str(threads) for v in THREAD_VARS})
+def widget_models(executed: str | Path) -> dict[str, int]:
+    """Widget models whose state an executed notebook holds, with counts (empty: none).
+
+    Saved widget state makes Jupyter Book load require.js and the widget manager from a CDN
+    on the chapter's page, so the book is no longer offline; a chapter should hold none.
+    """
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    counts: dict[str, int] = {}
+    for model in state.values():
+        name = model.get("model_name", "?")
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _widget_warning(chapter: str, models: Mapping[str, int]) -> str:
+    found = ", ".join(f"{n} x{c}" for n, c in sorted(models.items()))
+    return (f"warning: {chapter}.ipynb holds widget state ({found}): its page will load require.js and the "
+            "widget manager from a CDN. Progress bars: lhp_core.progress.bar, not tqdm.auto; pickers: "
+            "lhp_core.viz.inspectors.live with inspectors.dropdown / slider / int_slider, not ipywidgets")
+
+
+def _execute_job(job: tuple[str, str, Path, Path, int, str | None]) -> tuple[str, Path, float]:
+    """Worker: execute one chapter, its bars reporting to ``status``; returns seconds taken."""
+    chapter, profile, stage, root, threads, status = job
     start = time.perf_counter()
-    path = execute_chapter(chapter, profile, stage, root, progress=False)
+    with reporting_to(status) if status else contextlib.nullcontext():
+        path = execute_chapter(chapter, profile, stage, root, threads=threads)
     return chapter, path, time.perf_counter() - start
 
 
 def _execute_all(todo: list[str], profile: str, stage: Path, root: Path, jobs: int, run: BookRun,
-                 profiles: Mapping[str, Any], progress: bool) -> None:
+                 show: bool) -> None:
     """Execute chapters ``jobs`` at a time, each kernel with ``cores // jobs`` threads.
 
     The chapters' models are small: a kernel gains little from a second thread, and two kernels
     sharing two cores with two threads each spin against each other, so side by side with one
-    thread each is the fast way through the book on a small CPU machine.
+    thread each is the fast way through the book on a small CPU machine. Each chapter runs in a
+    worker process (also when ``jobs == 1``), so this process shows one progress display
+    (:class:`lhp_core.progress.Monitor`) while the kernels work.
     """
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    if jobs == 1:
-        from unittest import mock
-
-        # The kernel inherits the environment at launch; patch.dict restores the caller's afterwards.
-        with mock.patch.dict(os.environ, {v: str(threads) for v in THREAD_VARS}):
-            for chapter in todo:
-                print(f"[lhp book] executing {chapter}.ipynb ({profile})", flush=True)
-                start = time.perf_counter()
-                run.executed[chapter] = execute_chapter(chapter, profile, stage, root, profiles, progress)
-                run.seconds[chapter] = time.perf_counter() - start
-                print(f"[lhp book] {chapter}.ipynb done in {run.seconds[chapter]:.1f} s", flush=True)
-        return
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
 
-    print(f"[lhp book] executing {', '.join(todo)} ({profile}), {jobs} at a time with {threads} thread(s) each",
-          flush=True)
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_execute_with_threads, (c, profile, stage, root, threads)) for c in todo]
-        for fut in as_completed(futures):
-            if fut.exception() is not None:
-                for other in futures:
-                    other.cancel()  # chapters not started yet; running ones finish on their own
-                raise fut.exception()
-            chapter, path, seconds = fut.result()
-            run.executed[chapter], run.seconds[chapter] = path, seconds
-            print(f"[lhp book] {chapter}.ipynb done in {seconds:.1f} s", flush=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    run.jobs = jobs
+    start = time.perf_counter()
+    with Monitor("chapters", len(todo), prefix="[lhp book]", enabled=show) as mon:
+        mon.write(f"executing {', '.join(todo)} ({profile}), {jobs} at a time with {threads} thread(s) each")
+        # spawn: a forked worker would inherit this process's thread pools.
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_execute_job, (c, profile, stage, root, threads,
+                                                  str(mon.status_path(c)) if show else None)): c for c in todo}
+            for fut in mon.wait(futures):
+                if fut.exception() is not None:
+                    for other in futures:
+                        other.cancel()  # chapters not started yet; running ones finish on their own
+                    mon.write(f"{futures[fut]} failed; waiting for the chapters still running")
+                    raise fut.exception()
+                chapter, path, seconds = fut.result()
+                run.executed[chapter], run.seconds[chapter] = path, seconds
+                mon.finished(chapter, seconds)
+                models = widget_models(path)
+                if models:
+                    mon.write(_widget_warning(chapter, models))
+    run.wall_seconds = time.perf_counter() - start
 
 
 def _source_cell_number(executed: Path, index: int) -> int:
@@ -358,14 +483,35 @@ def _source_cell_number(executed: Path, index: int) -> int:
 
     try:
         cells = nbformat.read(executed, as_version=4).cells
-    except Exception:  # a half-written notebook: fall back to the executed index
+    except (OSError, ValueError):  # a half-written notebook: fall back to the executed index
         return index + 1
     injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
     return index + (0 if injected and injected[0] < index else 1)
 
 
-def _stage_sources(root: Path, stage: Path) -> None:
-    """Copy config, toc and non-notebook sources of ``book/`` beside the executed notebooks."""
+def _keep_files(entries: list[Any], keep: set[str]) -> list[Any]:
+    """Toc entries whose ``file`` is in ``keep`` (or that only hold other entries), recursively."""
+    out = []
+    for entry in entries:
+        entry = dict(entry)
+        for key in ("sections", "chapters", "parts"):
+            if key in entry:
+                entry[key] = _keep_files(entry[key] or [], keep)
+                if not entry[key]:
+                    del entry[key]  # jupyter-book rejects an empty list
+        if "file" in entry and str(entry["file"]) not in keep:
+            continue
+        if "file" in entry or any(k in entry for k in ("sections", "chapters", "parts")):
+            out.append(entry)
+    return out
+
+
+def _stage_sources(root: Path, stage: Path, executed: set[str]) -> None:
+    """Copy config, toc and non-notebook sources of ``book/`` beside the executed notebooks.
+
+    The staged table of contents lists only the chapters in ``executed`` (and every page that
+    is not a chapter), so a book from ``lhp book --only`` builds with the chapters it has.
+    """
     stage.mkdir(parents=True, exist_ok=True)
     shutil.copy2(root / "_config.yml", stage / "_config.yml")
     for item in (root / "book").iterdir():
@@ -376,6 +522,12 @@ def _stage_sources(root: Path, stage: Path) -> None:
             shutil.copytree(item, target, dirs_exist_ok=True)
         else:
             shutil.copy2(item, target)
+    toc = yaml.safe_load((root / "book" / "_toc.yml").read_text())
+    keep = (set(toc_files(root)) - set(chapters(root))) | executed
+    for key in ("chapters", "parts"):
+        if toc.get(key):
+            toc[key] = _keep_files(toc[key], keep)
+    (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
 
 
 def build_html(stage: Path, out: Path) -> Path:
@@ -385,7 +537,7 @@ def build_html(stage: Path, out: Path) -> Path:
         sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
         "build", str(stage), "--path-output", str(out), "--builder", "html", "--all", "--quiet",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BookError(
             f"jupyter-book build of {stage} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -412,17 +564,21 @@ def build_book(
     profile
         A profile of ``book/profiles.yml``.
     only
-        Execute just this chapter (the HTML build then uses whatever else is already
-        executed in ``out/executed``).
+        Execute just this chapter; the HTML then holds it and whatever other chapters are
+        already executed in ``out/executed`` (the others are left out of its table of contents).
     build
         Build the HTML with jupyter-book after executing.
     out
         Build folder (default ``<root>/_build``): notebooks go to ``out/executed``, HTML to
         ``out/html``.
+    progress
+        Show training bars and one overall display of the chapters (lines every 30 s when the
+        output is not a terminal); False prints nothing but errors.
     jobs
         Chapters executed side by side (default: one per CPU core, at most one per chapter);
         each kernel gets ``cores // jobs`` threads.
     """
+    started = time.perf_counter()
     pin_paths()  # before training processes and kernels (in book/) inherit the environment
     root = root or repo_root()
     out = Path(out) if out is not None else root / "_build"
@@ -435,25 +591,24 @@ def build_book(
         if only not in todo:
             raise BookError(f"--only {only!r} is not a chapter of book/_toc.yml; chapters: {', '.join(todo)}")
         todo = [only]
-    run = BookRun(profile=profile)
-    stage = out / "executed"
-    _ensure_suites(suites_needed(profile, todo, profiles), str(profiles[profile]["common"]["device"]))
-    # Side by side, the longest chapters should start first; a profile may say which they are.
-    first = list(profiles[profile].get("start_first") or [])
-    start_order = sorted(todo, key=lambda c: first.index(c) if c in first else len(first))
     jobs = min(os.cpu_count() or 1, len(todo)) if jobs is None else jobs
     if jobs < 1:
         raise BookError(f"--jobs must be >= 1, got {jobs}")
-    _execute_all(start_order, profile, stage, root, min(jobs, len(todo)), run, profiles, progress)
+    run = BookRun(profile=profile)
+    stage = out / "executed"
+    _ensure_suites(suites_needed(profile, todo, profiles), str(profiles[profile]["common"]["device"]), progress)
+    # Side by side, the longest chapters should start first; a profile may say which they are.
+    first = list(profiles[profile].get("start_first") or [])
+    start_order = sorted(todo, key=lambda c: first.index(c) if c in first else len(first))
+    _execute_all(start_order, profile, stage, root, min(jobs, len(todo)), run, progress)
     run.executed = {c: run.executed[c] for c in todo}  # toc order, whatever order they ran in
     if build:
-        missing = [c for c in chapters(root) if not (stage / f"{c}.ipynb").is_file()]
-        if missing:
-            raise BookError(
-                f"cannot build the HTML: chapters {missing} were never executed into {stage}; "
-                f"run `lhp book --profile {profile}` without --only"
-            )
-        _stage_sources(root, stage)
+        executed = {c for c in chapters(root) if (stage / f"{c}.ipynb").is_file()}
+        missing = [c for c in chapters(root) if c not in executed]
+        if progress:
+            print("[lhp book] building the HTML" + (f" without the chapters not executed yet: {', '.join(missing)}"
+                                                     if missing else ""), flush=True)
+        _stage_sources(root, stage, executed)
         built = build_html(stage, out)
         # jupyter-book writes to <out>/_build/html; give it the stable, documented name.
         final = out / "html"
@@ -462,7 +617,9 @@ def build_book(
         shutil.move(str(built), str(final))
         shutil.rmtree(out / "_build", ignore_errors=True)
         run.html = final
-        print(f"[lhp book] HTML: {final / 'index.html'}", flush=True)
+        if progress:
+            print(f"[lhp book] HTML: {final / 'index.html'}", flush=True)
+    run.total_seconds = time.perf_counter() - started
     return run
 
 
@@ -484,6 +641,5 @@ def run(args: argparse.Namespace) -> int:
     except BookError as err:
         print(f"lhp book: {err}", file=sys.stderr)
         return 1
-    total = sum(result.seconds.values())
-    print(f"[lhp book] {len(result.executed)} chapter(s) executed in {total:.0f} s", flush=True)
+    print(f"[lhp book] {summary(result)}", flush=True)
     return 0

@@ -477,6 +477,16 @@ def duplicate_groups(df) -> list[tuple[str, list[int]]]:
 # ----------------------------------------------------------------------------- CLI
 
 
+def _train_command(s: LocalSuite) -> str:
+    """The ``lhp train`` command that builds the registered suite ``s`` (as :func:`lhp_core.train.ensure` would)."""
+    cmd = f"lhp train --preset {s.preset}"
+    if s.copy_reg:
+        cmd += f" --copy-reg {s.copy_reg:g}"
+    if s.sizes:
+        cmd += f" --sizes {' '.join(s.sizes)}"
+    return cmd
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="registered suites and whether they are available locally")
@@ -493,7 +503,7 @@ def run(args: argparse.Namespace) -> int:
         for sid in SUITES.names():
             s = SUITES.get(sid)
             where = f"hub ({s.org})" if s.kind == "hub" else (
-                f"trained at {s.root}" if s.is_trained else f"not trained (lhp train --preset {s.preset})")
+                f"trained at {s.root}" if s.is_trained else f"not trained ({_train_command(s)})")
             print(f"{sid:22s} {where}")
         return 0
     s = get_suite(args.suite)

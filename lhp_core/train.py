@@ -24,27 +24,26 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing as mp
 import os
 import shutil
 import time
 import warnings
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import xarray as xr
-from tqdm.auto import tqdm
 from transformers import AutoTokenizer, GPTNeoXForCausalLM
 from transformers.utils import logging as hf_logging
 
 from lhp_core import corpus, schema
 from lhp_core import tokenizer as tok
 from lhp_core.presets import PRESETS, Preset, Size, default_out, make_config
+from lhp_core.progress import Monitor, bar, reporting_to
 from lhp_core.provenance import git_commit
 from lhp_core.suites import LocalSuite, Suite, count_params, get_suite
 from lhp_core.weights import weights_sha256
@@ -60,9 +59,9 @@ class Data:
     """Token streams and fixed evaluation batches of one suite."""
 
     train: np.ndarray  # (n_train_tokens,) int32
-    val: "object"  # torch.LongTensor (val_seqs, context)
-    probe: "object"  # torch.LongTensor (probe_seqs, 1 + 2 * probe_len)
-    tokenizer: "object" = field(repr=False)
+    val: object  # torch.LongTensor (val_seqs, context)
+    probe: object  # torch.LongTensor (probe_seqs, 1 + 2 * probe_len)
+    tokenizer: object = field(repr=False)
 
 
 def _prepare_data(preset: Preset, out: Path, seed: int) -> Data:
@@ -237,16 +236,17 @@ def _atomic_torch_save(obj, path: Path) -> None:
 
 def train_model(
     size: Size, preset: Preset, data: Data, out: Path, seed: int, copy_reg: float, device: str,
-    repeat_frac: float, pbar=None,
+    repeat_frac: float, progress: bool = True, run: str = "run 1 of 1",
 ) -> list[dict]:
-    """Train (or resume, or skip if done) one model; returns its per-checkpoint history."""
+    """Train (or resume, or skip if done) one model; returns its per-checkpoint history.
+
+    ``run`` labels its progress bar (``"run 2 of 5"``); a finished model shows no bar.
+    """
 
     mdir = out / size.name
     mdir.mkdir(parents=True, exist_ok=True)
     done = mdir / "history.json"
     if done.exists():
-        if pbar is not None:
-            pbar.update(preset.total_steps)
         return json.loads(done.read_text())
     schedule = preset.steps()
     state_path = mdir / "train_state.pt"
@@ -300,29 +300,27 @@ def train_model(
             model.train()
         checkpoint(0, loss0)
     losses: list[float] = []
-    tick = time.perf_counter()
-    while step < preset.total_steps:
-        x = torch.as_tensor(batch_at(step, data.train, preset, seed, repeat_frac), device=device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            outp = model(input_ids=x, labels=x, output_attentions=eager)
-            loss = outp.loss
-            total = loss + copy_reg * copy_penalty(outp.attentions, x) if eager else loss
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        step += 1
-        losses.append(loss.item())
-        if pbar is not None:
-            now = time.perf_counter()
+    # One bar per model; resumed steps count as done but not in the rate or ETA.
+    with bar(total=preset.total_steps, initial=step, desc=f"{out.name} {size.name} ({run})", unit="step",
+             disable=not progress) as pbar:
+        while step < preset.total_steps:
+            x = torch.as_tensor(batch_at(step, data.train, preset, seed, repeat_frac), device=device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                outp = model(input_ids=x, labels=x, output_attentions=eager)
+                loss = outp.loss
+                total = loss + copy_reg * copy_penalty(outp.attentions, x) if eager else loss
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(loss.item())
+            pbar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)  # shown at the bar's next (throttled) redraw
             pbar.update(1)
-            pbar.set_postfix(model=size.name, loss=f"{losses[-1]:.3f}",
-                             tok_s=f"{preset.tokens_per_step / max(now - tick, 1e-9):,.0f}")
-            tick = now
-        if step in schedule:
-            checkpoint(step, float(np.mean(losses)))
-            losses = []
+            if step in schedule:
+                checkpoint(step, float(np.mean(losses)))
+                losses = []
     done.write_text(json.dumps(history))
     state_path.unlink(missing_ok=True)
     return history
@@ -378,9 +376,9 @@ def train(
     repeat_frac: float | None = None,
     threads: int = 2,
     progress: bool = True,
-    bar_position: int = 0,
     sizes: list[str] | tuple[str, ...] | None = None,
     record: bool = True,
+    runs: tuple[int, int] | None = None,
 ) -> Path:
     """Train (or resume) a suite and write its training record.
 
@@ -398,15 +396,18 @@ def train(
         Overrides the preset's share of rows with a repeated span (0 = natural text only).
     threads
         ``torch.set_num_threads``; results are reproducible for a fixed thread count.
-    bar_position
-        Line of the progress bar, so suites trained side by side each keep their own bar.
+    progress
+        One progress bar per model trained (:func:`lhp_core.progress.bar`).
     sizes
         Train only these of the preset's model sizes (default: all). Each size's run does not
         depend on the others, so a subset equals the same models of the full suite, and sizes
         may train in separate processes into one folder.
     record
         Write ``training_record.nc`` for the sizes trained (False: only train them, as each
-        process of :func:`lhp_core.suites.ensure_all` does; a final call writes the record).
+        process of :func:`ensure_all` does; a final call writes the record).
+    runs
+        ``(first, n)``: the sizes trained here are runs ``first, first + 1, ...`` of ``n`` in all,
+        as the progress bars say (default: runs 1..len(sizes) of len(sizes)).
 
     Returns
     -------
@@ -452,10 +453,10 @@ def train(
     torch.use_deterministic_algorithms(True, warn_only=True)
     data = _prepare_data(preset, out, seed)
     histories: dict[str, list[dict]] = {}
-    with tqdm(total=preset.total_steps * len(preset.sizes), desc=f"lhp train {out.name}", unit="step",
-              disable=not progress, mininterval=1.0, position=bar_position) as pbar:
-        for size in preset.sizes:
-            histories[size.name] = train_model(size, preset, data, out, seed, copy_reg, device, preset.repeat_frac, pbar)
+    first, n_runs = runs or (1, len(preset.sizes))
+    for k, size in enumerate(preset.sizes, first):
+        histories[size.name] = train_model(size, preset, data, out, seed, copy_reg, device, preset.repeat_frac,
+                                           progress, f"run {k} of {n_runs}")
     if not record:
         return out
     attrs = {
@@ -465,7 +466,7 @@ def train(
         "span_copies": preset.span_copies, "weight_decay": preset.weight_decay,
         "vocab_size": preset.vocab_size, "context": preset.context, "batch_size": preset.batch_size,
         "tokens_per_step": preset.tokens_per_step, "total_steps": preset.total_steps, "lr": preset.lr,
-        "corpora": "+".join(preset.corpora), "train_tokens_available": int(len(data.train)),
+        "corpora": "+".join(preset.corpora), "train_tokens_available": len(data.train),
         "probe": f"{preset.probe_seqs} held-out spans of {(data.probe.shape[1] - 1) // 2} tokens, repeated twice after <|endoftext|>",
         "tokenizer_fingerprint": tok.tokenizer_fingerprint(data.tokenizer), "threads": int(threads),
         "sizes_json": json.dumps([asdict(s) for s in preset.sizes]),
@@ -480,7 +481,7 @@ def train(
 # ----------------------------------------------------------------------------- on demand
 
 
-def _stale_or_missing(s: "LocalSuite") -> bool:
+def _stale_or_missing(s: LocalSuite) -> bool:
     """True when ``s`` must be (re)trained; moves a folder trained with an older recipe aside."""
     args = s.root / "train_args.json"
     if args.exists() and json.loads(args.read_text()).get("recipe_sha") != PRESETS[s.preset].fingerprint():
@@ -491,40 +492,49 @@ def _stale_or_missing(s: "LocalSuite") -> bool:
     return not (s.root / "training_record.nc").exists()
 
 
-def ensure(suite_id: str, device: str = "cpu", progress: bool = True, threads: int = 2, bar_position: int = 0) -> Suite:
+def ensure(suite_id: str, device: str = "cpu", progress: bool = True, threads: int = 2) -> Suite:
     """Return the suite, training it first if it is a local ``lhp-*`` suite that is missing or unfinished.
 
     Training resumes where an interrupted run stopped. Non-``lhp`` suites are returned as they are.
-    ``threads`` and ``bar_position`` are passed to :func:`train`.
+    ``progress`` and ``threads`` are passed to :func:`train`.
     """
     s = get_suite(suite_id)
     if not (isinstance(s, LocalSuite) and s.preset):
         return s
     if _stale_or_missing(s):
-        train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=progress,
-              bar_position=bar_position, sizes=s.sizes)
+        train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=progress, sizes=s.sizes)
     return get_suite(suite_id)
 
 
-def _train_unit(args: tuple[str, str, str, int, int]) -> tuple[str, str]:
-    """Worker of :func:`ensure_all`: train one size of one suite (no record)."""
-    suite_id, size, device, threads, bar_position = args
+def _train_unit(args: tuple[str, str, str, int, tuple[int, int], str | None]) -> tuple[str, float]:
+    """Worker of :func:`ensure_all`: train one size of one suite (no record); returns its label and seconds."""
+    suite_id, size, device, threads, runs, status = args
+    start = time.perf_counter()
     s = get_suite(suite_id)
-    train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=bar_position >= 0,
-          bar_position=max(bar_position, 0), sizes=[size], record=False)
-    return suite_id, size
+    if status is None:
+        train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=False,
+              sizes=[size], record=False, runs=runs)
+    else:
+        with reporting_to(status):  # the parent's Monitor shows this run's bar
+            train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, sizes=[size],
+                  record=False, runs=runs)
+    return f"{suite_id} {size}", time.perf_counter() - start
 
 
 def ensure_all(suite_ids: list[str], device: str = "cpu", progress: bool = True) -> list[Suite]:
     """:func:`ensure` several suites; on a multi-core CPU their models train side by side.
 
-    Small CPU models use one core poorly, so the missing (suite, size) runs go to ``k`` spawned
-    processes of ``cores // k`` threads each, largest first, each process taking the next run
-    as it frees up (longest-processing-time-first scheduling: on 2 cores ``lhp-mini`` and its
-    ``-copyreg`` twin finish in about the time of the twin's ``l`` plus ``s``, rather than of all
-    of ``lhp-mini`` in one process). Each size's run is independent of the others, so the result
-    is the same as training each suite in one process with the same thread count; that count is
-    part of a CPU run's bit-level result and is written to each training record.
+    Every missing (suite, size) pair is one *run*. Small CPU models use one core poorly, so on a
+    multi-core CPU the runs go to ``k`` spawned processes of ``cores // k`` threads each, largest
+    first, each process taking the next run as it frees up (longest-processing-time-first
+    scheduling: on 2 cores ``lhp-mini`` and its ``-copyreg`` twin finish in about the time of the
+    twin's ``l`` plus ``s``, rather than of all of ``lhp-mini`` in one process). Each run is
+    independent of the others, so the result is the same as training each suite in one process
+    with the same thread count; that count is part of a CPU run's bit-level result and is written
+    to each training record.
+
+    Progress: one bar per run, labelled "run k of n"; side by side, one overall display
+    (:class:`lhp_core.progress.Monitor`: runs done, and each running run's bar) instead.
     """
 
     ids = list(dict.fromkeys(suite_ids))
@@ -535,19 +545,33 @@ def ensure_all(suite_ids: list[str], device: str = "cpu", progress: bool = True)
             todo.append(s)
     units = [(s, z) for s in todo for z in s._preset().sizes
              if (s.sizes is None or z.name in s.sizes) and not (s.root / z.name / "history.json").exists()]
-    cores = os.cpu_count() or 1
-    threads = 2
-    if len(units) > 1 and device == "cpu" and cores > 1:
-        workers = min(len(units), cores)
-        threads = max(1, cores // workers)
-        # Largest first: parameters, then the copy-reg twin (eager attention is slower) before its plain size.
-        units.sort(key=lambda u: (u[1].n_layer * u[1].d_model ** 2, u[0].copy_reg), reverse=True)
-        jobs = [(s.id, z.name, device, threads, i if progress else -1) for i, (s, z) in enumerate(units)]
-        # spawn: a forked child would inherit this process's torch thread pool and any open kernels.
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            for _ in pool.map(_train_unit, jobs):
-                pass
-    for s in todo:  # trains whatever is left (serial case) and writes each record
+    # Largest first: parameters, then the copy-reg twin (eager attention is slower) before its plain size.
+    units.sort(key=lambda u: (u[1].n_layer * u[1].d_model ** 2, u[0].copy_reg), reverse=True)
+    n, cores = len(units), os.cpu_count() or 1
+    workers = min(n, cores) if device == "cpu" else 1
+    threads = max(1, cores // workers) if workers > 1 else 2
+    if workers > 1:
+        with Monitor("training runs", n, prefix="[lhp train]", enabled=progress) as mon:
+            mon.write(f"{n} runs, {workers} at a time with {threads} thread(s) each: "
+                      + ", ".join(f"{s.id} {z.name}" for s, z in units))
+            # spawn: a forked child would inherit this process's torch thread pool and any open kernels.
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                jobs: dict[Future, str] = {}
+                for k, (s, z) in enumerate(units, 1):
+                    label = f"{s.id} {z.name}"
+                    status = str(mon.status_path(label)) if progress else None
+                    jobs[pool.submit(_train_unit, (s.id, z.name, device, threads, (k, n), status))] = label
+                for fut in mon.wait(jobs):
+                    mon.finished(*fut.result())
+    else:
+        first = 1
+        for s in todo:  # one call per suite: its data are prepared once for all its sizes
+            sizes = [z.name for t, z in units if t is s]
+            if sizes:
+                train(s.preset, s.root, copy_reg=s.copy_reg, device=device, threads=threads, progress=progress,
+                      sizes=sizes, record=False, runs=(first, n))
+                first += len(sizes)
+    for s in todo:  # every size is trained now: this writes each record
         ensure(s.id, device=device, progress=progress, threads=threads)
     return [get_suite(sid) for sid in ids]
 

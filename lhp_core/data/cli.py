@@ -13,7 +13,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from lhp_core import config
+from lhp_core import config, progress
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -80,15 +80,13 @@ def _verify(console: Console, dataset: str | None, problems_only: bool) -> int:
 
 
 def _fetch(console: Console, dataset: str | None) -> int:
-    from tqdm.auto import tqdm
-
     from lhp_core.data.fetch import DataHashMismatch, DataUnavailable, fetch
     from lhp_core.data.manifests import get_manifest, list_datasets
 
     ids = [dataset] if dataset is not None else list_datasets()
     pairs = [(i, f.path) for i in ids for f in get_manifest(i).files]
     failed: list[str] = []
-    for dataset_id, relpath in tqdm(pairs, desc="fetching data files", unit="file"):
+    for dataset_id, relpath in progress.bar(pairs, desc="fetching data files", unit="file"):
         try:
             fetch(dataset_id, relpath)
         except (DataUnavailable, DataHashMismatch) as exc:

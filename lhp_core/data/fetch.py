@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from lhp_core import config
+from lhp_core import config, progress
 from lhp_core.data.manifests import FileEntry, Manifest, get_manifest, list_datasets
 
-__all__ = ["fetch", "verify", "sha256_of", "DataHashMismatch", "DataUnavailable"]
+__all__ = ["DataHashMismatch", "DataUnavailable", "fetch", "sha256_of", "verify"]
 
 _HASHES: dict[tuple[str, int, int], str] = {}
 
@@ -80,7 +80,8 @@ def _download(manifest: Manifest, entry: FileEntry, target: Path) -> Path:
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        pooch.retrieve(entry.url, known_hash=None, fname=target.name, path=target.parent, progressbar=True)
+        pooch.retrieve(entry.url, known_hash=None, fname=target.name, path=target.parent,
+                      progressbar=progress.mode(disable=None) == "tty")  # a download bar on a terminal only
     except Exception as exc:  # network errors come in many types (requests, ftp, OS)
         raise DataUnavailable(
             f"{manifest.id}/{entry.path} is not in the data mirror and downloading {entry.url} failed "
@@ -140,14 +141,12 @@ def verify(dataset_id: str | None = None) -> pd.DataFrame:
         (``ok`` / ``missing`` / ``hash mismatch``), ``expected``, ``actual``
         (sha256, empty when missing) and ``location`` (the file checked, or empty).
     """
-    from tqdm.auto import tqdm
-
     ids = [dataset_id] if dataset_id is not None else list_datasets()
     manifests = [get_manifest(i) for i in ids]
     rows = []
     mirror = config.data_mirror()
     total = sum(len(m.files) for m in manifests)
-    with tqdm(total=total, desc="verifying data files", unit="file", disable=total < 50) as bar:
+    with progress.bar(total=total, desc="verifying data files", unit="file", disable=total < 50) as bar:
         for m in manifests:
             for entry in m.files:
                 candidates = [mirror / m.id / entry.path] if mirror is not None else []
@@ -156,14 +155,14 @@ def verify(dataset_id: str | None = None) -> pd.DataFrame:
                 actual = sha256_of(path) if path is not None else ""
                 status = "missing" if path is None else ("ok" if actual == entry.sha256 else "hash mismatch")
                 rows.append(
-                    dict(
-                        dataset=m.id,
-                        path=entry.path,
-                        status=status,
-                        expected=entry.sha256,
-                        actual=actual,
-                        location=str(path) if path is not None else "",
-                    )
+                    {
+                        "dataset": m.id,
+                        "path": entry.path,
+                        "status": status,
+                        "expected": entry.sha256,
+                        "actual": actual,
+                        "location": str(path) if path is not None else "",
+                    }
                 )
                 bar.update()
     return pd.DataFrame(rows, columns=["dataset", "path", "status", "expected", "actual", "location"])

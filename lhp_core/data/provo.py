@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from lhp_core import progress
 from lhp_core.data.fetch import fetch
 from lhp_core.data.manifests import get_manifest
 
@@ -60,10 +61,8 @@ def readers() -> list[int]:
 
 @lru_cache(maxsize=1)
 def _all_readers() -> pd.DataFrame:
-    from tqdm.auto import tqdm
-
     frames = []
-    for reader in tqdm(readers(), desc="Provo MoTR readers", leave=False, disable=None):
+    for reader in progress.bar(readers(), desc="Provo MoTR readers", leave=False, disable=None):
         df = pd.read_csv(fetch(DATASET_ID, f"provo_f160/reader_{reader}_reading_measures.csv"))
         df.insert(0, "reader", reader)
         frames.append(df)

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import pandas as pd
 
+from lhp_core import progress
 from lhp_core.data.fetch import fetch
 from lhp_core.data.manifests import get_manifest
 
@@ -75,10 +76,8 @@ def _describe(relpath: str) -> dict:
 
 @lru_cache(maxsize=1)
 def _load() -> pd.DataFrame:
-    from tqdm.auto import tqdm
-
     rows: list[tuple] = []
-    for relpath in tqdm(files(), desc="Pythia eval JSON", unit="file", leave=False, disable=None):
+    for relpath in progress.bar(files(), desc="Pythia eval JSON", unit="file", leave=False, disable=None):
         meta = _describe(relpath)
         doc = json.loads(fetch(DATASET_ID, relpath).read_text())
         shots = int(doc["config"]["num_fewshot"])

@@ -5,7 +5,9 @@ cell ``from lhp_core.viz import charts`` is all it takes.
 
 Every function takes a tidy :class:`pandas.DataFrame` (one row per observation, e.g.
 ``model, step, tokens_seen, value``) and returns an :class:`altair.Chart` that the caller
-may refine further (``.properties(title=...)``, ``.encode(...)``).
+may refine further (``.properties(title=...)``, ``.encode(...)``); :func:`line_over_training`
+returns a layer chart (lines, then points), which takes ``.properties(...)``. A legend for
+dash patterns comes from :func:`dash_encoding`.
 
 The step scrubber
 -----------------
@@ -21,7 +23,7 @@ HTML book with no kernel::
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import altair as alt
 import numpy as np
@@ -52,6 +54,18 @@ def _positive(data: pd.DataFrame, x: str, where: str) -> pd.DataFrame:
     return data.loc[keep]
 
 
+def dash_encoding(field: str, title: str | None = None) -> alt.StrokeDash:
+    """``strokeDash`` by ``field`` whose legend shows each dash pattern as a short line.
+
+    Put it on a line mark without a point overlay: with ``mark_line(point=True)`` vega-lite draws
+    the legend symbols as filled dots, and every dash pattern looks the same. Draw points as a
+    separate layer (as :func:`line_over_training` does).
+    """
+    return alt.StrokeDash(f"{field}:N", title=title or field.replace("_", " "),
+                          legend=alt.Legend(symbolType="stroke", symbolStrokeColor="black", symbolSize=400,
+                                            symbolStrokeWidth=2))
+
+
 def line_over_training(
     data: pd.DataFrame,
     y: str,
@@ -61,8 +75,8 @@ def line_over_training(
     log_x: bool = True,
     title: str | None = None,
     y_title: str | None = None,
-) -> alt.Chart:
-    """Lines of ``y`` against training progress, one per ``color`` (and ``dash``) value.
+) -> alt.LayerChart:
+    """Lines of ``y`` against training progress, one per ``color`` (and ``dash``) value, a point per checkpoint.
 
     Parameters
     ----------
@@ -70,6 +84,14 @@ def line_over_training(
         Tidy table with columns ``x``, ``y`` and the grouping columns.
     x
         ``tokens_seen`` (default) or ``step``. With ``log_x`` rows where ``x <= 0`` are dropped.
+    dash
+        Column whose values get different dash patterns; the legend shows the patterns.
+
+    Returns
+    -------
+    alt.LayerChart
+        Lines, then points (a separate layer, so that the dash legend draws dashes); the table is
+        the layer chart's ``data``, so :func:`step_scrubber` accepts it.
     """
     cols = [x, y] + [c for c in (color, dash) if c]
     _require(data, cols, "line_over_training")
@@ -85,9 +107,10 @@ def line_over_training(
     }
     if color:
         enc["color"] = alt.Color(f"{color}:N", sort=list(pd.unique(frame[color])))
-    if dash:
-        enc["strokeDash"] = alt.StrokeDash(f"{dash}:N")
-    chart = alt.Chart(frame).mark_line(point=True).encode(**enc).properties(width=WIDTH, height=HEIGHT)
+    base = alt.Chart().encode(**enc)
+    lines = base.mark_line().encode(strokeDash=dash_encoding(dash)) if dash else base.mark_line()
+    points = base.mark_point(filled=True, opacity=1)
+    chart = alt.layer(lines, points, data=frame).properties(width=WIDTH, height=HEIGHT)
     return chart.properties(title=title) if title else chart
 
 
@@ -124,19 +147,20 @@ def bars(data: pd.DataFrame, x: str, y: str, color: str | None = None, log_y: bo
 
 
 def step_scrubber(
-    chart_or_data: alt.Chart | pd.DataFrame,
+    chart_or_data: alt.Chart | alt.LayerChart | pd.DataFrame,
     steps: Sequence[int],
     field: str = schema.STEP,
     name: str = "checkpoint",
     initial: int | None = None,
-) -> alt.Chart:
+) -> alt.Chart | alt.LayerChart:
     """Add a slider over training checkpoints that filters the chart to one step.
 
     Parameters
     ----------
     chart_or_data
-        An ``alt.Chart`` whose data is a DataFrame, or a DataFrame (then the result is an
-        ``alt.Chart`` without a mark: add ``.mark_*().encode(...)``).
+        An ``alt.Chart`` (or a layer chart such as :func:`line_over_training`'s) whose data is a
+        DataFrame, or a DataFrame (then the result is an ``alt.Chart`` without a mark: add
+        ``.mark_*().encode(...)``).
     steps
         The checkpoint steps the slider visits, e.g. ``sorted(df.step.unique())``.
     field
@@ -162,7 +186,7 @@ def step_scrubber(
     data = chart.data
     if isinstance(data, pd.DataFrame):
         _require(data, [field], "step_scrubber")
-        unknown = sorted(set(int(s) for s in data[field].unique()) - set(steps))
+        unknown = sorted({int(s) for s in data[field].unique()} - set(steps))
         if len(unknown) == data[field].nunique():
             raise ValueError(f"step_scrubber: none of the table's {field!r} values are in steps {steps[:10]}...")
     start = len(steps) - 1 if initial is None else steps.index(int(initial)) if int(initial) in steps else None

@@ -7,14 +7,28 @@ An inspector is two pieces:
 1. a **plain function** ``inspect_<thing>(results, model, step, ...) -> alt.Chart`` that
    draws one selection. It knows nothing about widgets, so unit tests call it directly
    and a static page can show one call's chart;
-2. :func:`inspector`, which builds ipywidgets controls (a dropdown for the model, a
-   slider over the actual checkpoint steps, integer sliders for layer / head / neuron)
-   and calls the function whenever a control moves.
+2. :func:`inspector`, which adds controls (a dropdown for the model, a slider over the
+   actual checkpoint steps, integer sliders for layer / head / neuron) and calls the
+   function whenever a control moves.
 
 ::
 
     from lhp_core.viz import inspectors
     inspectors.inspector(results, inspectors.inspect_head, layer=True, head=True)
+
+Any plain function gets controls with :func:`live` and control specs
+(:func:`dropdown`, :func:`slider`, :func:`int_slider`)::
+
+    inspectors.live(lambda model, step: draw(model, step),
+                    model=inspectors.dropdown(models), step=inspectors.slider(steps))
+
+In Jupyter both return a live ipywidgets panel that starts on the controls' initial values.
+In a ``lhp book`` run (:func:`lhp_core.progress.in_book_run`) they return that first view
+as a plain chart and create no widget at all: widget state saved in an executed chapter
+would make its page load require.js and the widget manager from a CDN, and a widget does
+nothing without a kernel. So a chapter shows ``inspectors.live(...)`` (or
+``inspectors.inspector(...)``) as a cell's last expression, builds no ipywidgets itself, and
+needs no separate static call for the HTML book.
 
 Chapters add their own ``inspect_*`` functions (here, or in their metrics module) with
 the same signature convention: ``results`` first, then ``model, step`` and the unit
@@ -26,13 +40,16 @@ whose children are models. Variables use the dims of :mod:`lhp_core.schema`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import altair as alt
 import pandas as pd
 import xarray as xr
 
 from lhp_core import schema
+from lhp_core.progress import in_book_run
 from lhp_core.viz import charts
 
 Results = Mapping[str, xr.Dataset] | Any
@@ -131,61 +148,126 @@ def inspect_heads_at_step(results: Results, model: str, step: int, variable: str
     )
 
 
-def inspector(results: Results, draw: Callable[..., alt.Chart], layer: bool = False, head: bool = False, neuron: bool = False, **fixed: Any):
-    """ipywidgets controls around ``draw(results, model=, step=, [layer=, head=, neuron=], **fixed)``.
+@dataclass(frozen=True)
+class Control:
+    """A control :func:`live` shows: an ipywidgets widget in Jupyter, its initial value in the book.
 
-    The step control slides over the checkpoints actually present for the chosen model.
+    Make one with :func:`dropdown`, :func:`slider` or :func:`int_slider`.
+    """
+
+    kind: str  # "dropdown", "slider" (over given values) or "int_slider"
+    options: tuple[Any, ...]
+    value: Any
+
+
+def dropdown(options: Sequence[Any], value: Any = None) -> Control:
+    """A dropdown over ``options``, starting at ``value`` (default: the first)."""
+    return _control("dropdown", options, value, default=0)
+
+
+def slider(options: Sequence[Any], value: Any = None) -> Control:
+    """A slider over the given values, e.g. the checkpoint steps, starting at ``value`` (default: the last)."""
+    return _control("slider", options, value, default=-1)
+
+
+def int_slider(low: int, high: int, value: int | None = None) -> Control:
+    """An integer slider over ``low..high`` (inclusive), starting at ``value`` (default ``low``)."""
+    if high < low:
+        raise ValueError(f"int_slider: high {high} < low {low}")
+    return _control("int_slider", range(int(low), int(high) + 1), value, default=0)
+
+
+def _control(kind: str, options: Sequence[Any], value: Any, default: int) -> Control:
+    options = tuple(options)
+    if not options:
+        raise ValueError(f"{kind} needs at least one option")
+    if value is None:
+        value = options[default]
+    elif value not in options:
+        raise ValueError(f"{kind}: initial value {value!r} is not one of the options {list(options)[:10]}")
+    return Control(kind, options, value)
+
+
+def _widget(name: str, control: Any) -> Any:
+    """The ipywidgets widget of a :class:`Control` (an ipywidgets widget is used as it is)."""
+    if not isinstance(control, Control):
+        return control
+    import ipywidgets as w
+
+    if control.kind == "dropdown":
+        return w.Dropdown(options=list(control.options), value=control.value, description=name)
+    if control.kind == "slider":
+        return w.SelectionSlider(options=list(control.options), value=control.value, description=name,
+                                 continuous_update=False)
+    return w.IntSlider(min=control.options[0], max=control.options[-1], value=control.value, description=name,
+                       continuous_update=False)
+
+
+def inspector(results: Results, draw: Callable[..., alt.Chart], layer: bool = False, head: bool = False, neuron: bool = False, **fixed: Any):
+    """Controls around ``draw(results, model=, step=, [layer=, head=, neuron=], **fixed)``.
+
+    The step control slides over the checkpoints actually present for the chosen model; the
+    first view is the first model at its last step (lowest layer / head / neuron).
 
     Returns
     -------
-    ipywidgets.VBox
-        Controls above the live chart output.
+    ipywidgets.VBox, or in a ``lhp book`` run the first view (module docstring)
     """
-    import ipywidgets as w
-
     ids = models(results)
     ds0 = model_dataset(results, ids[0])
-    steps = [int(s) for s in ds0[schema.STEP].values]
-    controls: dict[str, Any] = {
-        "model": w.Dropdown(options=ids, value=ids[0], description="model"),
-        "step": w.SelectionSlider(options=steps, value=steps[-1], description="step", continuous_update=False),
-    }
+    controls: dict[str, Any] = {"model": dropdown(ids), "step": slider([int(s) for s in ds0[schema.STEP].values])}
     for dim, wanted in ((schema.LAYER, layer), (schema.HEAD, head), (schema.NEURON, neuron)):
         if wanted:
             values = ds0[dim].values
-            controls[dim] = w.IntSlider(min=int(values.min()), max=int(values.max()), value=int(values.min()), description=dim, continuous_update=False)
+            controls[dim] = int_slider(int(values.min()), int(values.max()))
+
+    def view(**kw: Any) -> alt.Chart:
+        return draw(results, **kw, **fixed)
+
+    if in_book_run():
+        return view(**{name: c.value for name, c in controls.items()})
+    widgets = {name: _widget(name, c) for name, c in controls.items()}
 
     def _on_model(change: dict) -> None:
         # Suites may save different steps or sizes per model; keep the controls valid.
         ds = model_dataset(results, change["new"])
-        controls["step"].options = [int(s) for s in ds[schema.STEP].values]
+        widgets["step"].options = [int(s) for s in ds[schema.STEP].values]
         for dim in (schema.LAYER, schema.HEAD, schema.NEURON):
-            if dim in controls and dim in ds.sizes:
-                controls[dim].max = int(ds[dim].values.max())
+            if dim in widgets and dim in ds.sizes:
+                widgets[dim].max = int(ds[dim].values.max())
 
-    controls["model"].observe(_on_model, names="value")
-    return live(lambda **kw: draw(results, **kw, **fixed), **controls)
+    widgets["model"].observe(_on_model, names="value")
+    return _panel(view, widgets)
 
 
 def live(draw: Callable[..., Any], **controls: Any):
-    """Show ``draw(**{name: control.value})`` under the controls, redrawn when one moves.
+    """Show ``draw(**{name: value})`` under controls, redrawn when one moves.
 
-    Explicit ``observe`` + ``Output`` rather than ``ipywidgets.interact``: the first
-    drawing happens only when a control moves in a live frontend, so papermill (which has
-    none) never waits on it; a chapter displays one static call of ``draw`` for the HTML
-    book next to it.
+    Explicit ``observe`` + ``Output`` rather than ``ipywidgets.interact``, which draws at
+    execution time through a frontend round trip and has stalled papermill runs.
 
     Parameters
     ----------
     draw
         Plain function of the controls' values returning something displayable.
     controls
-        ipywidgets value widgets, keyed by ``draw``'s argument names.
+        :class:`Control` specs (:func:`dropdown`, :func:`slider`, :func:`int_slider`), keyed by
+        ``draw``'s argument names; ipywidgets value widgets also work in Jupyter, but a
+        chapter must not create them (module docstring).
 
     Returns
     -------
-    ipywidgets.VBox
+    ipywidgets.VBox, or in a ``lhp book`` run ``draw`` of the initial values
     """
+    if not controls:
+        raise ValueError("live() needs at least one control, e.g. model=inspectors.dropdown(models)")
+    if in_book_run():
+        return draw(**{name: c.value for name, c in controls.items()})
+    return _panel(draw, {name: _widget(name, c) for name, c in controls.items()})
+
+
+def _panel(draw: Callable[..., Any], widgets: dict[str, Any]):
+    """Widgets above an ``Output`` showing ``draw`` of their values, drawn now and on every change."""
     import ipywidgets as w
     from IPython.display import display
 
@@ -194,8 +276,9 @@ def live(draw: Callable[..., Any], **controls: Any):
     def _redraw(_: Any = None) -> None:
         out.clear_output(wait=True)
         with out:
-            display(draw(**{name: c.value for name, c in controls.items()}))
+            display(draw(**{name: c.value for name, c in widgets.items()}))
 
-    for control in controls.values():
-        control.observe(_redraw, names="value")
-    return w.VBox([w.HBox(list(controls.values())), out])
+    for widget in widgets.values():
+        widget.observe(_redraw, names="value")
+    _redraw()
+    return w.VBox([w.HBox(list(widgets.values())), out])

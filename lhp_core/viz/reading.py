@@ -1,7 +1,7 @@
 """Charts of the reading-times chapter: PPP over training, head scores, a clickable head explorer."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import altair as alt
 import numpy as np
@@ -40,13 +40,14 @@ def ppp_chart(ppp: pd.DataFrame, transitions: pd.DataFrame | None = None, refere
     data = ppp[ppp[schema.TOKENS_SEEN] > 0].dropna(subset=[y])
     x = style.tokens_x(data[schema.TOKENS_SEEN])
     color = style.model_color(data[schema.MODEL])
-    line = alt.Chart(data).mark_line(point=True).encode(
-        x=x, y=alt.Y(f"{y}:Q", title="PPP: Delta LL (nats/word)"), color=color,
-        strokeDash=alt.StrokeDash("variant:N", title="variant", legend=alt.Legend(symbolType="stroke")),
-        tooltip=[schema.MODEL, "variant", schema.STEP, alt.Tooltip(f"{y}:Q", format=".4f")])
+    series = alt.Chart(data).encode(x=x, y=alt.Y(f"{y}:Q", title="PPP: Delta LL (nats/word)"), color=color,
+                                    tooltip=[schema.MODEL, "variant", schema.STEP, alt.Tooltip(f"{y}:Q", format=".4f")])
+    # Points apart from the dashed lines, so that the legend draws the dash patterns (charts.dash_encoding).
+    line = series.mark_line().encode(strokeDash=charts.dash_encoding("variant"))
+    points = series.mark_point(filled=True, opacity=1)
     band = alt.Chart(data).mark_area(opacity=0.15).encode(x=x, y=f"{y}_lo:Q", y2=f"{y}_hi:Q", color=color,
                                                          detail="variant:N")
-    layers = [band, line]
+    layers = [band, alt.layer(line, points)]
     if transitions is not None and len(transitions):
         layers.append(alt.Chart(transitions).mark_rule(strokeDash=[2, 2]).encode(
             x=f"{schema.TOKENS_SEEN}:Q", color=color, tooltip=[schema.MODEL, "variant", schema.TOKENS_SEEN]))

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+import tomllib
 import yaml
 
 from lhp_core import book, cli
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The common parameters every chapter declares (book.COMMON_KEYS), as a parameters cell.
+COMMON = "suite = 'none'\nmodels = None\nsteps = None\ndevice = 'cpu'\n"
 
 
 def _notebook(path: Path, cells: list[tuple[str, str]]) -> None:
@@ -38,12 +40,12 @@ def tiny_book(tmp_path: Path) -> Path:
         "default": {"common": {"suite": "y", "models": ["s"], "steps": [0, 8], "device": "cpu"}},
     }))
     _notebook(tmp_path / "book" / "good.ipynb", [
-        ("parameters", "n = 1\nsuite = 'none'\ndevice = 'cpu'"),
+        ("parameters", COMMON + "n = 1"),
         ("", "import numpy as np\nfrom lhp_core.book import record"),
         ("", "record(twice=np.float64(2 * n), suite=suite, n=n, ok=True)"),
     ])
     _notebook(tmp_path / "book" / "bad.ipynb", [
-        ("parameters", "n = 1"),
+        ("parameters", COMMON + "n = 1"),
         ("", "x = n + 1"),
         ("", "raise ValueError('broken on purpose')"),
     ])
@@ -84,7 +86,7 @@ def test_toc_lists_chapters_in_order(tiny_book: Path) -> None:
 
 
 def test_execute_and_read_record(tiny_book: Path, tmp_path: Path) -> None:
-    out = book.execute_chapter("good", "ci", tmp_path / "exec", root=tiny_book, progress=False)
+    out = book.execute_chapter("good", "ci", tmp_path / "exec", root=tiny_book)
     assert book.read_record(out) == {"twice": 42.0, "suite": "x", "n": 21, "ok": True}
     # The injected parameters cell is where papermill puts it, right after the tagged one.
     nb = nbformat.read(out, as_version=4)
@@ -93,7 +95,7 @@ def test_execute_and_read_record(tiny_book: Path, tmp_path: Path) -> None:
 
 def test_failing_chapter_names_notebook_and_cell(tiny_book: Path, tmp_path: Path) -> None:
     with pytest.raises(book.BookError) as err:
-        book.execute_chapter("bad", "ci", tmp_path / "exec", root=tiny_book, progress=False)
+        book.execute_chapter("bad", "ci", tmp_path / "exec", root=tiny_book)
     msg = str(err.value)
     assert "book/bad.ipynb" in msg and "ValueError: broken on purpose" in msg
     assert "failed in cell 3 (In [4] of the executed copy)" in msg, msg  # source cell 3; papermill injected one before it
@@ -197,9 +199,9 @@ def _parallel_book(root: Path, chapters: list[str]) -> None:
                        "chapters": {"good": {"n": 5}}}
     (root / "book" / "profiles.yml").write_text(yaml.safe_dump(profiles))
     _notebook(root / "book" / "env.ipynb", [
-        ("parameters", "suite = 'none'"),
-        ("", "import os\nfrom lhp_core.book import record\n"
-             "record(**{v: os.environ.get(v, 'unset') for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')})"),
+        ("parameters", COMMON),
+        ("", ("import os\nfrom lhp_core.book import record\n"
+             "record(**{v: os.environ.get(v, 'unset') for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')})")),
     ])
 
 
@@ -251,9 +253,9 @@ def test_relative_data_mirror_is_the_callers_folder(tiny_book: Path, tmp_path: P
     assert mirror is not None and mirror.is_dir(), "the tests need the shared data mirror"
     _parallel_book(tiny_book, ["fetching", "good"])  # two chapters, so jobs=2 runs worker processes
     _notebook(tiny_book / "book" / "fetching.ipynb", [
-        ("parameters", "suite = 'none'"),
-        ("", "from lhp_core.book import record\nfrom lhp_core.data.fetch import fetch\n"
-             "record(path=str(fetch('word_similarity', 'SOURCE.md')))"),
+        ("parameters", COMMON),
+        ("", ("from lhp_core.book import record\nfrom lhp_core.data.fetch import fetch\n"
+             "record(path=str(fetch('word_similarity', 'SOURCE.md')))")),
     ])
     monkeypatch.chdir(tiny_book)
     monkeypatch.setenv("LHP_DATA_MIRROR", os.path.relpath(mirror, tiny_book))
@@ -274,3 +276,123 @@ def test_missing_relative_mirror_is_named_in_the_error(tmp_path: Path, monkeypat
     with pytest.raises(DataUnavailable, match=r"LHP_DATA_MIRROR=\.\./no/such/mirror, which is not a folder as seen from "
                                               + re.escape(str(tmp_path))):
         fetch("word_similarity", "SOURCE.md")
+
+
+def test_only_declared_parameters_are_injected(tiny_book: Path, tmp_path: Path, capfd: pytest.CaptureFixture,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """`profile` reaches only chapters that declare it; papermill never warns of unknown parameters."""
+    profiles = book.load_profiles(tiny_book / "book" / "profiles.yml")
+    good = tiny_book / "book" / "good.ipynb"
+    params = book.chapter_parameters("ci", "good", profiles)
+    assert "profile" in params
+    assert book.injected_parameters(good, params) == {"suite": "x", "models": None, "steps": None, "device": "cpu", "n": 21}
+    _notebook(tiny_book / "book" / "declares.ipynb", [
+        ("parameters", COMMON + "profile = 'default'"),
+        ("", "from lhp_core.book import record\nrecord(profile=profile)"),
+    ])
+    with pytest.raises(book.BookError, match=r"declares\.ipynb: book/profiles\.yml passes \['n'\].*`n = \.\.\.`"):
+        book.injected_parameters(tiny_book / "book" / "declares.ipynb", params)
+    undeclared = tiny_book / "book" / "lacks.ipynb"
+    _notebook(undeclared, [("parameters", "suite = 'none'"), ("", "pass")])
+    with pytest.raises(book.BookError, match=r"passes \['device', 'models', 'steps'\]"):
+        book.injected_parameters(undeclared, book.chapter_parameters("ci", "lacks", profiles))
+
+    caplog.set_level("WARNING", logger="papermill")
+    out = book.execute_chapter("good", "ci", tmp_path / "exec", root=tiny_book)
+    injected = next(c for c in nbformat.read(out, as_version=4).cells if "injected-parameters" in c.metadata.tags)
+    assert "profile" not in injected.source and "n = 21" in injected.source
+    assert book.read_record(book.execute_chapter("declares", "ci", tmp_path / "exec", root=tiny_book)) == {"profile": "ci"}
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "Passed unknown parameter" not in logged
+    # The kernels talk over IPC sockets: ipykernel has no plain-TCP warning to give.
+    assert "without encryption" not in logged
+
+
+def _book_run_chapter(path: Path, body: str) -> None:
+    _notebook(path, [("parameters", COMMON), ("", body), ("", "from lhp_core.book import record\nrecord(done=True)")])
+
+
+def test_book_run_leaves_no_widget_state(tiny_book: Path, tmp_path: Path) -> None:
+    """Inside `lhp book`, inspectors draw a static view and progress bars print nothing: no widget, no CDN."""
+    _book_run_chapter(tiny_book / "book" / "quiet.ipynb", (
+        "import pandas as pd, altair as alt\n"
+        "from lhp_core import progress\n"
+        "from lhp_core.viz import charts, inspectors\n"
+        "for _ in progress.bar(range(3), desc='stage', unit='item'):\n"
+        "    pass\n"
+        "df = pd.DataFrame({'x': [0, 1, 2], 'y': [1.0, 2.0, 4.0], 'model': ['a', 'a', 'b']})\n"
+        "inspectors.live(lambda model: alt.Chart(df[df.model == model]).mark_line().encode(x='x', y='y'),\n"
+        "                model=inspectors.dropdown(['a', 'b'], value='b'))"))
+    # What the check exists for: a chapter that builds ipywidgets itself still leaves widget state.
+    _book_run_chapter(tiny_book / "book" / "widgety.ipynb", "import ipywidgets\nipywidgets.IntSlider(value=3)")
+    quiet = book.execute_chapter("quiet", "ci", tmp_path / "exec", root=tiny_book)
+    widgety = book.execute_chapter("widgety", "ci", tmp_path / "exec", root=tiny_book)
+    assert book.widget_models(quiet) == {}
+    assert book.widget_models(widgety) == {"IntSliderModel": 1, "LayoutModel": 1, "SliderStyleModel": 1}
+    nb = nbformat.read(quiet, as_version=4)
+    outputs = nb.cells[2].outputs
+    assert [o.output_type for o in outputs] == ["execute_result"]  # the chart; no stream from the bar
+    html = outputs[0].data["text/html"]
+    assert "lhp-chart" in html and '"b"' in html and "widget-view" not in str(outputs)
+    assert book.WIDGET_STATE not in nbformat.writes(nb)
+
+
+def test_summary_line_reports_wall_time() -> None:
+    run = book.BookRun("ci", seconds={"a": 700.4, "b": 637.8, "c": 0.2}, jobs=2, wall_seconds=680.2, total_seconds=1021.0)
+    assert book.summary(run) == ("3 chapters in 680 s wall time (1338 s of chapter time, 2 at a time); "
+                                 "1021 s in all with training and the HTML build")
+    one = book.BookRun("ci", seconds={"suite": 40.0}, jobs=1, wall_seconds=41.0, total_seconds=41.0)
+    assert book.summary(one) == "1 chapter in 41 s wall time (40 s of chapter time, 1 at a time)"
+
+
+def test_cli_ends_with_the_summary_line(tiny_book: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lhp book` (the CLI's run()) closes with the wall-time line, and the display counts chapters k/n."""
+    _parallel_book(tiny_book, ["good", "env"])
+    monkeypatch.setattr(book, "repo_root", lambda: tiny_book)
+    monkeypatch.setattr(book, "PROFILES", (*book.PROFILES, "par"))
+    args = cli_args(["--profile", "par", "--no-build", "--jobs", "2", "--out", str(tmp_path)])
+    assert book.run(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"\[lhp book\] 2 chapters in \d+ s wall time \(\d+ s of chapter time, 2 at a time\)"
+                        r"(; \d+ s in all with training and the HTML build)?", lines[-1]), lines[-1]
+    done = [line for line in lines if " done in " in line]
+    assert len(done) == 2 and "(chapters 1/2," in done[0] and "(chapters 2/2," in done[1]
+    assert not any("\r" in line for line in lines)
+
+
+def cli_args(argv: list[str]):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    book.configure(parser)
+    return parser.parse_args(argv)
+
+
+def test_only_builds_a_book_of_the_executed_chapters(tiny_book: Path, tmp_path: Path) -> None:
+    """The staged table of contents of a partial run lists the chapters executed so far, in toc order."""
+    stage = tmp_path / "stage"
+    book._stage_sources(tiny_book, stage, {"bad"})
+    toc = yaml.safe_load((stage / "_toc.yml").read_text())
+    assert toc["root"] == "intro" and toc["chapters"] == [{"file": "bad"}]
+    book._stage_sources(tiny_book, stage, {"good", "bad"})
+    assert yaml.safe_load((stage / "_toc.yml").read_text())["chapters"] == [{"file": "good"}, {"file": "bad"}]
+    nested = [{"file": "good", "sections": [{"file": "bad"}]}, {"file": "notes"}]
+    assert book._keep_files(nested, {"good", "notes"}) == [{"file": "good"}, {"file": "notes"}]
+    assert book._keep_files([{"caption": "x", "chapters": [{"file": "bad"}]}], {"good"}) == []
+
+
+def test_kernel_bars_report_to_the_book_process(tiny_book: Path, tmp_path: Path) -> None:
+    """Inside `lhp book` a chapter's bars print nothing into the notebook; their state reaches the status file."""
+    from lhp_core import progress
+
+    _notebook(tiny_book / "book" / "staged.ipynb", [
+        ("parameters", COMMON),
+        ("", ("import os\nfrom lhp_core import progress\n"
+             "b = progress.bar(total=10, desc='sweep', unit='ckpt', interval=0)\nb.update(3)")),
+        ("", "from lhp_core.book import record\nrecord(status=open(os.environ[progress.STATUS_VAR]).read())"),
+    ])
+    with progress.reporting_to(tmp_path / "staged.status"):
+        out = book.execute_chapter("staged", "ci", tmp_path / "exec", root=tiny_book)
+    assert book.read_record(out)["status"] == "sweep: 3/10 ckpt (30%), 00:00 elapsed"
+    assert [o.output_type for o in nbformat.read(out, as_version=4).cells[2].outputs] == ["execute_result"]  # no stream
