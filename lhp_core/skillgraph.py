@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from math import comb
 
 import numpy as np
+import pandas as pd
+
+from lhp_core.progress import bar
 from scipy import optimize, special, stats
 
 # Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models", eq. 10 / Approach 3:
@@ -385,7 +388,7 @@ def competence_grid(
     n_tuples: int = 1000,
     mode: str = "random",
     n_reps: int = 1,
-) -> "pd.DataFrame":  # noqa: F821
+) -> pd.DataFrame:
     """Simulated competence for every (k, k', θ): a tidy table for sliders in the book.
 
     Parameters
@@ -404,13 +407,10 @@ def competence_grid(
     """
     if mode not in ("random", "skills"):
         raise ValueError(f"unknown failure mode {mode!r}; use 'random' or 'skills'")
-    import pandas as pd
-    from tqdm.auto import tqdm
-
     if n_reps < 1:
         raise ValueError(f"n_reps must be positive, got {n_reps}")
     rows = []
-    for k in tqdm(ks, desc="skill graphs"):
+    for k in bar(ks, desc="skill graphs", disable=None):
         graph = SkillGraph.random(n_skills, n_pieces, k, seed=seed)
         for kp in [kp for kp in kprimes if kp <= k]:
             # Membership is fixed per graph: failures only change which members count as bad,

@@ -445,14 +445,12 @@ def check(suite: str | Suite, models: list[str] | None = None, progress: bool = 
     and lists a different hash: the file changed after training).
     """
     import pandas as pd
-    from tqdm.auto import tqdm
-
     s = get_suite(suite)
     models = [s.resolve_model(m) for m in (models or s.models)]
     rec = s._record if isinstance(s, LocalSuite) else None
     rows = []
     todo = [(m, st) for m in models for st in s.steps(m)]
-    for m, st in tqdm(todo, desc=f"hashing {s.id}", unit="ckpt", disable=not progress):
+    for m, st in bar(todo, desc=f"hashing {s.id}", unit="ckpt", disable=not progress):
         sha = weights_sha256(s.checkpoint_path(m, st))
         listed = None
         if rec is not None and m in rec["model"].values and st in rec["step"].values:

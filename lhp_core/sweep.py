@@ -42,6 +42,7 @@ import lhp_core
 from lhp_core import store as St
 from lhp_core import checkpoints
 from lhp_core.extract import extract
+from lhp_core.progress import bar
 from lhp_core.provenance import config_sha256, git_commit
 from lhp_core.reducers import HEAD_SCORES, get_reducer
 from lhp_core.sites import check_sites, feature_sizes, linear_layout
@@ -272,18 +273,16 @@ def sweep(
     done = {m: (St.completed(out, m) if St.is_allocated(out, m) else {}) for m in models}
     tasks = [(m, s) for m in models for s in step_map[m] if not done[m].get(s, False)]
     total = sum(len(v) for v in step_map.values())
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, initial=total - len(tasks), desc="sweep", unit="ckpt", disable=not progress)
+    pbar = bar(total=total, initial=total - len(tasks), desc="sweep", unit="ckpt", disable=not progress)
     if workers or scheduler:
-        _run_dask(job, tasks, tokens_seen, bar, workers, scheduler, processes)
+        _run_dask(job, tasks, tokens_seen, pbar, workers, scheduler, processes)
     else:
-        _run_serial(job, tasks, tokens_seen, bar)
-    bar.close()
+        _run_serial(job, tasks, tokens_seen, pbar)
+    pbar.close()
     return out
 
 
-def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, bar) -> None:
+def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, pbar) -> None:
     """One checkpoint computes while the next loads (prefetch thread) and the previous one is
     written (writer thread). At most one region waits to be written, so host memory holds two
     checkpoints' pooled results at most, however many steps there are."""
@@ -300,8 +299,9 @@ def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, bar) -> Non
                 m_done, step_done, fut = written
                 n_tok += fut.result()  # a failed write stops the sweep here; completed steps stay
                 written = None
-                bar.set_postfix(model=m_done, step=step_done, tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")
-                bar.update(1)
+                pbar.set_postfix(model=m_done, step=step_done, tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}",
+                                 refresh=False)
+                pbar.update(1)
 
         nxt = loader.submit(job.load, *tasks[0])
         for i, (m, step) in enumerate(tasks):
@@ -320,7 +320,7 @@ def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, bar) -> Non
         drain()
 
 
-def _run_dask(job: Job, tasks, tokens_seen, bar, workers, scheduler, processes) -> None:
+def _run_dask(job: Job, tasks, tokens_seen, pbar, workers, scheduler, processes) -> None:
     from distributed import Client, LocalCluster, as_completed
 
     # Allocation happens here, once per model, so workers only ever write regions.
@@ -341,8 +341,8 @@ def _run_dask(job: Job, tasks, tokens_seen, bar, workers, scheduler, processes) 
         futures = [client.submit(run_task, job, m, s, pure=False, key=f"lhp-{m}-{s}-{time.time_ns()}") for m, s in tasks]
         for fut in as_completed(futures):
             n_tok += fut.result()
-            bar.set_postfix(tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")
-            bar.update(1)
+            pbar.set_postfix(tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}", refresh=False)
+            pbar.update(1)
     finally:
         client.close()
         if cluster is not None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from tqdm.auto import tqdm
+from lhp_core.progress import bar
 
 
 def hinge_design(x: np.ndarray, breakpoints: np.ndarray | list[float]) -> np.ndarray:
@@ -289,7 +289,7 @@ def segment(
         resid = resid - resid.mean()
         rng = np.random.default_rng(seed)
         boots = np.empty((n_boot, 2))
-        for b in tqdm(range(n_boot), desc="bootstrap breakpoints", disable=not progress):
+        for b in bar(range(n_boot), desc="bootstrap breakpoints", disable=not progress):
             boots[b] = fit_piecewise(x, fitted + rng.choice(resid, size=x.size, replace=True), 2, min_points, refine=False).breakpoints
         q = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
         seg.break_lo, seg.break_hi, seg.boot_breakpoints = q[0], q[1], boots

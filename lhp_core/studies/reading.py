@@ -164,6 +164,18 @@ def _event(study: Reading, variant: str, model: str, measure: str, kind: str, st
             "found": found, "tokens_per_step": suite.tokens_seen(model, last) / max(last, 1)}
 
 
+def choices_table(study: Reading) -> pd.DataFrame:
+    """What the analysis choices change for the largest model at its last checkpoint."""
+    rows = [{"choice": f"head probe: {k}" + (" (used)" if k == study.params["head_convention"] else ""),
+             "value": round(v, 3), "measure": "largest induction score"} for k, v in study.conventions.items()]
+    rows += [{"choice": f"self-paced spillover {k}", "value": round(v, 4), "measure": "PPP (nats/word)"}
+             for k, v in study.spillover_ppp.items()]
+    rows += [{"choice": "naive subword-sum surprisal", "value": round(study.naive_ppp, 4), "measure": "PPP (nats/word)"},
+             {"choice": "word-boundary correction: mean |change|", "value": round(study.bow_abs_diff, 3),
+              "measure": "surprisal (bits/word)"}]
+    return pd.DataFrame(rows, columns=["choice", "measure", "value"])
+
+
 # ---------------------------------------------------------------------- decision rules
 
 

@@ -82,3 +82,17 @@ def condition_table(study) -> pd.DataFrame:
     fin = study.final_step(m)
     layer = int(study.best["best_layer"].sel(model=m, step=fin))
     return brain_metrics.condition_summary(brain_metrics.prediction_table(study.scores, study.table, m, fin, layer)).round(3)
+
+
+def prediction_inspector(study):
+    """Live picker (Jupyter): predicted against measured response for any model, step and layer."""
+    from lhp_core.viz import inspectors
+
+    m = study.big
+    fin = study.final_step(m)
+    steps = [int(s) for s in study.scores[schema.STEP].values]
+    layers = [int(v) for v in study.scores[schema.LAYER].values]
+    return inspectors.live(lambda model, step, layer: brain_metrics.inspect_predictions(study.scores, study.table, model,
+                                                                                        step, layer),
+                           model=inspectors.dropdown(study.models, value=m), step=inspectors.slider(steps, value=fin),
+                           layer=inspectors.dropdown(layers, value=int(study.best["best_layer"].sel(model=m, step=fin))))

@@ -82,3 +82,21 @@ def pythia_at_step(study) -> alt.Chart:
             y=alt.Y("value:Q", title="accuracy"), color=style.model_color(study.pythia_sizes),
             column=alt.Column("task:N", title=None)).properties(width=44, height=140, title="Pythia"),
         sorted(int(s) for s in pt[schema.STEP].unique()), name="pythia_step")
+
+
+def item_table(study, task: str = "agreement", index: int = 0, device: str = "cpu") -> pd.DataFrame:
+    """One battery item at the largest model's last checkpoint: every option's log-probability."""
+    return T.inspect_item(study.suite, study.models[-1], study.steps[-1], task, index, n_items=study.n_items,
+                          seed=study.params.get("seed", 0), device=device)
+
+
+def item_inspector(study, device: str = "cpu"):
+    """Live picker (Jupyter): any checkpoint, task and item of the battery."""
+    from lhp_core.viz import inspectors
+
+    return inspectors.live(
+        lambda **kw: T.inspect_item(study.suite, **kw, n_items=study.n_items, seed=study.params.get("seed", 0),
+                                    device=device),
+        model=inspectors.dropdown(study.models, value=study.models[-1]), step=inspectors.slider(study.steps),
+        task=inspectors.dropdown(list(study.chance.index), value="agreement"),
+        index=inspectors.int_slider(0, min(study.n_items, 20) - 1))

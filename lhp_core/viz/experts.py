@@ -111,3 +111,21 @@ def expert_explorer(study, n_experts: int = 5, k: int = 3) -> alt.HConcatChart:
         y=alt.Y("rank:O", title=None, axis=None), text="text:N",
     ).transform_filter(pick).properties(width=style.HALF + 40, height=60, title="sentences that drive it most")
     return alt.hconcat(grid, alt.vconcat(curve, bars, sentences))
+
+
+def concept_inspector(study):
+    """Live picker (Jupyter): any concept, model and checkpoint: its top experts, their AP over training and
+    the sentences that drive them."""
+    from IPython.display import display
+
+    from lhp_core.viz import inspectors
+
+    def show(concept, model, step):
+        ap = experts.model_ap(study.ap, model)
+        acts = experts.unit_activations(study.suite, study.texts, model, step, device=study.params.get("device", "cpu"))
+        out = experts.inspect_concept(ap, acts, study.texts, concept, step)
+        display(out["experts"].round(3), out["sentences"][["neuron", "rank", "activation", "text"]])
+
+    return inspectors.live(show, concept=inspectors.dropdown([str(c) for c in study.ap["concept"].values]),
+                           model=inspectors.dropdown(study.models, value=study.big),
+                           step=inspectors.slider(study.steps))

@@ -52,13 +52,18 @@ from lhp_core import schema
 from lhp_core.progress import in_book_run
 from lhp_core.viz import charts
 
+#: A stacked Dataset with a ``model`` dim (the measure runner's), a mapping ``model -> Dataset`` or a
+#: DataTree of models (a sweep store, :func:`lhp_core.open_results`).
 Results = Mapping[str, xr.Dataset] | Any
 
 
 def models(results: Results) -> list[str]:
     """Model ids in ``results``."""
     if isinstance(results, xr.Dataset):
-        raise TypeError("results must map model -> Dataset (lhp_core.open_results), not a single Dataset; wrap it: {'model': ds}")
+        if schema.MODEL not in results.dims:
+            raise TypeError("results must be a stacked Dataset with a 'model' dim (lhp_core.measures.over_steps) or "
+                            "map model -> Dataset (lhp_core.open_results); wrap a single model's: {'model': ds}")
+        return [str(m) for m in results[schema.MODEL].values]
     if hasattr(results, "children"):  # xarray.DataTree
         return list(results.children)
     return list(results)
@@ -69,6 +74,8 @@ def model_dataset(results: Results, model: str) -> xr.Dataset:
     ids = models(results)
     if model not in ids:
         raise KeyError(f"model {model!r} not in results; models: {', '.join(ids)}")
+    if isinstance(results, xr.Dataset):  # stacked: one model's part, without the steps it lacks
+        return results.sel({schema.MODEL: model}).dropna(schema.STEP, how="all")
     node = results[model]
     return node.to_dataset() if hasattr(node, "to_dataset") else node
 

@@ -192,3 +192,26 @@ def summary_table(study) -> pd.DataFrame:
         "coincide": s.coincide,
     })
     return out
+
+
+def head_inspector(study, device: str = "cpu"):
+    """Live picker (Jupyter): any model, step, layer and head of the suite, its scores and its attention.
+
+    In a ``lhp book`` run it draws the initial view only (the page has :func:`head_explorer`).
+    """
+    from lhp_core import checkpoints
+
+    scores = study.heads["plain"]
+    ds = scores.sel(model=study.big).dropna(schema.STEP, how="all")
+    bos = study.params["head_convention"] != "aoyama_wilcox"
+    probe = scores["probe_ids"].sel(model=study.big).values
+
+    def draw(model, step, layer, head):
+        return inspect_head_attention(scores, model, step, layer, head,
+                                      lambda m, s: checkpoints.load(study.variants["plain"], m, s, device=device),
+                                      probe, bos=bos, device=device)
+
+    return inspectors.live(draw, model=inspectors.dropdown(study.models["plain"], value=study.big),
+                           step=inspectors.slider([int(x) for x in ds[schema.STEP].values]),
+                           layer=inspectors.int_slider(int(ds[schema.LAYER].min()), int(ds[schema.LAYER].max())),
+                           head=inspectors.int_slider(0, int(ds[schema.HEAD].max())))
