@@ -173,7 +173,7 @@ def test_dask_two_workers_equal_serial(suite, serial_store, tmp_path):
 
 
 def test_rerun_with_other_configuration_is_refused(suite, serial_store):
-    with pytest.raises(ValueError, match="different configuration.*new output path"):
+    with pytest.raises(ValueError, match=r"another configuration \(reducers: .* in the store, \[\"word_last\"\] now\).*new --out"):
         sweep(suite, stimuli(), serial_store, **{**SWEEP_ARGS, "reducers": ["word_last"]})
 
 
