@@ -506,8 +506,10 @@ def _run_dask(job: Job, tasks, tokens_seen, bar, workers, scheduler, processes) 
     if scheduler:
         client, cluster = Client(scheduler), None
     else:
+        # tcp on loopback, threads included: a local cluster needs no outside interface (the default
+        # in-process transport probes one with a UDP connect to a public address)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                               dashboard_address=None)
+                               dashboard_address=None, host="127.0.0.1", protocol="tcp://")
         client = Client(cluster)
     try:
         t0, n_tok = time.perf_counter(), 0
