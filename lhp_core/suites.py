@@ -480,8 +480,9 @@ def check(suite: str | Suite, models: list[str] | None = None, progress: bool = 
         rows.append({"model": m, "step": st, "weights_sha256": sha, "missing": missing,
                      "record_mismatch": not missing and listed is not None and listed != sha})
     df = pd.DataFrame(rows, columns=["model", "step", "weights_sha256", "record_mismatch", "missing"])
-    first = df[~df["missing"]].groupby(["model", "weights_sha256"])["step"].transform("min")
-    df["same_as_step"] = first.where(first != df["step"], -1).reindex(df.index, fill_value=-1).astype(int)
+    present = df[~df["missing"]]
+    first = present.groupby(["model", "weights_sha256"])["step"].transform("min")
+    df["same_as_step"] = first.where(first != present["step"], -1).reindex(df.index, fill_value=-1).astype(int)
     return df
 
 

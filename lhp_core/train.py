@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import pickle
 import shutil
 import sys
 import time
@@ -349,7 +350,14 @@ def train_model(
     eager = copy_reg > 0
     if state_path.exists():
         # weights_only: the state is tensors, numbers and strings; nothing in it needs arbitrary unpickling
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise ValueError(
+                f"{state_path} holds objects other than a training state, which lhp does not unpickle (that can "
+                f"run code): {' '.join(str(e).split())[:200]}; delete it (model {size.name!r} then trains again "
+                "from step 0) or restore it"
+            ) from None
         step = state["step"]
         model = GPTNeoXForCausalLM.from_pretrained(mdir / f"step{step}", dtype=torch.float32, use_safetensors=True)
         if eager:
