@@ -17,8 +17,17 @@ from pathlib import Path
 import torch
 
 from lhp_core.suites import HubSuite, LocalSuite, Suite, get_suite
-from lhp_core.tokenizer import FINGERPRINT_VERSION, fingerprint_matches, tokenizer_fingerprint
-from lhp_core.weights import RESTORE, CorruptCheckpoint, check_safetensors, weights_sha256
+from lhp_core.tokenizer import (
+    FINGERPRINT_VERSION,
+    fingerprint_matches,
+    tokenizer_fingerprint,
+)
+from lhp_core.weights import (
+    RESTORE,
+    CorruptCheckpoint,
+    check_safetensors,
+    weights_sha256,
+)
 
 # suite id -> (fingerprint, where it was first seen); one tokenizer per suite
 _FINGERPRINTS: dict[str, tuple[str, str]] = {}
@@ -43,7 +52,7 @@ def checkpoint_sha256(suite: str | Path | Suite, model: str, step: int) -> str |
         repo, rev = s.hub_ref(model_id, int(step))
         try:
             path = Path(snapshot_download(repo, revision=rev, allow_patterns=["*.safetensors"], local_files_only=True))
-        except Exception:  # huggingface_hub raises several types for "not in the cache"
+        except Exception:  # noqa: BLE001 - huggingface_hub raises several types for "not in the cache"
             return None
     elif isinstance(s, LocalSuite):
         path = s.checkpoint_path(model_id, int(step))

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lhp {name}: interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - every error becomes one line; --debug shows the traceback
+    except Exception as err:
         if debug:
             raise
         known = isinstance(err, (OSError, ValueError, KeyError, RuntimeError, NotImplementedError))

@@ -25,8 +25,8 @@ import hashlib
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class Stimuli:
 
     # ---- constructors -------------------------------------------------------------------
     @classmethod
-    def from_texts(cls, texts: Sequence[str], ids: Sequence[str] | None = None) -> "Stimuli":
+    def from_texts(cls, texts: Sequence[str], ids: Sequence[str] | None = None) -> Stimuli:
         """Plain texts; words are the whitespace-separated spans. A missing text (None, NaN) is an error."""
         texts = list(texts)
         labels = list(ids) if ids is not None and len(ids) == len(texts) else list(range(len(texts)))
@@ -101,13 +101,13 @@ class Stimuli:
         return cls(_ids(ids, len(texts)), tuple(texts), spans, "text")
 
     @classmethod
-    def from_sentences(cls, sentences: Sequence[str], ids: Sequence[str] | None = None) -> "Stimuli":
+    def from_sentences(cls, sentences: Sequence[str], ids: Sequence[str] | None = None) -> Stimuli:
         """One sentence per stimulus (e.g. Tuckute et al. 2024)."""
         s = cls.from_texts(sentences, ids)
         return cls(s.ids, s.texts, s.word_spans, "sentences")
 
     @classmethod
-    def from_words(cls, words: Sequence[Sequence[str]], ids: Sequence[str] | None = None) -> "Stimuli":
+    def from_words(cls, words: Sequence[Sequence[str]], ids: Sequence[str] | None = None) -> Stimuli:
         """Pre-segmented texts: a list of words per text, joined with single spaces.
 
         The word order of the result is exactly the given order, so per-word results line up
@@ -133,7 +133,7 @@ class Stimuli:
         return cls(_ids(ids, len(texts)), tuple(texts), tuple(spans), "words")
 
     @classmethod
-    def from_frame(cls, frame, text: str | None = None, word: str | None = None, id: str = "stimulus") -> "Stimuli":
+    def from_frame(cls, frame, text: str | None = None, word: str | None = None, id: str = "stimulus") -> Stimuli:
         """From a pandas table: one row per stimulus (``text=``) or one row per word (``word=``).
 
         With ``word=``, rows are grouped by ``id`` in order of first appearance and kept in

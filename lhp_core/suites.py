@@ -28,7 +28,7 @@ from lhp_core.weights import weights_sha256
 
 #: Hub suites with named-branch checkpoints (OLMo) register themselves from lhp_core.revisions,
 #: which builds on this module; the registry imports it on the first lookup.
-SUITES: Registry["Suite"] = Registry("suite", providers=["lhp_core.revisions"])
+SUITES: Registry[Suite] = Registry("suite", providers=["lhp_core.revisions"])
 COPY_REG_DEFAULT = 1.0  # lambda used by the registered ``lhp-*-copyreg`` suites
 
 # "step1000", or a branch downloaded under its OLMo name, "step1000-tokens4B"

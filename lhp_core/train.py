@@ -27,17 +27,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing as mp
 import os
 import pickle
 import shutil
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -67,9 +66,9 @@ class Data:
     """Token streams and fixed evaluation batches of one suite."""
 
     train: np.ndarray  # (n_train_tokens,) int32
-    val: "object"  # torch.LongTensor (val_seqs, context)
-    probe: "object"  # torch.LongTensor (probe_seqs, 1 + 2 * probe_len)
-    tokenizer: "object" = field(repr=False)
+    val: object  # torch.LongTensor (val_seqs, context)
+    probe: object  # torch.LongTensor (probe_seqs, 1 + 2 * probe_len)
+    tokenizer: object = field(repr=False)
 
 
 def _prepare_data(preset: Preset, out: Path, seed: int) -> Data:
@@ -563,7 +562,7 @@ def train(
         "span_copies": preset.span_copies, "weight_decay": preset.weight_decay,
         "vocab_size": preset.vocab_size, "context": preset.context, "batch_size": preset.batch_size,
         "tokens_per_step": preset.tokens_per_step, "total_steps": preset.total_steps, "lr": preset.lr,
-        "corpora": "+".join(preset.corpora), "train_tokens_available": int(len(data.train)),
+        "corpora": "+".join(preset.corpora), "train_tokens_available": len(data.train),
         "probe": f"{preset.probe_seqs} held-out spans of {(data.probe.shape[1] - 1) // 2} tokens, repeated twice after <|endoftext|>",
         "tokenizer_fingerprint": tok.tokenizer_fingerprint(data.tokenizer), "threads": int(threads),
         "sizes_json": json.dumps([asdict(s) for s in preset.sizes]),
@@ -578,7 +577,7 @@ def train(
 # ----------------------------------------------------------------------------- on demand
 
 
-def _stale_or_missing(s: "LocalSuite") -> bool:
+def _stale_or_missing(s: LocalSuite) -> bool:
     """True when ``s`` must be (re)trained; moves a folder trained with an older recipe aside."""
     args = s.root / "train_args.json"
     if args.exists() and json.loads(args.read_text()).get("recipe_sha") != PRESETS[s.preset].fingerprint():

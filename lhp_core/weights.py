@@ -62,7 +62,7 @@ def weights_sha256(path: str | Path) -> str:
     handles = {}
     try:
         for name, f, dtype, shape, offset, size in sorted(entries):
-            fh = handles.get(f) or handles.setdefault(f, open(f, "rb"))
+            fh = handles.get(f) or handles.setdefault(f, open(f, "rb"))  # noqa: SIM115 - closed in finally
             h.update(f"{name}|{dtype}|{shape}|".encode())
             fh.seek(offset)
             while size > 0:

@@ -17,7 +17,12 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+)
 
 from lhp_core import open_results
 from lhp_core import store as St
@@ -55,13 +60,13 @@ def load_local(suite: LocalSuite, model: str, step: int, device: str = "cpu", dt
 
 
 def stimuli() -> Stimuli:
-    words = "the cat sat on a mat while dogs ran far away from the old barn".split()
+    words = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "far", "away", "from", "the", "old", "barn"]
     rng = np.random.default_rng(3)
     return Stimuli.from_words([list(rng.choice(words, n)) for n in (7, 12, 5)], ids=["x", "y", "z"])
 
 
 def build_suite(root: Path) -> LocalSuite:
-    words = "the cat sat on a mat while dogs ran far away from the old barn".split()
+    words = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "far", "away", "from", "the", "old", "barn"]
     rng = np.random.default_rng(0)
     tok = train_bpe([" ".join(rng.choice(words, 10)) for _ in range(200)], vocab_size=300)
     for k, (model, d) in enumerate(WIDTHS.items()):
@@ -76,7 +81,8 @@ def build_suite(root: Path) -> LocalSuite:
     return LocalSuite(str(root))
 
 
-SWEEP_ARGS = dict(sites=SITES, reducers=REDUCERS, max_length=10, batch_size=2, loader=load_local, progress=False)
+SWEEP_ARGS = {"sites": SITES, "reducers": REDUCERS, "max_length": 10, "batch_size": 2, "loader": load_local,
+              "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +107,12 @@ def test_store_equals_direct_extraction(suite, serial_store):
     tree = open_results(serial_store)
     assert tree.attrs["suite"] == "tiny-random" and tree.attrs["dtype"] == "float32"
     assert tree.attrs["code_version"] and "config_sha256" in tree.attrs
-    for m in WIDTHS:
+    for m, width in WIDTHS.items():
         ds = open_results(serial_store, m)
         assert ds["complete"].values.all()
         assert list(ds["step"].values) == STEPS
         assert list(ds["tokens_seen"].values) == [s * 256 for s in STEPS]
-        assert ds.sizes["hidden"] == WIDTHS[m] and ds.sizes["layer"] == 3
+        assert ds.sizes["hidden"] == width and ds.sizes["layer"] == 3
         for i, step in enumerate(STEPS):
             model, tok = load_local(suite, m, step)
             direct = extract(model, tok, stimuli(), SITES, REDUCERS, batch_size=2, max_length=10)
@@ -426,8 +432,8 @@ def test_failures_stop_the_sweep_and_keep_what_was_written(suite, serial_store, 
 def test_sweep_of_a_bfloat16_saved_suite_hashes_its_files(tmp_path):
     """Checkpoints saved in bfloat16 (as the GPU benchmark and many hub models ship them): the
     sweep hashes their files (numpy cannot read bf16, so this once raised TypeError in the prefetch thread)."""
-    from lhp_core.weights import weights_sha256 as file_sha256
     from lhp_core.suites import get_suite
+    from lhp_core.weights import weights_sha256 as file_sha256
 
     src = build_suite(tmp_path / "f32")
     for step in STEPS:
