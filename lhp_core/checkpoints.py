@@ -85,7 +85,8 @@ def verified_sha256(suite: str | Path | Suite, model: str, step: int) -> str | N
     if actual is not None and listed is not None and actual != listed:
         raise CorruptCheckpoint(
             f"weights in {s.checkpoint_path(model_id, int(step))} have sha256 {actual[:16]}..., training_record.nc "
-            f"lists {listed[:16]}...: the files changed after training; {RESTORE}"
+            f"lists {listed[:16]}...: the files changed after training; delete that step folder and "
+            f"{s.restore_hint() if isinstance(s, LocalSuite) else RESTORE}"
         )
     return actual
 

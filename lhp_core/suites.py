@@ -372,12 +372,22 @@ class LocalSuite(Suite):
 
     def restore_hint(self) -> str:
         """How to bring back a missing or damaged step folder of this suite."""
-        args = self.root / "train_args.json"
-        if args.exists():
-            preset = json.loads(args.read_text()).get("preset", "PRESET")
-            return (f"re-run `lhp train --preset {preset} --out {self.root}` (with the suite's --seed, --copy-reg "
-                    "and --threads): it re-creates missing step folders and checks them against training_record.nc")
-        return "restore it from where this suite came from"
+        path = self.root / "train_args.json"
+        if not path.exists():
+            return "restore it from where this suite came from"
+        args = json.loads(path.read_text())
+        preset = PRESETS.get(args.get("preset", ""))
+        cmd = f"lhp train --preset {args.get('preset', 'PRESET')} --out {self.root}"
+        if args.get("seed"):
+            cmd += f" --seed {args['seed']}"
+        if args.get("copy_reg"):
+            cmd += f" --copy-reg {args['copy_reg']}"
+        if preset is not None and args.get("repeat_frac", preset.repeat_frac) != preset.repeat_frac:
+            cmd += f" --repeat-frac {args['repeat_frac']}"
+        trained = [str(m) for m in self._record["model"].values] if self._record is not None else []
+        if preset is not None and trained and trained != [z.name for z in preset.sizes]:
+            cmd += " --sizes " + " ".join(trained)
+        return f"re-run `{cmd}`: it re-creates missing step folders and checks them against training_record.nc"
 
 
 #: Sizes trained in a preset's ``-copyreg`` twin where not all: on 2 CPU cores the mini twin

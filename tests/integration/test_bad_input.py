@@ -272,7 +272,8 @@ def flipped_byte_in_a_checkpoint(c: Ctx) -> None:
     root = c.copy()
     _flip_byte(root / "s" / "step24" / "model.safetensors")
     out = c.tmp / "r.zarr"
-    with pytest.raises(CorruptCheckpoint, match=r"s/step24 have sha256 .*training_record.nc lists.*re-run `lhp train`"):
+    with pytest.raises(CorruptCheckpoint, match=r"s/step24 have sha256 .*training_record.nc lists.*delete that step folder and "
+                                                r"re-run `lhp train --preset tiny --out .*suite`: it re-creates"):
         sweep(str(root), stim(), out, **SMALL)
     assert open_results(out, "s")["complete"].values.tolist() == [True, False]
 
