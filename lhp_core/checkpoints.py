@@ -4,7 +4,10 @@
 folder for ``lhp-*`` suites and folders, the hub (``revision="step<N>"`` for Pythia, a named
 branch for OLMo; honouring ``HF_HUB_OFFLINE`` and ``HF_HUB_CACHE``). The tokenizer of every
 checkpoint of a suite (of a model, where sizes ship their own) must be the same (compared by
-:func:`lhp_core.tokenizer.tokenizer_fingerprint`).
+:func:`lhp_core.tokenizer.tokenizer_fingerprint`, special tokens included).
+
+Weights load from safetensors only: a pickled ``pytorch_model.bin`` can run code when it is
+unpickled, so a hub revision that ships only pickles is refused with an error saying so.
 """
 from __future__ import annotations
 
@@ -15,8 +18,17 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from lhp_core.suites import HubSuite, LocalSuite, Suite, get_suite
-from lhp_core.tokenizer import tokenizer_fingerprint
-from lhp_core.weights import CorruptCheckpoint, check_safetensors, weights_sha256
+from lhp_core.tokenizer import (
+    FINGERPRINT_VERSION,
+    fingerprint_matches,
+    tokenizer_fingerprint,
+)
+from lhp_core.weights import (
+    RESTORE,
+    CorruptCheckpoint,
+    check_safetensors,
+    weights_sha256,
+)
 
 # suite id -> (fingerprint, where it was first seen); one tokenizer per suite
 _FINGERPRINTS: dict[str, tuple[str, str]] = {}
@@ -41,7 +53,7 @@ def checkpoint_sha256(suite: str | Path | Suite, model: str, step: int) -> str |
         repo, rev = s.hub_ref(model_id, int(step))
         try:
             path = Path(snapshot_download(repo, revision=rev, allow_patterns=["*.safetensors"], local_files_only=True))
-        except Exception:  # huggingface_hub raises several types for "not in the cache"
+        except Exception:  # noqa: BLE001 - huggingface_hub raises several types for "not in the cache"
             return None
     elif isinstance(s, LocalSuite):
         path = s.checkpoint_path(model_id, int(step))
@@ -83,24 +95,95 @@ def checkpoint_id(suite: str | Path | Suite, model: str, step: int) -> str:
     raise TypeError(f"checkpoint_id needs a lhp Suite, got {type(s).__name__}")
 
 
+def record_sha256(suite: Suite, model: str, step: int) -> str | None:
+    """The weights hash ``training_record.nc`` lists for a checkpoint of a local suite, else None."""
+    rec = suite._record if isinstance(suite, LocalSuite) else None
+    if rec is None or model not in rec["model"].values or int(step) not in rec["step"].values:
+        return None
+    return str(rec["weights_sha256"].sel(model=model, step=int(step)).item()) or None
+
+
+def verified_sha256(suite: str | Path | Suite, model: str, step: int) -> str | None:
+    """:func:`checkpoint_sha256`, checked against the suite's training record where it has one.
+
+    Raises
+    ------
+    CorruptCheckpoint
+        The files' weights differ from the hash recorded when the suite was trained (a flipped
+        byte, a file copied over from another step); the message says how to restore them.
+    """
+    s = get_suite(suite)
+    model_id = s.resolve_model(model)
+    actual = checkpoint_sha256(s, model_id, step)
+    listed = record_sha256(s, model_id, step)
+    if actual is not None and listed is not None and actual != listed:
+        raise CorruptCheckpoint(
+            f"weights in {s.checkpoint_path(model_id, int(step))} have sha256 {actual[:16]}..., training_record.nc "
+            f"lists {listed[:16]}...: the files changed after training; delete that step folder and "
+            f"{s.restore_hint() if isinstance(s, LocalSuite) else RESTORE}"
+        )
+    return actual
+
+
+def _mismatch(where: str, reference: str) -> TokenizerMismatch:
+    return TokenizerMismatch(
+        f"tokenizer of {where} differs from the suite's ({reference}) in its vocabulary, merges or special tokens "
+        "(bos_token, eos_token, ...). All checkpoints of a suite must share one tokenizer; copy the suite's "
+        "tokenizer files (tokenizer.json, tokenizer_config.json, special_tokens_map.json) into this checkpoint "
+        "folder or rebuild the suite"
+    )
+
+
 def _check_tokenizer(suite: Suite, model: str, tokenizer, where: str) -> None:
+    """Compare a checkpoint's tokenizer with the suite's training record and with the suite's other checkpoints.
+
+    Records written by lhp before fingerprint version 2 hold a backend-only hash: for those
+    suites the special tokens are compared with the suite's saved ``tokenizer/`` folder instead.
+    """
     fp = tokenizer_fingerprint(tokenizer)
     key = suite.id if suite.kind == "hub" else str(getattr(suite, "root", suite.id))
     if not suite.shared_tokenizer:
         key = f"{key}:{model}"
+    if isinstance(suite, LocalSuite) and suite._record is not None:
+        listed = str(suite._record.attrs.get("tokenizer_fingerprint", ""))
+        if listed and not fingerprint_matches(listed, tokenizer):
+            raise _mismatch(where, f"{suite.root}/training_record.nc")
+        saved = suite.root / "tokenizer"
+        if listed and not listed.startswith(f"{FINGERPRINT_VERSION}:") and key not in _FINGERPRINTS \
+                and (saved / "tokenizer.json").exists():
+            from transformers import AutoTokenizer
+
+            _FINGERPRINTS[key] = (tokenizer_fingerprint(AutoTokenizer.from_pretrained(saved)), str(saved))
     ref = _FINGERPRINTS.get(key)
-    if ref is None and isinstance(suite, LocalSuite) and suite._record is not None:
-        listed = suite._record.attrs.get("tokenizer_fingerprint")
-        if listed:
-            ref = (str(listed), f"{suite.root}/training_record.nc")
     if ref is None:
         _FINGERPRINTS[key] = (fp, where)
     elif ref[0] != fp:
-        raise TokenizerMismatch(
-            f"tokenizer of {where} differs from the suite's ({ref[1]}): fingerprint {fp[:12]} vs {ref[0][:12]}. "
-            "All checkpoints of a suite must share one tokenizer; copy the suite's tokenizer files "
-            "(tokenizer.json, tokenizer_config.json) into this checkpoint folder or rebuild the suite"
-        )
+        raise _mismatch(where, ref[1])
+
+
+def check_device(device: str | torch.device) -> None:
+    """Raise ``RuntimeError`` unless torch can use ``device`` here (before any file is written).
+
+    Without this a CUDA-less torch fails only at the first ``.to("cuda")``, with
+    ``AssertionError: Torch not compiled with CUDA enabled``, after outputs were started.
+    """
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r} ({e}); use cpu, cuda, cuda:N or mps") from None
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {str(device)!r} requested but torch {torch.__version__} has no usable CUDA "
+                "(torch.cuda.is_available() is False); use --device cpu, or install a CUDA build of torch"
+            )
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise RuntimeError(f"device {str(device)!r} requested but only {torch.cuda.device_count()} CUDA devices "
+                               "are visible; use cuda:0 or check CUDA_VISIBLE_DEVICES")
+    elif d.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device {str(device)!r} requested but MPS is not available; use --device cpu")
+    elif d.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {str(device)!r}; use cpu, cuda, cuda:N or mps")
 
 
 @contextmanager
@@ -156,7 +239,16 @@ def load(
     if isinstance(s, HubSuite):
         repo, rev = s.hub_ref(model_id, step)
         with _no_weights_bar():
-            lm = AutoModelForCausalLM.from_pretrained(repo, revision=rev, dtype=dtype)
+            try:
+                lm = AutoModelForCausalLM.from_pretrained(repo, revision=rev, dtype=dtype, use_safetensors=True)
+            except OSError as e:
+                if "safetensors" not in str(e):
+                    raise
+                raise OSError(
+                    f"{repo} revision {rev} has no *.safetensors weights here (only a pickled pytorch_model.bin, "
+                    "or nothing in the cache); lhp loads safetensors only, because unpickling a .bin can run code: "
+                    "choose a revision that has safetensors, or convert this one with safetensors' own tools"
+                ) from None
         tok = AutoTokenizer.from_pretrained(repo, revision=rev)
         where = f"{repo}@{rev}"
     else:
@@ -166,16 +258,10 @@ def load(
             raise FileNotFoundError(f"no model.safetensors in {path}; the checkpoint folder is incomplete")
         for f in files:
             check_safetensors(f)
-        if verify and isinstance(s, LocalSuite) and s._record is not None:
-            listed = str(s._record["weights_sha256"].sel(model=model_id, step=step).item())
-            actual = weights_sha256(path)
-            if listed != actual:
-                raise CorruptCheckpoint(
-                    f"weights in {path} have sha256 {actual}, training_record.nc lists {listed}; the files changed "
-                    "after training: restore them or re-train the suite"
-                )
+        if verify:
+            verified_sha256(s, model_id, step)
         with _no_weights_bar():
-            lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+            lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
         tok_dir = path if (path / "tokenizer.json").exists() else getattr(s, "root", path) / "tokenizer"
         tok = AutoTokenizer.from_pretrained(tok_dir)
         where = str(path)

@@ -290,7 +290,7 @@ def _extract(suite: Suite, feats: Features, todo: list[Checkpoint], device: str,
         folder.mkdir(parents=True, exist_ok=True)
         sweep(suite, feats.stimuli, store, sites=feats.sites, reducers=feats.reducers, head_scores=feats.head_scores,
               models=list(missing), steps=missing, device=device, dtype=dtype, batch_size=feats.batch_size,
-              max_length=feats.max_length, progress=progress)
+              max_length=feats.max_length, progress=progress, wait=True)
         where.update({(m, s): str(store) for m, ss in missing.items() for s in ss})
     return where
 

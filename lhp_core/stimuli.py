@@ -13,6 +13,11 @@ A :class:`Stimuli` is a table of texts with ids, each optionally pre-segmented i
   from the window where it has the most left context (the first window that holds it);
 * word, token and stimulus indices are global (concatenated over stimuli), so results from
   every checkpoint share one ``word`` / ``token`` / ``stimulus`` axis.
+
+Input is checked where it enters (:func:`read_stimuli`, the ``Stimuli.from_*`` constructors):
+a missing text or word (an empty cell, ``None``, ``NaN``) is an error naming the rows, never the
+word ``"nan"``; ids must be unique; files are decoded with an explicit encoding (UTF-8 unless
+told) and a byte that does not decode is an error naming the file, the line and ``encoding=``.
 """
 from __future__ import annotations
 
@@ -20,12 +25,32 @@ import hashlib
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
 _WORD = re.compile(r"\S+")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+class StimulusError(ValueError):
+    """A stimulus file or table that cannot be used as given; the message names the rows and the fix."""
+
+
+def _is_missing(v) -> bool:
+    """None, NaN, ``pd.NA`` or ``NaT``: a value that ``str()`` would turn into a fake word."""
+    if v is None:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return bool(np.isnan(v))
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
+def _listing(items: Sequence, n: int = 5) -> str:
+    items = list(items)
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(str(i) for i in items[:n]) + more
 
 
 @dataclass(frozen=True)
@@ -54,41 +79,53 @@ class Stimuli:
             raise ValueError(f"{len(self.ids)} ids for {len(self.texts)} texts; give one id per text")
         if len(set(self.ids)) != len(self.ids):
             dup = sorted({i for i in self.ids if self.ids.count(i) > 1})
-            raise ValueError(f"stimulus ids must be unique; duplicated: {dup[:5]}")
+            raise StimulusError(f"stimulus ids must be unique; duplicated: {_listing(dup)}; give each stimulus its own id")
         if not self.ids:
-            raise ValueError("no stimuli given; pass at least one text")
+            raise StimulusError("no stimuli given; pass at least one text")
         empty = [i for i, t in zip(self.ids, self.texts) if not t.strip()]
         if empty:
-            raise ValueError(f"stimuli {empty[:5]} have empty text; drop them before the sweep")
+            raise StimulusError(f"stimuli {_listing(empty)} have empty text; drop them before the sweep")
 
     # ---- constructors -------------------------------------------------------------------
     @classmethod
-    def from_texts(cls, texts: Sequence[str], ids: Sequence[str] | None = None) -> "Stimuli":
-        """Plain texts; words are the whitespace-separated spans."""
+    def from_texts(cls, texts: Sequence[str], ids: Sequence[str] | None = None) -> Stimuli:
+        """Plain texts; words are the whitespace-separated spans. A missing text (None, NaN) is an error."""
+        texts = list(texts)
+        labels = list(ids) if ids is not None and len(ids) == len(texts) else list(range(len(texts)))
+        missing = [labels[i] for i, t in enumerate(texts) if _is_missing(t)]
+        if missing:
+            raise StimulusError(f"texts of stimuli {_listing(missing)} are missing (None or NaN); fill them in or "
+                                "drop those stimuli (str() would turn them into the word 'nan')")
         texts = [str(t) for t in texts]
         spans = tuple(tuple((m.start(), m.end()) for m in _WORD.finditer(t)) for t in texts)
         return cls(_ids(ids, len(texts)), tuple(texts), spans, "text")
 
     @classmethod
-    def from_sentences(cls, sentences: Sequence[str], ids: Sequence[str] | None = None) -> "Stimuli":
+    def from_sentences(cls, sentences: Sequence[str], ids: Sequence[str] | None = None) -> Stimuli:
         """One sentence per stimulus (e.g. Tuckute et al. 2024)."""
         s = cls.from_texts(sentences, ids)
         return cls(s.ids, s.texts, s.word_spans, "sentences")
 
     @classmethod
-    def from_words(cls, words: Sequence[Sequence[str]], ids: Sequence[str] | None = None) -> "Stimuli":
+    def from_words(cls, words: Sequence[Sequence[str]], ids: Sequence[str] | None = None) -> Stimuli:
         """Pre-segmented texts: a list of words per text, joined with single spaces.
 
         The word order of the result is exactly the given order, so per-word results line up
         with per-word human data (reading times) by position.
         """
         texts, spans = [], []
-        for ws in words:
+        words = [list(ws) for ws in words]
+        labels = list(ids) if ids is not None and len(ids) == len(words) else list(range(len(words)))
+        for label, ws in zip(labels, words):
+            missing = [k for k, w in enumerate(ws) if _is_missing(w)]
+            if missing:
+                raise StimulusError(f"stimulus {label}: words at positions {_listing(missing)} are missing (None or "
+                                    "NaN); fill them in or drop those rows (str() would turn them into the word 'nan')")
             pos, sp = 0, []
             for w in ws:
                 w = str(w)
                 if not w or any(c.isspace() for c in w):
-                    raise ValueError(f"word {w!r} is empty or contains whitespace; words must be single tokens of text")
+                    raise StimulusError(f"word {w!r} is empty or contains whitespace; words must be single tokens of text")
                 sp.append((pos, pos + len(w)))
                 pos += len(w) + 1
             texts.append(" ".join(str(w) for w in ws))
@@ -96,11 +133,12 @@ class Stimuli:
         return cls(_ids(ids, len(texts)), tuple(texts), tuple(spans), "words")
 
     @classmethod
-    def from_frame(cls, frame, text: str | None = None, word: str | None = None, id: str = "stimulus") -> "Stimuli":
+    def from_frame(cls, frame, text: str | None = None, word: str | None = None, id: str = "stimulus") -> Stimuli:
         """From a pandas table: one row per stimulus (``text=``) or one row per word (``word=``).
 
         With ``word=``, rows are grouped by ``id`` in order of first appearance and kept in
-        row order within each stimulus.
+        row order within each stimulus. A missing value (``NaN``, ``None``, an empty string) in the
+        text, word or id column is an error naming the rows (by index label).
         """
         if (text is None) == (word is None):
             raise ValueError("pass exactly one of text= (row per stimulus) or word= (row per word)")
@@ -108,6 +146,10 @@ class Stimuli:
         for c in (col, id):
             if c not in frame.columns:
                 raise KeyError(f"column {c!r} not in the table; columns are {list(frame.columns)}")
+        for c in (col, id):
+            bad = [label for label, v in frame[c].items() if _is_missing(v) or (isinstance(v, str) and not v.strip())]
+            if bad:
+                raise StimulusError(f"column {c!r} is empty in rows {_listing(bad)}; fill those cells or drop the rows")
         if text is not None:
             return cls.from_texts(frame[text].tolist(), frame[id].astype(str).tolist())
         groups = frame.groupby(frame[id].astype(str), sort=False)[word]
@@ -300,33 +342,94 @@ def _encode(stimuli: Stimuli, tokenizer, max_length: int, bos: int) -> Encoded:
 
 
 def read_stimuli(path: str, text_column: str | None = None, word_column: str | None = None,
-                 id_column: str = "stimulus") -> Stimuli:
-    """Read a stimulus file: ``.txt`` (one sentence per line) or a ``.csv`` / ``.tsv`` table.
+                 id_column: str = "stimulus", encoding: str = "utf-8") -> Stimuli:
+    """Read a stimulus file: ``.txt`` (one stimulus per line) or a ``.csv`` / ``.tsv`` table.
+
+    ``.txt``: each non-blank line is one stimulus (surrounding whitespace stripped) whose id is its
+    1-based line number (``"1"``, ``"2"``, ...). Blank lines hold no stimulus and are skipped, so
+    the ids stay the line numbers a user sees in an editor whatever blank lines there are.
 
     A table needs ``text_column`` (a text per row) or ``word_column`` (a word per row, grouped
-    by ``id_column``); without either, a ``text`` or ``word`` column is used if present.
+    by ``id_column``); without either, a ``text`` or ``word`` column is used if present. Every
+    cell is read as text, so words such as ``NA``, ``null`` or ``nan`` stay words; an empty cell
+    in the text, word or id column is an error naming its lines, as are duplicate ids (rows per
+    stimulus). Without an id column a text table's ids are ``s00000``, ``s00001``, ... by row.
+
+    Parameters
+    ----------
+    encoding
+        The file's text encoding (``"utf-8"``, a leading byte-order mark is dropped); a file that
+        does not decode is an error naming the line and this option (``--encoding`` on the command line).
     """
     from pathlib import Path
-
-    import pandas as pd
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"stimulus file {p} does not exist")
+    if p.suffix not in (".txt", ".csv", ".tsv"):
+        raise StimulusError(f"unsupported stimulus file {p.name}; use .txt (a stimulus per line), .csv or .tsv")
+    text = _decode(p, encoding)
     if p.suffix == ".txt":
-        lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
-        return Stimuli.from_sentences(lines)
-    if p.suffix not in (".csv", ".tsv"):
-        raise ValueError(f"unsupported stimulus file {p.name}; use .txt (a stimulus per line), .csv or .tsv")
-    frame = pd.read_csv(p, sep="\t" if p.suffix == ".tsv" else ",")
+        lines = [(str(i + 1), ln.strip()) for i, ln in enumerate(_NEWLINE.split(text)) if ln.strip()]
+        if not lines:
+            raise StimulusError(f"{p} has no stimuli: every line is blank; write one stimulus per line")
+        return Stimuli.from_sentences([t for _, t in lines], ids=[i for i, _ in lines])
+    return _read_table(p, text, text_column, word_column, id_column)
+
+
+def _decode(p, encoding: str) -> str:
+    data = p.read_bytes()
+    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    try:
+        return data.decode(codec)
+    except LookupError:
+        raise StimulusError(f"unknown encoding {encoding!r} for {p}; pass a Python codec name such as "
+                            "utf-8, latin-1 or cp1252") from None
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise StimulusError(
+            f"{p}: byte 0x{data[e.start]:02x} on line {line} is not valid {encoding}; pass the file's encoding "
+            "(encoding=..., on the command line --encoding, e.g. latin-1 or cp1252) or save the file as UTF-8"
+        ) from None
+
+
+def _read_table(p, text: str, text_column: str | None, word_column: str | None, id_column: str) -> Stimuli:
+    import io
+
+    import pandas as pd
+
+    # Every cell as a string, no NA parsing: "NA", "null" and "nan" are words, an empty cell is "".
+    frame = pd.read_csv(io.StringIO(text), sep="\t" if p.suffix == ".tsv" else ",", dtype=str,
+                        keep_default_na=False, na_filter=False)
     if text_column is None and word_column is None:
         if "text" in frame.columns:
             text_column = "text"
         elif "word" in frame.columns:
             word_column = "word"
         else:
-            raise ValueError(f"{p.name} has no 'text' or 'word' column; pass --text-column or --word-column "
-                             f"(columns: {list(frame.columns)})")
+            raise StimulusError(f"{p.name} has no 'text' or 'word' column; pass --text-column or --word-column "
+                                f"(columns: {list(frame.columns)})")
+    col = text_column or word_column
+    if col not in frame.columns:
+        raise StimulusError(f"{p.name} has no column {col!r}; columns: {list(frame.columns)}")
     if id_column not in frame.columns:
-        frame = frame.assign(**{id_column: [f"s{i:05d}" for i in range(len(frame))]}) if text_column else frame
+        if word_column:
+            raise StimulusError(f"{p.name} has one word per row but no id column {id_column!r} saying which "
+                                f"stimulus each word belongs to; pass --id-column (columns: {list(frame.columns)})")
+        frame = frame.assign(**{id_column: [f"s{i:05d}" for i in range(len(frame))]})
+    # File line of each data row, the header being line 1 (exact unless a quoted cell spans lines).
+    lines = np.arange(len(frame)) + 2
+    for c in (col, id_column):
+        empty = lines[(frame[c].str.strip() == "").to_numpy()]
+        if len(empty):
+            raise StimulusError(f"{p}: column {c!r} is empty on lines {_listing(empty.tolist())}; fill those cells "
+                                "or delete the rows")
+    if text_column:
+        dup = frame[id_column].duplicated(keep=False).to_numpy()
+        if dup.any():
+            raise StimulusError(
+                f"{p}: stimulus ids repeat on lines {_listing(lines[dup].tolist())} "
+                f"({_listing(sorted(set(frame[id_column][dup])))}); each text row needs its own {id_column!r}, "
+                "or pass --word-column for a table with one word per row"
+            )
     return Stimuli.from_frame(frame, text=text_column, word=word_column, id=id_column)

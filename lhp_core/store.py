@@ -14,14 +14,36 @@ Layout
 Every group is allocated for all requested steps (NaN) before anything runs, chunked one
 step (and one layer) per chunk, so each (model, step) is written as one independent
 ``to_zarr(region=...)`` — safe from several workers at once. A re-run skips steps whose
-``complete`` flag is set and overwrites the rest.
+``complete`` flag is set and overwrites the rest. A finished sweep consolidates the metadata
+(:func:`consolidate`), which :func:`open_results` reads; a sweep that writes again drops it first.
+
+What is an lhp store, and what may be changed
+---------------------------------------------
+A store is created, resumed or replaced only when it provably is one (:func:`is_store`): its
+folder holds the marker file ``.lhp-store`` written at creation, or (stores made before the
+marker) its root group has the attrs ``store_version`` and ``config_sha256`` that only this
+module writes. Anything else (a folder of the user's files) is refused with nothing touched;
+an empty folder or a missing path is a new store. ``overwrite`` deletes only the store's own
+entries (root metadata, model groups, marker), never other files in the folder.
+
+One writer at a time: :func:`lock` holds an exclusive ``fcntl`` lock on ``.lhp-lock`` in the
+store for the whole sweep and writes its holder (pid, host, start time) there; a second sweep
+waits for it or stops with an error naming the holder. The operating system releases the lock
+when its process ends, killed or not, so there is no stale lock to clear.
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import socket
+import sys
+import time
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -31,6 +53,18 @@ from lhp_core.reducers import get_reducer
 from lhp_core.sites import TOKEN_SITES
 
 STORE_VERSION = 1
+MARKER = ".lhp-store"
+LOCK = ".lhp-lock"
+#: Root entries of a store besides its model groups (zarr 3 and zarr 2 metadata files).
+_ROOT_FILES = ("zarr.json", ".zgroup", ".zattrs", ".zmetadata", MARKER)
+
+
+class StoreError(ValueError):
+    """A path that is not an lhp results store, or a store of another configuration."""
+
+
+class StoreLocked(RuntimeError):
+    """Another process is writing the store."""
 
 
 @contextmanager
@@ -38,6 +72,8 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         # zarr v3 warns that fixed-width strings are not yet in its spec; they round-trip fine.
         warnings.filterwarnings("ignore", message=".*(not part of the Zarr|Zarr V3 specification|Consolidated).*")
+        # the store's marker and lock files sit beside its groups
+        warnings.filterwarnings("ignore", message=rf".*({MARKER}|{LOCK}) is not recognized as a component.*")
         warnings.filterwarnings("ignore", category=FutureWarning, module="zarr")
         yield
 
@@ -122,27 +158,211 @@ def group_path(model: str, site: str = "") -> str:
     return f"{model}/{site}" if site else model
 
 
-def initialise(path: str | Path, attrs: Mapping[str, Any], overwrite: bool = False) -> None:
+def is_store(path: str | Path) -> bool:
+    """True when ``path`` is provably an lhp results store (module docstring: the marker file, or
+    the root attrs ``store_version`` and ``config_sha256`` of stores made before the marker)."""
+    path = Path(path)
+    if (path / MARKER).is_file():
+        return True
+    if not (path / "zarr.json").is_file() and not (path / ".zgroup").is_file():
+        return False
+    import zarr
+
+    try:
+        attrs = zarr.open_group(str(path), mode="r").attrs
+    except Exception:  # noqa: BLE001 - any unreadable root is "not provably a store"
+        return False
+    return "store_version" in attrs and "config_sha256" in attrs
+
+
+def _foreign(path: Path) -> list[str]:
+    """Entries of a folder that no lhp store made (all of them, unless it is a store)."""
+    if not path.is_dir():
+        return []
+    names = sorted(p.name for p in path.iterdir() if p.name != LOCK)
+    if not is_store(path):
+        return [n for n in names if n != MARKER]
+    return [n for n in names if n not in _ROOT_FILES and not _is_zarr_node(path / n)]
+
+
+def _is_zarr_node(p: Path) -> bool:
+    return p.is_dir() and any((p / f).is_file() for f in ("zarr.json", ".zgroup", ".zarray"))
+
+
+def check_usable(path: str | Path) -> None:
+    """Raise :class:`StoreError` unless ``path`` is a missing path, an empty folder or an lhp store."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path} is a file, not a results store; choose another --out (nothing was changed)")
+    foreign = [] if is_store(path) else _foreign(path)
+    if foreign:
+        raise StoreError(
+            f"{path} is not an lhp results store (no {MARKER} marker) and holds other files "
+            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); nothing was changed or deleted: "
+            "choose a new --out (a missing path or an empty folder)"
+        )
+
+
+@contextmanager
+def lock(path: str | Path, wait: bool = False) -> Iterator[None]:
+    """Hold the store's writer lock: only one sweep writes a store at a time.
+
+    The path is checked first (:func:`check_usable`), so nothing is written into a folder that
+    is not a store. ``wait=False``: another holder is an error (:class:`StoreLocked`) naming it;
+    ``wait=True``: say so on stderr and block until it is released.
+    """
+    import fcntl
+
+    path = Path(path)
+    check_usable(path)
+    path.mkdir(parents=True, exist_ok=True)
+    fh = open(path / LOCK, "a+")  # noqa: SIM115 - held open for the whole context
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process (it has not written its name yet)"
+            if not wait:
+                raise StoreLocked(
+                    f"{path} is being written by {holder}; wait until that sweep ends, or pass --wait "
+                    "(wait=True) to start when it does (the lock is released as soon as its process exits)"
+                ) from None
+            print(f"lhp: {path} is being written by {holder}; waiting for it to finish", file=sys.stderr)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on host {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n")
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # closing releases the lock
+
+
+def initialise(path: str | Path, attrs: Mapping[str, Any], config: Mapping[str, Any] | None = None,
+               overwrite: bool = False, also_accept: Sequence[str] = ()) -> None:
     """Create the root group with provenance ``attrs``, or check an existing store matches.
 
-    An existing store made with a different configuration (``attrs["config_sha256"]``) is an
-    error: resuming into it would mix results.
+    Call it holding :func:`lock`. ``config`` (JSON-able) is stored as the attr ``config_json``
+    next to its hash ``attrs["config_sha256"]``, so a mismatch names each differing field.
+
+    Parameters
+    ----------
+    overwrite
+        Replace an existing store: only its own entries are deleted (module docstring).
+    also_accept
+        Other ``config_sha256`` values that count as the same configuration (the hash an older
+        lhp computed for it).
+
+    Raises
+    ------
+    StoreError
+        ``path`` is not a store (nothing is touched), or it holds another configuration.
     """
     import zarr
 
     D.check_attrs(attrs, "store")
     path = Path(path)
-    if path.exists() and not overwrite:
+    check_usable(path)
+    has_root = (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
+    if has_root and not overwrite:
         root = zarr.open_group(str(path), mode="r")
         old = root.attrs.get("config_sha256")
-        if old != attrs["config_sha256"]:
-            raise ValueError(
-                f"{path} holds a sweep with a different configuration (sites, reducers, stimuli, steps or dtype); "
-                "write to a new output path, or pass overwrite=True (--overwrite) to replace it"
+        if old not in (attrs["config_sha256"], *also_accept):
+            raise StoreError(
+                f"{path} holds a sweep of another configuration ({_differences(dict(root.attrs), attrs, config)}); "
+                "write to a new --out, or pass --overwrite (overwrite=True) to replace that store"
             )
+        _write_marker(path)  # a store made before the marker gets one
         return
-    root = zarr.open_group(str(path), mode="w" if overwrite else "a")
-    root.attrs.update(dict(attrs))
+    if has_root:
+        drop(path)
+    path.mkdir(parents=True, exist_ok=True)
+    root_attrs = dict(attrs)
+    if config is not None:
+        root_attrs["config_json"] = json.dumps(config, sort_keys=True, default=str)
+    with _quiet():
+        zarr.open_group(str(path), mode="a", attributes=root_attrs)
+    _write_marker(path)
+
+
+def _write_marker(path: Path) -> None:
+    marker = path / MARKER
+    if not marker.is_file():
+        tmp = path / f"{MARKER}.{os.getpid()}"
+        tmp.write_text(json.dumps({"lhp_store": STORE_VERSION, "note": "lhp results store; see lhp_core.store"}) + "\n")
+        os.replace(tmp, marker)
+
+
+def drop(path: str | Path) -> None:
+    """Delete an lhp store's own entries (root metadata, model groups, marker); other files stay."""
+    path = Path(path)
+    if not is_store(path):
+        raise StoreError(f"{path} is not an lhp results store; nothing was deleted")
+    # Model groups first, then the root metadata, the marker last: a deletion killed half-way leaves
+    # a folder that is still recognisably a store (or holds nothing of one), never orphaned groups.
+    for p in sorted(path.iterdir()):
+        if _is_zarr_node(p):
+            shutil.rmtree(p)
+    for name in _ROOT_FILES:
+        if name != MARKER:
+            (path / name).unlink(missing_ok=True)
+    (path / MARKER).unlink(missing_ok=True)
+
+
+def _short(v: Any, n: int = 60) -> str:
+    text = v if isinstance(v, str) else json.dumps(v, default=str)
+    if isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v):
+        text = v[:12] + "..."  # a sha256
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _differences(stored: Mapping[str, Any], attrs: Mapping[str, Any], config: Mapping[str, Any] | None) -> str:
+    """``field: <stored> in the store, <new> now`` for each differing configuration field."""
+    if config is not None and "config_json" in stored:
+        old, new = json.loads(stored["config_json"]), json.loads(json.dumps(config, default=str))
+    else:  # a store made before config_json: compare the provenance attrs that make up the configuration
+        keys = ("suite", "sites", "reducers", "head_scores", "stimuli_sha256", "dtype", "max_length")
+        old = {k: stored.get(k) for k in keys}
+        new = {k: attrs.get(k) for k in keys}
+    diffs = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += [f"{k}[{m!r}]: {_short(a.get(m))} in the store, {_short(b.get(m))} now"
+                      for m in sorted(set(a) | set(b)) if a.get(m) != b.get(m)]
+        elif a != b:
+            diffs.append(f"{k}: {_short(a)} in the store, {_short(b)} now")
+    return "; ".join(diffs) or "steps or settings that this store does not record"
+
+
+def consolidate(path: str | Path) -> None:
+    """Write the consolidated metadata of a finished store (one atomic write of the root metadata)."""
+    import zarr
+
+    with _quiet():
+        zarr.consolidate_metadata(str(path))
+
+
+def is_consolidated(path: str | Path) -> bool:
+    path = Path(path)
+    if (path / ".zmetadata").is_file():
+        return True
+    root = path / "zarr.json"
+    return root.is_file() and json.loads(root.read_text()).get("consolidated_metadata") is not None
+
+
+def unconsolidate(path: str | Path) -> None:
+    """Drop the consolidated metadata before a store is written again (it would go stale)."""
+    path = Path(path)
+    (path / ".zmetadata").unlink(missing_ok=True)
+    root = path / "zarr.json"
+    if root.is_file():
+        meta = json.loads(root.read_text())
+        if meta.pop("consolidated_metadata", None) is not None:
+            tmp = path / f"zarr.json.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(meta, indent=2))
+            os.replace(tmp, root)
 
 
 def is_allocated(path: str | Path, model: str) -> bool:
@@ -206,12 +426,32 @@ def mark_complete(path: str | Path, model: str, index: int, step: int, weights_s
         ds.to_zarr(str(path), group=model, region={D.STEP: slice(index, index + 1)}, consolidated=False)
 
 
+def mark_incomplete(path: str | Path, model: str, index: int, step: int) -> None:
+    """Clear (model, step)'s completion (its checkpoint changed since): the next sweep recomputes it."""
+    ds = xr.Dataset(
+        {"complete": (D.STEP, [False]), "weights_sha256": (D.STEP, np.array([""], dtype="<U64")),
+         "n_tokens": (D.STEP, np.array([0], dtype=np.int64))},
+        coords={D.STEP: [step]},
+    )
+    with _quiet():
+        ds.to_zarr(str(path), group=model, region={D.STEP: slice(index, index + 1)}, consolidated=False)
+
+
+def recorded_hashes(path: str | Path, model: str) -> dict[int, str]:
+    """``{step: weights_sha256}`` of one model's completed steps."""
+    with _quiet():
+        ds = xr.open_zarr(str(path), group=model, consolidated=False)
+        return {int(s): str(h) for s, c, h in zip(ds[D.STEP].values, ds["complete"].values,
+                                                  ds["weights_sha256"].values) if c}
+
+
 # ---- reading ----------------------------------------------------------------------------
 def models_in(path: str | Path) -> list[str]:
     import zarr
 
-    root = zarr.open_group(str(path), mode="r")
-    return sorted(k for k in root.group_keys() if root[k].attrs.get("allocated") == 1)
+    with _quiet():
+        root = zarr.open_group(str(path), mode="r")
+        return sorted(k for k in root.group_keys() if root[k].attrs.get("allocated") == 1)
 
 
 def open_results(path: str | Path, model: str | None = None, site: str | None = None):
@@ -231,24 +471,26 @@ def open_results(path: str | Path, model: str | None = None, site: str | None = 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no results store at {path}; run `lhp sweep ... --out {path}` first")
+    # A finished sweep's metadata is read in one file; a store still being written, group by group.
+    cons = is_consolidated(path)
     with _quiet():
         if model is None:
-            return xr.open_datatree(str(path), engine="zarr", consolidated=False)
+            return xr.open_datatree(str(path), engine="zarr", consolidated=cons)
         valid = models_in(path)
         if model not in valid:
             raise KeyError(f"model {model!r} not in {path}; models there: {', '.join(valid)}")
-        base = xr.open_zarr(str(path), group=model, consolidated=False)
+        base = xr.open_zarr(str(path), group=model, consolidated=cons)
         import zarr
 
-        sites = sorted(zarr.open_group(str(path), mode="r")[model].group_keys())
+        sites = sorted(zarr.open_group(str(path), mode="r", use_consolidated=cons)[model].group_keys())
         if site is not None:
             if site not in sites:
                 raise KeyError(f"site {site!r} not stored for model {model!r}; stored sites: {', '.join(sites)}")
-            return xr.merge([base, xr.open_zarr(str(path), group=group_path(model, site), consolidated=False)],
+            return xr.merge([base, xr.open_zarr(str(path), group=group_path(model, site), consolidated=cons)],
                             combine_attrs="override", compat="no_conflicts", join="exact")
         parts = [base]
         for s in sites:
-            ds = xr.open_zarr(str(path), group=group_path(model, s), consolidated=False)
+            ds = xr.open_zarr(str(path), group=group_path(model, s), consolidated=cons)
             parts.append(ds.rename({v: f"{s}_{v}" for v in ds.data_vars}))
         try:
             return xr.merge(parts, combine_attrs="override", compat="no_conflicts", join="exact")

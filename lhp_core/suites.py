@@ -22,13 +22,14 @@ from pathlib import Path
 
 from lhp_core import config
 from lhp_core.presets import PRESETS, make_config
+from lhp_core.progress import bar
 from lhp_core.registry import Registry
 from lhp_core.schedule import PYTHIA_TOKENS_PER_STEP, pythia_steps
 from lhp_core.weights import weights_sha256
 
 #: Hub suites with named-branch checkpoints (OLMo) register themselves from lhp_core.revisions,
 #: which builds on this module; the registry imports it on the first lookup.
-SUITES: Registry["Suite"] = Registry("suite", providers=["lhp_core.revisions"])
+SUITES: Registry[Suite] = Registry("suite", providers=["lhp_core.revisions"])
 COPY_REG_DEFAULT = 1.0  # lambda used by the registered ``lhp-*-copyreg`` suites
 
 # "step1000", or a branch downloaded under its OLMo name, "step1000-tokens4B"
@@ -308,7 +309,12 @@ class LocalSuite(Suite):
         return dict(sorted(out.items()))
 
     def steps(self, model: str) -> list[int]:
+        """Saved steps: those ``training_record.nc`` lists (a lost step folder is then an error where it
+        is loaded, never a step silently missing from a sweep), else the ``step<N>/`` folders found."""
         found = list(self._step_dirs(model))
+        rec = self._record
+        if found and rec is not None and model in rec["model"].values:
+            return [int(s) for s in rec["step"].values]
         if found:
             return found
         if self.preset:
@@ -362,8 +368,27 @@ class LocalSuite(Suite):
                     f"lhp_core.train.ensure({self.id!r}) or `lhp train --preset {self.preset} --out {self.root}`"
                 )
             self.check_step(model, step)
-            raise FileNotFoundError(f"checkpoint folder {path} is missing; re-run `lhp train` (it resumes) or restore it")
+            raise FileNotFoundError(f"checkpoint folder {path} is missing; {self.restore_hint()}")
         return path
+
+    def restore_hint(self) -> str:
+        """How to bring back a missing or damaged step folder of this suite."""
+        path = self.root / "train_args.json"
+        if not path.exists():
+            return "restore it from where this suite came from"
+        args = json.loads(path.read_text())
+        preset = PRESETS.get(args.get("preset", ""))
+        cmd = f"lhp train --preset {args.get('preset', 'PRESET')} --out {self.root}"
+        if args.get("seed"):
+            cmd += f" --seed {args['seed']}"
+        if args.get("copy_reg"):
+            cmd += f" --copy-reg {args['copy_reg']}"
+        if preset is not None and args.get("repeat_frac", preset.repeat_frac) != preset.repeat_frac:
+            cmd += f" --repeat-frac {args['repeat_frac']}"
+        trained = [str(m) for m in self._record["model"].values] if self._record is not None else []
+        if preset is not None and trained and trained != [z.name for z in preset.sizes]:
+            cmd += " --sizes " + " ".join(trained)
+        return f"re-run `{cmd}`: it re-creates missing step folders and checks them against training_record.nc"
 
 
 #: Sizes trained in a preset's ``-copyreg`` twin where not all: on 2 CPU cores the mini twin
@@ -441,8 +466,9 @@ def check(suite: str | Suite, models: list[str] | None = None, progress: bool = 
     Returns
     -------
     pandas.DataFrame with columns ``model, step, weights_sha256, same_as_step`` (earliest step
-    with identical weights, or -1) and ``record_mismatch`` (True where a training record exists
-    and lists a different hash: the file changed after training).
+    with identical weights, or -1), ``record_mismatch`` (True where a training record exists
+    and lists a different hash: the file changed after training) and ``missing`` (True where the
+    record lists a step whose folder is gone; its hash is ``""``).
     """
     import pandas as pd
     s = get_suite(suite)
@@ -451,21 +477,28 @@ def check(suite: str | Suite, models: list[str] | None = None, progress: bool = 
     rows = []
     todo = [(m, st) for m in models for st in s.steps(m)]
     for m, st in bar(todo, desc=f"hashing {s.id}", unit="ckpt", disable=not progress):
-        sha = weights_sha256(s.checkpoint_path(m, st))
+        try:
+            sha, missing = weights_sha256(s.checkpoint_path(m, st)), False
+        except FileNotFoundError:
+            if not isinstance(s, LocalSuite):
+                raise
+            sha, missing = "", True
         listed = None
         if rec is not None and m in rec["model"].values and st in rec["step"].values:
             listed = str(rec["weights_sha256"].sel(model=m, step=st).item())
-        rows.append({"model": m, "step": st, "weights_sha256": sha, "record_mismatch": listed is not None and listed != sha})
-    df = pd.DataFrame(rows, columns=["model", "step", "weights_sha256", "record_mismatch"])
-    first = df.groupby(["model", "weights_sha256"])["step"].transform("min")
-    df["same_as_step"] = first.where(first != df["step"], -1).astype(int)
+        rows.append({"model": m, "step": st, "weights_sha256": sha, "missing": missing,
+                     "record_mismatch": not missing and listed is not None and listed != sha})
+    df = pd.DataFrame(rows, columns=["model", "step", "weights_sha256", "record_mismatch", "missing"])
+    present = df[~df["missing"]]
+    first = present.groupby(["model", "weights_sha256"])["step"].transform("min")
+    df["same_as_step"] = first.where(first != present["step"], -1).reindex(df.index, fill_value=-1).astype(int)
     return df
 
 
 def duplicate_groups(df) -> list[tuple[str, list[int]]]:
     """Collapse :func:`check`'s table into ``(model, steps)`` groups that share identical weights."""
     out = []
-    for model, g in df.groupby("model", sort=False):
+    for model, g in df[~df["missing"]].groupby("model", sort=False):
         for _, h in g.groupby("weights_sha256", sort=False):
             if len(h) > 1:
                 out.append((model, sorted(int(x) for x in h["step"])))
@@ -525,12 +558,17 @@ def run(args: argparse.Namespace) -> int:
         for row in df.to_dict("records"):
             print(json.dumps(row))
     groups = duplicate_groups(df)
-    bad = df[df["record_mismatch"]]
-    print(f"{len(df)} checkpoints hashed in {s.id}")
+    bad, missing = df[df["record_mismatch"]], df[df["missing"]]
+    print(f"{len(df) - len(missing)} checkpoints hashed in {s.id}" + (f", {len(missing)} missing" if len(missing) else ""))
     for model, steps in groups:
         print(f"  {model}: identical weights at steps {steps}")
     if not groups:
         print("  no two steps of a model share weights")
     for row in bad.itertuples():
         print(f"  {row.model} step {row.step}: weights differ from training_record.nc (file changed or corrupt)")
-    return 1 if len(bad) else 0
+    for row in missing.itertuples():
+        print(f"  {row.model} step {row.step}: checkpoint folder missing (training_record.nc lists it)")
+    if len(bad) or len(missing):
+        fix = s.restore_hint() if isinstance(s, LocalSuite) else "restore those checkpoints"
+        print(f"  to fix: delete the damaged step folders and {fix}")
+    return 1 if len(bad) or len(missing) else 0

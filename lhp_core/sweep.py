@@ -5,7 +5,16 @@ are run through it (:func:`lhp_core.extract.extract`), pooled on the device and 
 region of a zarr store (:mod:`lhp_core.store`), which is then marked complete. So:
 
 * **resume**: a killed sweep re-run with the same arguments skips completed (model, step)
-  regions and overwrites partial ones; the result is identical to an uninterrupted run;
+  regions and overwrites partial ones; the result is identical to an uninterrupted run. Before
+  it resumes, the weights hash recorded with each completed region of a suite on disk is
+  compared with the checkpoint files now there: a changed checkpoint's region is recomputed
+  (with a warning). A checkpoint whose files differ from the suite's training record is refused;
+* **one writer**: a sweep holds the store's lock (:func:`lhp_core.store.lock`) from creation to
+  the final metadata consolidation; a second sweep on the same store stops with an error naming
+  the holder, or with ``wait=True`` (``--wait``) starts when the first ends;
+* **windows**: ``max_length`` longer than the context the model was trained with is an error
+  unless ``allow_beyond_context=True`` (``--allow-beyond-context``): positions past it were never
+  trained, and rotary models run there without complaint;
 * **overlap**: serially, the next checkpoint loads (and its weights are hashed) on a
   background thread while the current one computes;
 * **more than one machine**: ``workers=N`` starts a local ``dask.distributed`` cluster and
@@ -30,10 +39,12 @@ from __future__ import annotations
 import argparse
 import gc
 import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,16 +52,42 @@ import torch
 import lhp_core
 from lhp_core import store as St
 from lhp_core import checkpoints
+from lhp_core.checkpoints import check_device, checkpoint_sha256, verified_sha256
+from lhp_core.cli import at_least, device_name, positive_int
 from lhp_core.extract import extract
 from lhp_core.progress import bar
 from lhp_core.provenance import config_sha256, git_commit
 from lhp_core.reducers import HEAD_SCORES, get_reducer
 from lhp_core.sites import check_sites, feature_sizes, linear_layout
 from lhp_core.stimuli import Stimuli, encode, read_stimuli
-from lhp_core.suites import context_length, get_suite
-from lhp_core.weights import loaded_weights_sha256
+from lhp_core.suites import SUITES, LocalSuite, context_length, get_suite
+from lhp_core.weights import CorruptCheckpoint, loaded_weights_sha256
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+STEP_SPECS = "all, log, log:N (N >= 1 log-spaced steps) or a comma list of steps such as 0,512,1000"
+
+
+def parse_steps(spec: str) -> str | list[int]:
+    """Check a step spec's syntax: ``"all"``, ``"log"`` / ``"log:N"``, or ``"0,512,1000"`` (a sorted list).
+
+    Raises ``ValueError`` naming the valid forms; the command line calls it while parsing.
+    """
+    text = spec.strip()
+    if text == "all" or text == "log":
+        return text
+    try:
+        if text.startswith("log:"):
+            if int(text[4:]) < 1:
+                raise ValueError
+            return text
+        steps = sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        raise ValueError(f"invalid step spec {spec!r}; use {STEP_SPECS}") from None
+    if not steps or steps[0] < 0:
+        raise ValueError(f"invalid step spec {spec!r}; use {STEP_SPECS}")
+    return steps
 
 
 def select_steps(available: Sequence[int], spec: str | Sequence[int] = "all") -> list[int]:
@@ -58,17 +95,17 @@ def select_steps(available: Sequence[int], spec: str | Sequence[int] = "all") ->
     step 0 if present), ``"0,512,1000"`` or a list of ints (each must be available)."""
     available = sorted(int(s) for s in available)
     if isinstance(spec, str):
-        if spec == "all":
+        spec = parse_steps(spec)
+    if spec == "all":
+        return available
+    if isinstance(spec, str):  # log, log:N
+        n = int(spec.split(":", 1)[1]) if ":" in spec else 12
+        positive = np.array([s for s in available if s > 0])
+        if not len(positive):
             return available
-        if spec.startswith("log"):
-            n = int(spec.split(":", 1)[1]) if ":" in spec else 12
-            positive = np.array([s for s in available if s > 0])
-            if not len(positive):
-                return available
-            targets = np.geomspace(positive.min(), positive.max(), n)
-            picked = {int(positive[np.argmin(np.abs(np.log(positive) - np.log(t)))]) for t in targets}
-            return sorted(picked | ({0} if 0 in available else set()))
-        spec = [int(s) for s in spec.split(",") if s.strip()]
+        targets = np.geomspace(positive.min(), positive.max(), n)
+        picked = {int(positive[np.argmin(np.abs(np.log(positive) - np.log(t)))]) for t in targets}
+        return sorted(picked | ({0} if 0 in available else set()))
     wanted = sorted({int(s) for s in spec})
     missing = [s for s in wanted if s not in set(available)]
     if missing:
@@ -97,21 +134,51 @@ class Job:
     steps: dict[str, list[int]]
     loader: Callable | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    allow_beyond_context: bool = False
 
     def load(self, model: str, step: int):
         """``(model, tokenizer, weights sha256)`` of one checkpoint on the job's device."""
         loader = self.loader or _default_loader
         m, tok = loader(self.suite, model, step, device=self.device, dtype=DTYPES[self.dtype])
+        if not self.allow_beyond_context:
+            check_window(self.max_length, _trained_context(self.suite, m), f"model {model!r}")
         return m, tok, self.checkpoint_sha256(model, step, m)
 
     def checkpoint_sha256(self, model: str, step: int, loaded: torch.nn.Module) -> str:
         """The checkpoint files' hash (as in ``training_record.nc``; for hub suites the cached
-        snapshot's files), else the hash of the loaded tensors (:func:`lhp_core.weights.loaded_weights_sha256`)."""
+        snapshot's files), else the hash of the loaded tensors (:func:`lhp_core.weights.loaded_weights_sha256`).
+
+        Raises :class:`~lhp_core.weights.CorruptCheckpoint` where the files differ from the suite's
+        training record."""
         try:
-            on_disk = checkpoints.checkpoint_sha256(self.suite, model, step)
+            on_disk = verified_sha256(self.suite, model, step)
+        except CorruptCheckpoint:
+            raise
         except (KeyError, OSError, ValueError):  # KeyError includes SuiteError
             on_disk = None  # a suite object lhp does not know (a test double, a user's class)
         return on_disk or loaded_weights_sha256(loaded)
+
+
+def _trained_context(suite: Any, model: torch.nn.Module | None = None) -> int | None:
+    """The longest window a model was trained on: the suite's recorded context (lhp suites), else
+    the config's position count (not capped, unlike :func:`lhp_core.suites.context_length`)."""
+    recorded = context_length(suite) if isinstance(suite, (str, Path, LocalSuite)) else None
+    if recorded or model is None:
+        return recorded
+    cfg = model.config
+    n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    return int(n) if n else None
+
+
+def check_window(max_length: int | None, context: int | None, where: str) -> None:
+    """Refuse windows longer than the model's trained context (``allow_beyond_context`` skips this)."""
+    if max_length is not None and context is not None and max_length > context:
+        raise ValueError(
+            f"a window of {max_length} tokens (--max-length) is longer than the {context}-token context {where} "
+            f"was trained on: positions past {context} were never trained, so their numbers are not the model's "
+            f"behaviour; use --max-length {context} or less, or pass --allow-beyond-context (allow_beyond_context=True) "
+            "to measure beyond it on purpose"
+        )
 
 
 def _variables(job: Job) -> dict[str, dict[str, str]]:
@@ -191,6 +258,8 @@ def sweep(
     loader: Callable | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    wait: bool = False,
+    allow_beyond_context: bool = False,
 ) -> Path:
     """Run every (model, step) of ``suite`` over ``stimuli`` and store the pooled sites.
 
@@ -222,6 +291,13 @@ def sweep(
     loader
         ``loader(suite, model, step, device=, dtype=) -> (model, tokenizer)``; default
         ``lhp_core.checkpoints.load``.
+    overwrite
+        Replace the lhp store at ``out`` (only a provable store: :mod:`lhp_core.store`).
+    wait
+        When another sweep holds the store's lock: wait for it (True) or raise
+        :class:`lhp_core.store.StoreLocked` naming it (False).
+    allow_beyond_context
+        Accept ``max_length`` longer than the context the model was trained on.
 
     Returns
     -------
@@ -234,10 +310,18 @@ def sweep(
         HEAD_SCORES.get(h)
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive number of windows, got {batch_size}")
+    check_device(device)
     suite_obj = suite
     if isinstance(suite, (str, Path)):
         suite_obj = get_suite(str(suite))
     all_models = list(suite_obj.models)
+    resolve = getattr(suite_obj, "resolve_model", None)
+    if resolve is not None:  # bare sizes ("70m") name Pythia models, as in get_suite("pythia").resolve_model
+        models = [resolve(m) for m in (models or all_models)]
+        if isinstance(steps, Mapping):
+            steps = {resolve(m): v for m, v in steps.items()}
     models = list(models or all_models)
     unknown = [m for m in models if m not in all_models]
     if unknown:
@@ -246,6 +330,8 @@ def sweep(
         # A suite trained on short windows (lhp-mini: 64 tokens) is swept in windows of that length;
         # otherwise each model's config decides (Pythia: 2048).
         max_length = context_length(suite_obj)
+    elif not allow_beyond_context:  # checked again per model once loaded, where no record says it
+        check_window(max_length, _trained_context(suite_obj), f"suite {suite_obj.id!r}")
     if isinstance(steps, Mapping):
         lacking = [m for m in models if m not in steps]
         if lacking:
@@ -254,7 +340,8 @@ def sweep(
     else:
         step_map = {m: select_steps(suite_obj.steps(m), steps) for m in models}
     tokens_seen = {m: [int(suite_obj.tokens_seen(m, s)) for s in step_map[m]] for m in models}
-    suite_id = str(suite) if isinstance(suite, (str, Path)) else str(getattr(suite, "id", type(suite).__name__))
+    raw_id = str(suite) if isinstance(suite, (str, Path)) else str(getattr(suite, "id", type(suite).__name__))
+    suite_id = suite_key(suite) if isinstance(suite, (str, Path)) else raw_id
     config = {"suite": suite_id, "steps": step_map, "sites": list(sites), "reducers": list(reducers),
               "head_scores": list(head_scores), "stimuli": stimuli.fingerprint(), "dtype": dtype,
               "max_length": max_length or 0}
@@ -264,22 +351,61 @@ def sweep(
              "stimuli_kind": stimuli.kind, "max_length": int(max_length or 0), "batch_size": int(batch_size),
              "store_version": St.STORE_VERSION, "config_sha256": config_sha256(config)}
     out = Path(out)
-    St.initialise(out, attrs, overwrite=overwrite)
     job = Job(suite if isinstance(suite, (str, Path)) else suite_obj, stimuli, str(out), list(sites),
-              list(reducers), list(head_scores), device, dtype, batch_size, max_length, step_map, loader, attrs)
+              list(reducers), list(head_scores), device, dtype, batch_size, max_length, step_map, loader, attrs,
+              allow_beyond_context)
     if isinstance(job.suite, Path):
         job.suite = str(job.suite)
-
-    done = {m: (St.completed(out, m) if St.is_allocated(out, m) else {}) for m in models}
-    tasks = [(m, s) for m in models for s in step_map[m] if not done[m].get(s, False)]
-    total = sum(len(v) for v in step_map.values())
-    pbar = bar(total=total, initial=total - len(tasks), desc="sweep", unit="ckpt", disable=not progress)
-    if workers or scheduler:
-        _run_dask(job, tasks, tokens_seen, pbar, workers, scheduler, processes)
-    else:
-        _run_serial(job, tasks, tokens_seen, pbar)
-    pbar.close()
+    with St.lock(out, wait=wait):
+        # Stores written before paths were normalised hashed the suite as typed.
+        St.initialise(out, attrs, config, overwrite=overwrite, also_accept=[config_sha256({**config, "suite": raw_id})])
+        done = {m: (St.completed(out, m) if St.is_allocated(out, m) else {}) for m in models}
+        if isinstance(suite_obj, LocalSuite):
+            _invalidate_changed(out, suite_obj, models, step_map, done)
+        tasks = [(m, s) for m in models for s in step_map[m] if not done[m].get(s, False)]
+        total = sum(len(v) for v in step_map.values())
+        if tasks:
+            St.unconsolidate(out)
+        pbar = bar(total=total, initial=total - len(tasks), desc="sweep", unit="ckpt", disable=not progress)
+        if workers or scheduler:
+            _run_dask(job, tasks, tokens_seen, pbar, workers, scheduler, processes)
+        else:
+            _run_serial(job, tasks, tokens_seen, pbar)
+        pbar.close()
+        if not St.is_consolidated(out):
+            St.consolidate(out)
     return out
+
+
+def suite_key(suite: str | Path) -> str:
+    """How a suite given by id or path enters a store's configuration: a registered id as it is, a
+    folder as its absolute path, so ``runs/suite``, ``runs/suite/`` and ``./runs/suite`` are one suite."""
+    text = str(suite)
+    if text in SUITES:
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
+def _invalidate_changed(out: Path, suite: LocalSuite, models: Sequence[str], step_map: Mapping[str, list[int]],
+                        done: dict[str, dict[int, bool]]) -> None:
+    """Recompute completed regions whose checkpoint files changed since they were written.
+
+    Only suites on disk are re-hashed (a hub checkpoint's cache is content-addressed by the hub
+    client, and hashing every cached revision of a 12B model on each resume would dwarf the sweep).
+    """
+    for m in models:
+        if not done[m]:
+            continue
+        for step, stored in St.recorded_hashes(out, m).items():
+            if step not in step_map[m]:
+                continue
+            now = checkpoint_sha256(suite, m, step)
+            if now is not None and now != stored:
+                warnings.warn(
+                    f"{out}: checkpoint {m!r} step {step} changed since its region was written (weights sha256 "
+                    f"{stored[:12]}... then, {now[:12]}... now); recomputing that region", stacklevel=3)
+                St.mark_incomplete(out, m, step_map[m].index(step), step)
+                done[m][step] = False
 
 
 def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, pbar) -> None:
@@ -333,8 +459,10 @@ def _run_dask(job: Job, tasks, tokens_seen, pbar, workers, scheduler, processes)
     if scheduler:
         client, cluster = Client(scheduler), None
     else:
+        # tcp on loopback, threads included: a local cluster needs no outside interface (the default
+        # in-process transport probes one with a UDP connect to a public address)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                               dashboard_address=None)
+                               dashboard_address=None, host="127.0.0.1", protocol="tcp://")
         client = Client(cluster)
     try:
         t0, n_tok = time.perf_counter(), 0
@@ -350,36 +478,56 @@ def _run_dask(job: Job, tasks, tokens_seen, pbar, workers, scheduler, processes)
 
 
 # ---- command line -----------------------------------------------------------------------
+def _step_spec(text: str) -> str:
+    try:
+        parse_steps(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", help="suite id (e.g. lhp-mini, pythia) or a suite folder")
     parser.add_argument("--stimuli", required=True,
-                        help="a .txt file (one stimulus per line) or .csv/.tsv table (see --text-column/--word-column)")
+                        help="a .txt file (one stimulus per line, id = line number; blank lines skipped) or a "
+                             ".csv/.tsv table (see --text-column/--word-column); empty cells are errors")
+    parser.add_argument("--encoding", default="utf-8", help="text encoding of the stimulus file (default utf-8)")
     parser.add_argument("--text-column", help="table column holding one text per row")
     parser.add_argument("--word-column", help="table column holding one word per row (pre-segmented texts)")
     parser.add_argument("--id-column", default="stimulus", help="table column with the stimulus id")
     parser.add_argument("--out", required=True, help="output zarr store (re-run to resume)")
-    parser.add_argument("--models", nargs="+", help="models of the suite (default: all)")
-    parser.add_argument("--steps", default="all", help="all, log, log:N, or a comma list of steps")
+    parser.add_argument("--models", nargs="+", help="models of the suite (default: all; Pythia also takes sizes: 70m)")
+    parser.add_argument("--steps", default="all", type=_step_spec, help=STEP_SPECS)
     parser.add_argument("--sites", nargs="+", default=["resid"], help="resid mlp attn_out linear logprobs logprobs_bow heads")
     parser.add_argument("--reducers", nargs="+", default=["word_mean"],
                         help="word_mean word_last word_sum stimulus_mean stimulus_last stimulus_max per_token")
     parser.add_argument("--head-scores", nargs="+", default=[], help="head scores for the heads site")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default=None, help="float32 (CPU default) or bfloat16 (GPU default)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=None, help="window length incl. BOS (default: the suite's training context, else the model's)")
-    parser.add_argument("--workers", type=int, help="run on a local dask cluster with N workers")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", type=device_name,
+                        help="cpu, cuda, cuda:N or mps (checked before anything is written)")
+    parser.add_argument("--dtype", default=None, choices=list(DTYPES),
+                        help="float32 (CPU default) or bfloat16 (GPU default)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="windows per forward pass")
+    parser.add_argument("--max-length", type=at_least(3), default=None,
+                        help="window length incl. BOS (default: the suite's training context, else the model's); "
+                             "longer than the trained context needs --allow-beyond-context")
+    parser.add_argument("--allow-beyond-context", action="store_true",
+                        help="accept --max-length beyond the context the model was trained on (untrained positions)")
+    parser.add_argument("--workers", type=positive_int, help="run on a local dask cluster with N workers")
     parser.add_argument("--scheduler", help="address of a running dask scheduler (e.g. from dask-jobqueue)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing lhp store at --out (refused for any other folder)")
+    parser.add_argument("--wait", action="store_true",
+                        help="if another sweep is writing --out, wait for it instead of stopping")
 
 
 def run(args: argparse.Namespace) -> int:
     stimuli = read_stimuli(args.stimuli, text_column=args.text_column, word_column=args.word_column,
-                           id_column=args.id_column)
+                           id_column=args.id_column, encoding=args.encoding)
     dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     out = sweep(args.suite, stimuli, args.out, sites=args.sites, reducers=args.reducers,
                 head_scores=args.head_scores, models=args.models, steps=args.steps, device=args.device,
                 dtype=dtype, batch_size=args.batch_size, max_length=args.max_length, workers=args.workers,
-                scheduler=args.scheduler, overwrite=args.overwrite)
+                scheduler=args.scheduler, overwrite=args.overwrite, wait=args.wait,
+                allow_beyond_context=args.allow_beyond_context)
     print(f"wrote {out}")
     return 0

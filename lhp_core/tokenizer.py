@@ -5,11 +5,10 @@ The special token ``<|endoftext|>`` is both BOS and EOS, as in Pythia, so
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
-
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -52,15 +51,58 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> 
     )
 
 
-def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
-    """A sha256 over the tokenizer's serialised vocabulary and merges.
+#: Prefix of fingerprints that cover the special tokens (:func:`tokenizer_fingerprint`). Training
+#: records written before it hold the backend-only hash (64 hex digits, :func:`backend_fingerprint`).
+FINGERPRINT_VERSION = "v2"
 
-    Two tokenizers with the same fingerprint map every string to the same ids, which is
-    what "the tokenizer is identical across a suite" means.
+
+def backend_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
+    """sha256 over the serialised backend (vocabulary, merges, pre- and post-processing).
+
+    The fingerprint of lhp before version 2, as older ``training_record.nc`` files store it. It
+    misses the special-token roles kept in ``tokenizer_config.json`` (``bos_token`` and so on).
     """
     import hashlib
 
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+
+
+def special_tokens(tokenizer: PreTrainedTokenizerFast) -> dict[str, list]:
+    """Each special-token role (``bos_token``, ``eos_token``, ...) with its token and id, and whether
+    the tokenizer adds BOS/EOS itself: what turns text into the ids a model sees besides the backend."""
+    roles: dict[str, list] = {}
+    for role, token in sorted(tokenizer.special_tokens_map.items()):
+        tokens = token if isinstance(token, list) else [token]
+        roles[role] = [[str(t), tokenizer.convert_tokens_to_ids(str(t))] for t in tokens]
+    for flag in ("add_bos_token", "add_eos_token"):
+        roles[flag] = [bool(getattr(tokenizer, flag, False))]
+    return roles
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
+    """``"v2:"`` + a sha256 over the backend (:func:`backend_fingerprint`) and :func:`special_tokens`.
+
+    Two tokenizers with the same fingerprint map every string to the same ids and agree on which
+    token is BOS, EOS, padding and unknown, which is what "the tokenizer is identical across a
+    suite" means (a changed ``bos_token`` alone changes every window's first token).
+    """
+    import hashlib
+    import json
+
+    blob = json.dumps({"backend": backend_fingerprint(tokenizer), "special": special_tokens(tokenizer)}, sort_keys=True)
+    return f"{FINGERPRINT_VERSION}:{hashlib.sha256(blob.encode()).hexdigest()}"
+
+
+def fingerprint_matches(recorded: str, tokenizer: PreTrainedTokenizerFast) -> bool:
+    """Whether ``tokenizer`` has the fingerprint ``recorded`` (of either version).
+
+    A version-2 fingerprint is compared whole. An older one covers the backend only, so only the
+    backend can be compared with it; the special tokens of such a suite are checked against its
+    saved ``tokenizer/`` folder and across its checkpoints instead (:mod:`lhp_core.checkpoints`).
+    """
+    if recorded.startswith(f"{FINGERPRINT_VERSION}:"):
+        return recorded == tokenizer_fingerprint(tokenizer)
+    return recorded == backend_fingerprint(tokenizer)
 
 
 def save(tokenizer: PreTrainedTokenizerFast, path: str | Path) -> None:

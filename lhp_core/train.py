@@ -12,7 +12,10 @@ the same data order, each saved on a log-then-even checkpoint schedule::
 The batch at step ``s`` is a pure function of ``(seed, s)``, so resuming needs only the step,
 the weights and the optimizer state; a resumed run ends with checkpoints byte-identical to
 an uninterrupted one. Checkpoint folders are written to a temporary name and renamed, so a
-killed run never leaves a half-written ``step<N>/``.
+killed run never leaves a half-written ``step<N>/``. For the same reason a finished model's
+lost step folder can be made again: re-running ``lhp train`` retrains that model from step 0
+(with the thread count the record names) up to the missing steps and installs each re-created
+folder only if its weights hash equals the one in ``training_record.nc``.
 
 Induction-friendly data: with ``repeat_frac > 0`` that share of training rows copies one span
 of ``span_min..span_max`` tokens to ``span_copies`` later positions in the same row. Pure corpus text
@@ -26,7 +29,9 @@ import json
 import math
 import multiprocessing as mp
 import os
+import pickle
 import shutil
+import sys
 import time
 import warnings
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -42,6 +47,8 @@ from transformers.utils import logging as hf_logging
 
 from lhp_core import corpus, schema
 from lhp_core import tokenizer as tok
+from lhp_core.checkpoints import check_device
+from lhp_core.cli import at_least, device_name, float_in, positive_int
 from lhp_core.presets import PRESETS, Preset, Size, default_out, make_config
 from lhp_core.progress import Monitor, bar, reporting_to
 from lhp_core.provenance import git_commit
@@ -217,14 +224,23 @@ def _lr_lambda(preset: Preset):
     return f
 
 
-def _save_checkpoint(model, tokenizer, folder: Path) -> str:
+def _save_checkpoint(model, tokenizer, folder: Path, expect: str | None = None) -> str:
+    """Save to a temporary folder, then rename; with ``expect``, only if the weights hash equals it."""
     tmp = folder.parent / f".tmp-{folder.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
+    sha = weights_sha256(tmp)
+    if expect is not None and sha != expect:
+        shutil.rmtree(tmp)
+        raise RuntimeError(
+            f"re-created {folder} has weights sha256 {sha[:16]}..., training_record.nc lists {expect[:16]}...: this "
+            f"machine (torch {torch.__version__}, {torch.get_num_threads()} threads) does not reproduce the original "
+            "run, so nothing was installed; restore the folder from a copy of the suite instead"
+        )
     shutil.rmtree(folder, ignore_errors=True)  # a later-step folder left by a run killed before its state was saved
     os.replace(tmp, folder)
-    return weights_sha256(folder)
+    return sha
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -234,42 +250,121 @@ def _atomic_torch_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train_model(
-    size: Size, preset: Preset, data: Data, out: Path, seed: int, copy_reg: float, device: str,
-    repeat_frac: float, progress: bool = True, run: str = "run 1 of 1",
-) -> list[dict]:
-    """Train (or resume, or skip if done) one model; returns its per-checkpoint history.
+def _initial_model(size: Size, preset: Preset, seed: int, eager: bool):
+    torch.manual_seed(seed * 1000 + size.seed_offset)
+    return GPTNeoXForCausalLM(make_config(size, preset, eager))
 
-    ``run`` labels its progress bar (``"run 2 of 5"``); a finished model shows no bar.
-    """
 
-    mdir = out / size.name
-    mdir.mkdir(parents=True, exist_ok=True)
-    done = mdir / "history.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    schedule = preset.steps()
-    state_path = mdir / "train_state.pt"
-    eager = copy_reg > 0
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        step = state["step"]
-        model = GPTNeoXForCausalLM.from_pretrained(mdir / f"step{step}", dtype=torch.float32)
-        if eager:
-            model.config._attn_implementation = "eager"
-        history, wall0 = state["history"], state["wall_time"]
-    else:
-        torch.manual_seed(seed * 1000 + size.seed_offset)
-        model = GPTNeoXForCausalLM(make_config(size, preset, eager))
-        state, step, history, wall0 = None, 0, [], 0.0
-    model.to(device).train()
+def _optimizer(model, preset: Preset):
+    """AdamW (no decay on biases and norms) and its warm-up + cosine schedule."""
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": preset.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=preset.lr, betas=(0.9, 0.95), eps=1e-8, foreach=False,
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(preset))
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(preset))
+
+
+def _update(model, opt, sched, x, copy_reg: float, use_bf16: bool):
+    """One optimiser step on batch ``x``; returns the language-model loss (without the penalty)."""
+    eager = copy_reg > 0
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        outp = model(input_ids=x, labels=x, output_attentions=eager)
+        loss = outp.loss
+        total = loss + copy_reg * copy_penalty(outp.attentions, x) if eager else loss
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return loss
+
+
+def _recorded_threads(out: Path) -> int | None:
+    """The torch thread count of the suite's recorded run (part of a CPU run's bit-level result)."""
+    if not (out / RECORD).exists():
+        return None
+    with xr.open_dataset(out / RECORD) as rec:
+        return int(rec.attrs["threads"]) if "threads" in rec.attrs else None
+
+
+def recreate_missing_steps(size: Size, preset: Preset, data: Data, out: Path, seed: int, copy_reg: float,
+                           device: str, repeat_frac: float, history: list[dict]) -> list[int]:
+    """Re-create a finished model's lost ``step<N>/`` folders by retraining it from step 0.
+
+    The optimiser state of intermediate steps is not kept, so the run restarts from the seeded
+    initialisation; every batch is a pure function of ``(seed, step)``, so with the recorded thread
+    count the weights come out identical. Each folder is installed only if its weights hash equals
+    the history's (:func:`_save_checkpoint` with ``expect``).
+
+    Returns
+    -------
+    The steps re-created (empty when no folder was missing).
+    """
+    mdir = out / size.name
+    want = {h["step"]: h["weights_sha256"] for h in history if not (mdir / f"step{h['step']}").is_dir()}
+    if not want:
+        return []
+    threads, recorded = torch.get_num_threads(), _recorded_threads(out)
+    torch.set_num_threads(recorded or threads)
+    try:
+        model = _initial_model(size, preset, seed, copy_reg > 0).to(device).train()
+        opt, sched = _optimizer(model, preset)
+        use_bf16 = preset.bf16 and device.startswith("cuda")
+        if 0 in want:
+            _save_checkpoint(model, data.tokenizer, mdir / "step0", expect=want[0])
+        for step in range(max(want)):
+            x = torch.as_tensor(batch_at(step, data.train, preset, seed, repeat_frac), device=device)
+            _update(model, opt, sched, x, copy_reg, use_bf16)
+            if step + 1 in want:
+                _save_checkpoint(model, data.tokenizer, mdir / f"step{step + 1}", expect=want[step + 1])
+    finally:
+        torch.set_num_threads(threads)
+    print(f"lhp train: re-created {size.name}/step{{{','.join(map(str, sorted(want)))}}} in {out}; weights equal "
+          "training_record.nc", file=sys.stderr)
+    return sorted(want)
+
+
+def train_model(
+    size: Size, preset: Preset, data: Data, out: Path, seed: int, copy_reg: float, device: str,
+    repeat_frac: float, progress: bool = True, run: str = "run 1 of 1",
+) -> list[dict]:
+    """Train (or resume, or skip if done) one model; returns its per-checkpoint history.
+
+    ``run`` labels its progress bar (``"run 2 of 5"``); a finished model shows no bar. A finished
+    model whose step folders were deleted gets them back (:func:`recreate_missing_steps`).
+    """
+    mdir = out / size.name
+    mdir.mkdir(parents=True, exist_ok=True)
+    done = mdir / "history.json"
+    if done.exists():
+        history = json.loads(done.read_text())
+        recreate_missing_steps(size, preset, data, out, seed, copy_reg, device, repeat_frac, history)
+        return history
+    schedule = preset.steps()
+    state_path = mdir / "train_state.pt"
+    eager = copy_reg > 0
+    if state_path.exists():
+        # weights_only: the state is tensors, numbers and strings; nothing in it needs arbitrary unpickling
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise ValueError(
+                f"{state_path} holds objects other than a training state, which lhp does not unpickle (that can "
+                f"run code): {' '.join(str(e).split())[:200]}; delete it (model {size.name!r} then trains again "
+                "from step 0) or restore it"
+            ) from None
+        step = state["step"]
+        model = GPTNeoXForCausalLM.from_pretrained(mdir / f"step{step}", dtype=torch.float32, use_safetensors=True)
+        if eager:
+            model.config._attn_implementation = "eager"
+        history, wall0 = state["history"], state["wall_time"]
+    else:
+        model = _initial_model(size, preset, seed, eager)
+        state, step, history, wall0 = None, 0, [], 0.0
+    model.to(device).train()
+    opt, sched = _optimizer(model, preset)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -305,15 +400,7 @@ def train_model(
              disable=not progress) as pbar:
         while step < preset.total_steps:
             x = torch.as_tensor(batch_at(step, data.train, preset, seed, repeat_frac), device=device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                outp = model(input_ids=x, labels=x, output_attentions=eager)
-                loss = outp.loss
-                total = loss + copy_reg * copy_penalty(outp.attentions, x) if eager else loss
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
+            loss = _update(model, opt, sched, x, copy_reg, use_bf16)
             step += 1
             losses.append(loss.item())
             pbar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)  # shown at the bar's next (throttled) redraw
@@ -424,8 +511,9 @@ def train(
         if not 0 <= repeat_frac <= 1:
             raise ValueError(f"--repeat-frac must be in [0, 1], got {repeat_frac}")
         preset = replace(preset, repeat_frac=repeat_frac)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but torch.cuda.is_available() is False; use --device cpu")
+    check_device(device)  # before the suite folder is made
+    if int(threads) < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     recipe_sha = preset.fingerprint()  # of the whole preset: a subset of its sizes is the same recipe
     if sizes:
         valid = [z.name for z in preset.sizes]
@@ -452,6 +540,9 @@ def train(
     # Bit-identical reruns need deterministic kernels; warn_only keeps CPU ops that have no flag working.
     torch.use_deterministic_algorithms(True, warn_only=True)
     data = _prepare_data(preset, out, seed)
+    # A call that trains nothing new keeps an existing record of the same models as it is (its
+    # `threads` and `git_commit` describe the run that made the weights, not this one).
+    unchanged = all((out / z.name / "history.json").exists() for z in preset.sizes) and (out / RECORD).exists()
     histories: dict[str, list[dict]] = {}
     first, n_runs = runs or (1, len(preset.sizes))
     for k, size in enumerate(preset.sizes, first):
@@ -459,6 +550,10 @@ def train(
                                            progress, f"run {k} of {n_runs}")
     if not record:
         return out
+    if unchanged:
+        with xr.open_dataset(out / RECORD) as old_rec:
+            if [str(m) for m in old_rec["model"].values] == list(histories):
+                return out
     attrs = {
         "suite": out.name, "preset": preset.name, "recipe": preset.recipe(), "recipe_sha": recipe_sha, "git_commit": git_commit(),
         "device": device, "torch_version": torch.__version__, "seed": int(seed), "copy_reg": float(copy_reg),
@@ -581,13 +676,15 @@ def ensure_all(suite_ids: list[str], device: str = "cpu", progress: bool = True)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", required=True, choices=list(PRESETS), help="training recipe")
-    parser.add_argument("--out", default=None, help="suite folder (default: $LHP_SUITES/lhp-<preset>[-copyreg])")
-    parser.add_argument("--copy-reg", type=float, default=0.0, help="weight of the induction-attention penalty (0 = off)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    parser.add_argument("--repeat-frac", type=float, default=None,
+    parser.add_argument("--out", default=None, help="suite folder (default: $LHP_SUITES/lhp-<preset>[-copyreg]); "
+                                                    "re-run to resume, or to re-create deleted step folders")
+    parser.add_argument("--copy-reg", type=float_in(0.0), default=0.0,
+                        help="weight of the induction-attention penalty (0 = off)")
+    parser.add_argument("--seed", type=at_least(0), default=0)
+    parser.add_argument("--device", default="cpu", type=device_name, help="cpu or cuda[:N] (checked before anything is written)")
+    parser.add_argument("--repeat-frac", type=float_in(0.0, 1.0), default=None,
                         help="share of rows with a repeated span (default: the preset's; 0 = natural text only)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (fixed for reproducibility)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (fixed for reproducibility)")
     parser.add_argument("--sizes", nargs="+", default=None, metavar="SIZE", help="train only these model sizes of the preset")
     parser.add_argument("--no-progress", action="store_true")
 

@@ -15,7 +15,16 @@ from pathlib import Path
 
 
 class CorruptCheckpoint(OSError):
-    """A checkpoint file is truncated or unreadable."""
+    """A checkpoint file is truncated or unreadable, or its weights differ from the suite's training record."""
+
+
+#: How to restore a damaged checkpoint; `lhp train` re-creates a finished model's missing step
+#: folders and checks each against the hash in training_record.nc (lhp_core.train.train_model).
+RESTORE = (
+    "delete that step folder and restore it (a suite made by `lhp train`: re-run `lhp train` with the suite's "
+    "--preset and --out, which re-creates missing step folders and checks them against training_record.nc; "
+    "a hub suite: delete the revision from the Hugging Face cache and download it again)"
+)
 
 
 #: safetensors dtype codes -> the numpy-style names the hash has always used ("float32", ...).
@@ -53,13 +62,13 @@ def weights_sha256(path: str | Path) -> str:
     handles = {}
     try:
         for name, f, dtype, shape, offset, size in sorted(entries):
-            fh = handles.get(f) or handles.setdefault(f, open(f, "rb"))
+            fh = handles.get(f) or handles.setdefault(f, open(f, "rb"))  # noqa: SIM115 - closed in finally
             h.update(f"{name}|{dtype}|{shape}|".encode())
             fh.seek(offset)
             while size > 0:
                 block = fh.read(min(size, _READ))
                 if not block:
-                    raise CorruptCheckpoint(f"{f} ends inside tensor {name!r}; delete it and re-create it")
+                    raise CorruptCheckpoint(f"{f} ends inside tensor {name!r}; {RESTORE}")
                 h.update(block)
                 size -= len(block)
     finally:
@@ -79,10 +88,6 @@ def check_safetensors(path: str | Path) -> tuple[int, dict]:
     and ``data_offsets`` (relative to the end of the header).
     """
     path = Path(path)
-    fix = (
-        "delete the checkpoint folder and restore it (local lhp suites: re-run `lhp train` with the same --out, "
-        "it re-creates missing steps; hub suites: delete it from the HF cache and download it again)"
-    )
     size = path.stat().st_size
     try:
         with open(path, "rb") as fh:
@@ -92,10 +97,10 @@ def check_safetensors(path: str | Path) -> tuple[int, dict]:
             header = json.loads(fh.read(n))
         end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise CorruptCheckpoint(f"checkpoint file {path} is corrupt: unreadable safetensors header ({e}); {fix}") from e
+        raise CorruptCheckpoint(f"checkpoint file {path} is corrupt: unreadable safetensors header ({e}); {RESTORE}") from e
     if 8 + n + end != size:
         raise CorruptCheckpoint(
-            f"checkpoint file {path} is truncated or corrupt: header says {8 + n + end} bytes, file has {size}; {fix}"
+            f"checkpoint file {path} is truncated or corrupt: header says {8 + n + end} bytes, file has {size}; {RESTORE}"
         )
     return n, header
 

@@ -1,16 +1,93 @@
-"""Test tiers (unit / integration / notebooks, by folder) and the ``--device`` option.
+"""Test tiers (unit / integration / notebooks, by folder), the ``--device`` option, and no network.
 
 Run one tier with ``pytest tests/unit`` or ``pytest -m unit``; GPU paths run with
 ``pytest --device cuda`` (CI has no GPU, so there every GPU path runs on CPU).
+
+No test may reach the network: every socket ``connect``/``sendto`` to an address outside the
+loopback range, and every name lookup of a host other than this one, is refused
+(:class:`NetworkBlocked`) and fails the test that made it, even where the code under test
+catches the error (a download falling back to a message). Loopback and unix sockets stay open:
+the distributed-dask tests talk to their own scheduler on 127.0.0.1. Tests that start Python
+subprocesses pass ``HF_HUB_OFFLINE=1`` themselves.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class NetworkBlocked(ConnectionError):
+    """A test tried to reach a host outside this machine."""
+
+
+_ATTEMPTS: list[str] = []
+_LOCAL_NAMES = {"", "localhost", "ip6-localhost", "ip6-loopback", socket.gethostname()}
+
+
+def is_local_address(address) -> bool:
+    """True for unix-socket paths, loopback IPs and this machine's own names."""
+    if isinstance(address, (str, bytes)):  # AF_UNIX path (or abstract name)
+        return True
+    host = address[0]
+    host = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host in _LOCAL_NAMES
+
+
+def _refuse(what: str) -> None:
+    _ATTEMPTS.append(what)
+    raise NetworkBlocked(f"tests may not reach the network ({what}); use a local fixture or HF_HUB_OFFLINE=1")
+
+
+def _install_guard() -> None:
+    real_connect, real_connect_ex, real_sendto = socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local_address(address):
+            _refuse(f"connect to {address!r}")
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local_address(address):
+            _refuse(f"connect to {address!r}")
+        return real_connect_ex(self, address)
+
+    def sendto(self, data, *args):
+        address = args[-1]
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local_address(address):
+            _refuse(f"sendto {address!r}")
+        return real_sendto(self, data, *args)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host is not None and not is_local_address((host, 0)):
+            _refuse(f"name lookup of {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto = connect, connect_ex, sendto
+    socket.getaddrinfo = getaddrinfo
+
+
+_install_guard()
+
+
+@pytest.fixture(autouse=True)
+def _no_network():
+    """Fail the test if it (or a session fixture it set up) tried to reach another host."""
+    _ATTEMPTS.clear()
+    yield
+    if _ATTEMPTS:
+        tried = "; ".join(dict.fromkeys(_ATTEMPTS))
+        _ATTEMPTS.clear()
+        pytest.fail(f"test tried to reach the network: {tried}", pytrace=False)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,9 +17,15 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+)
 
 from lhp_core import open_results
+from lhp_core import store as St
 from lhp_core.extract import extract
 from lhp_core.stimuli import Stimuli
 from lhp_core.store import concat_models, models_in
@@ -54,13 +60,13 @@ def load_local(suite: LocalSuite, model: str, step: int, device: str = "cpu", dt
 
 
 def stimuli() -> Stimuli:
-    words = "the cat sat on a mat while dogs ran far away from the old barn".split()
+    words = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "far", "away", "from", "the", "old", "barn"]
     rng = np.random.default_rng(3)
     return Stimuli.from_words([list(rng.choice(words, n)) for n in (7, 12, 5)], ids=["x", "y", "z"])
 
 
 def build_suite(root: Path) -> LocalSuite:
-    words = "the cat sat on a mat while dogs ran far away from the old barn".split()
+    words = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "far", "away", "from", "the", "old", "barn"]
     rng = np.random.default_rng(0)
     tok = train_bpe([" ".join(rng.choice(words, 10)) for _ in range(200)], vocab_size=300)
     for k, (model, d) in enumerate(WIDTHS.items()):
@@ -75,7 +81,8 @@ def build_suite(root: Path) -> LocalSuite:
     return LocalSuite(str(root))
 
 
-SWEEP_ARGS = dict(sites=SITES, reducers=REDUCERS, max_length=10, batch_size=2, loader=load_local, progress=False)
+SWEEP_ARGS = {"sites": SITES, "reducers": REDUCERS, "max_length": 10, "batch_size": 2, "loader": load_local,
+              "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +107,12 @@ def test_store_equals_direct_extraction(suite, serial_store):
     tree = open_results(serial_store)
     assert tree.attrs["suite"] == "tiny-random" and tree.attrs["dtype"] == "float32"
     assert tree.attrs["code_version"] and "config_sha256" in tree.attrs
-    for m in WIDTHS:
+    for m, width in WIDTHS.items():
         ds = open_results(serial_store, m)
         assert ds["complete"].values.all()
         assert list(ds["step"].values) == STEPS
         assert list(ds["tokens_seen"].values) == [s * 256 for s in STEPS]
-        assert ds.sizes["hidden"] == WIDTHS[m] and ds.sizes["layer"] == 3
+        assert ds.sizes["hidden"] == width and ds.sizes["layer"] == 3
         for i, step in enumerate(STEPS):
             model, tok = load_local(suite, m, step)
             direct = extract(model, tok, stimuli(), SITES, REDUCERS, batch_size=2, max_length=10)
@@ -127,44 +134,152 @@ from pathlib import Path
 sys.path.insert(0, {here!r})
 import test_sweep as T
 import lhp_core.store as St
-real_write, real_mark = St.write_region, St.mark_complete
-state = {{"marked": 0}}
-def mark(*a, **k):
-    real_mark(*a, **k)
-    state["marked"] += 1
-def write(path, model, index, step, values, groups):
-    if state["marked"] == 1:  # second region: write one site group, then hang until killed
-        real_write(path, model, index, step, values, groups[:1])
-        Path({flag!r}).write_text("partial")
-        time.sleep(600)
-    real_write(path, model, index, step, values, groups)
-St.write_region, St.mark_complete = write, mark
-T.sweep(T.LocalSuite({root!r}), T.stimuli(), {out!r}, **T.SWEEP_ARGS)
+
+def pause():
+    # Tell the test where we are, then hold still (with the store's lock) until told to go on or killed.
+    Path({flag!r}).write_text("paused")
+    while not Path({go!r}).exists():
+        time.sleep(0.05)
+
+point = {point!r}
+if point == "before-root":  # lock taken, nothing of the store written yet
+    real_init = St.initialise
+    def initialise(*a, **k):
+        pause()
+        real_init(*a, **k)
+    St.initialise = initialise
+elif point == "before-marker":  # root group and configuration written, marker file not yet
+    real_marker = St._write_marker
+    def marker(path):
+        if not (Path(path) / St.MARKER).exists():
+            pause()
+        real_marker(path)
+    St._write_marker = marker
+elif point == "region":  # the second region: one site group written, the others not
+    real_write, real_mark = St.write_region, St.mark_complete
+    state = {{"marked": 0}}
+    def mark(*a, **k):
+        real_mark(*a, **k)
+        state["marked"] += 1
+    def write(path, model, index, step, values, groups):
+        if state["marked"] == 1:
+            real_write(path, model, index, step, values, groups[:1])
+            pause()
+        real_write(path, model, index, step, values, groups)
+    St.write_region, St.mark_complete = write, mark
+elif point == "consolidation":  # every region complete, metadata not consolidated yet
+    real_consolidate = St.consolidate
+    def consolidate(path):
+        pause()
+        real_consolidate(path)
+    St.consolidate = consolidate
+T.sweep(T.LocalSuite({root!r}), T.stimuli(), {out!r}, wait={wait!r}, **T.SWEEP_ARGS)
 """
 
 
-def test_killed_sweep_resumes_to_identical_store(suite, serial_store, tmp_path):
-    out, flag = tmp_path / "r.zarr", tmp_path / "flag"
-    script = SCRIPT.format(here=str(Path(__file__).parent), flag=str(flag), root=suite.root, out=str(out))
+def start_sweep(suite, out: Path, tmp: Path, point: str = "", wait: bool = False) -> tuple[subprocess.Popen, Path, Path]:
+    """A sweep in a subprocess that stops at ``point`` (see SCRIPT) until ``go`` exists; returns
+    ``(process, flag, go)``: ``flag`` appears once it has stopped there."""
+    flag, go = tmp / f"flag-{point}-{time.time_ns()}", tmp / f"go-{point}-{time.time_ns()}"
+    script = SCRIPT.format(here=str(Path(__file__).parent), flag=str(flag), go=str(go), root=suite.root, out=str(out),
+                           point=point, wait=wait)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, start_new_session=True,
+                            stderr=subprocess.PIPE, text=True)
+    return proc, flag, go
+
+
+def wait_for(proc: subprocess.Popen, flag: Path) -> None:
+    deadline = time.time() + 180
+    while not flag.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"sweep subprocess exited before it paused: {proc.stderr.read()[-2000:]}")
+        assert time.time() < deadline, "sweep subprocess did not reach its pause point"
+        time.sleep(0.1)
+
+
+def kill(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def assert_same_finished_store(a: Path, b: Path) -> None:
+    """Same values, same provenance, and both consolidated (what open_results reads)."""
+    assert_same_store(a, b)
+    assert St.is_consolidated(a) and St.is_consolidated(b)
+    assert open_results(a).attrs == open_results(b).attrs
+
+
+@pytest.mark.parametrize("point", ["before-root", "before-marker", "region", "consolidation"])
+def test_killed_sweep_resumes_to_identical_store(suite, serial_store, tmp_path, point):
+    """Killed (SIGKILL) while creating the store, while writing a region, or before the final
+    metadata consolidation: re-running the same sweep gives the uninterrupted run's store."""
+    out = tmp_path / "r.zarr"
+    proc, flag, _ = start_sweep(suite, out, tmp_path, point)
     try:
-        deadline = time.time() + 120
-        while not flag.exists():
-            assert proc.poll() is None, "sweep subprocess exited before it was killed"
-            assert time.time() < deadline, "sweep subprocess did not reach the second region"
-            time.sleep(0.2)
+        wait_for(proc, flag)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert models_in(out) == ["s"]  # the suite's first model
-    killed = open_results(out, "s")
-    assert killed["complete"].values.tolist() == [True, False, False]
-    # the partial second region really holds data that the re-run must overwrite
-    assert np.isfinite(killed["resid_word_mean"].isel(step=1).values).all()
-    assert np.isnan(killed["mlp_word_mean"].isel(step=1).values).all()
+        kill(proc)
+    if point == "region":
+        assert models_in(out) == ["s"]  # the suite's first model
+        killed = open_results(out, "s")
+        assert killed["complete"].values.tolist() == [True, False, False]
+        # the partial second region really holds data that the re-run must overwrite
+        assert np.isfinite(killed["resid_word_mean"].isel(step=1).values).all()
+        assert np.isnan(killed["mlp_word_mean"].isel(step=1).values).all()
+    elif point == "consolidation":
+        assert not St.is_consolidated(out) and open_results(out, "m")["complete"].values.all()
+    elif point == "before-marker":
+        assert St.is_store(out) and not (out / St.MARKER).exists()  # known by its root attrs
+    else:
+        assert sorted(p.name for p in out.iterdir()) == [St.LOCK]
     sweep(suite, stimuli(), out, **SWEEP_ARGS)
-    assert_same_store(out, serial_store)
+    assert_same_finished_store(out, serial_store)
+
+
+def test_second_writer_is_refused_or_waits(suite, serial_store, tmp_path):
+    """One store, two sweeps: the second stops with an error naming the first (pid, host, start),
+    or with wait=True starts when the first ends; the store equals a single run's."""
+    import socket
+    import threading
+
+    out = tmp_path / "r.zarr"
+    first, flag, go = start_sweep(suite, out, tmp_path, "region")
+    try:
+        wait_for(first, flag)
+        with pytest.raises(St.StoreLocked, match=rf"being written by pid {first.pid} on host "
+                                                 rf"{socket.gethostname()}, started 20.*--wait"):
+            sweep(suite, stimuli(), out, **SWEEP_ARGS)
+        errors: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                sweep(suite, stimuli(), out, wait=True, **SWEEP_ARGS)
+            except BaseException as e:  # noqa: BLE001 - handed to the test thread
+                errors.append(e)
+
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        time.sleep(1.0)  # not a timing assertion: the second sweep must still be waiting whatever the delay
+        assert waiting.is_alive()
+        go.write_text("go")
+        assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
+        waiting.join(timeout=300)
+        assert not waiting.is_alive() and not errors, errors
+    finally:
+        if first.poll() is None:
+            kill(first)
+    assert_same_finished_store(out, serial_store)
+
+
+def test_two_sweeps_started_together(suite, serial_store, tmp_path):
+    """Before the lock, the second crashed in store creation (GroupNotFoundError), or both computed
+    every checkpoint; now with --wait both succeed and the store is a single run's."""
+    out = tmp_path / "r.zarr"
+    procs = [start_sweep(suite, out, tmp_path, "", wait=True)[0] for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()[-2000:]
+    assert_same_finished_store(out, serial_store)
 
 
 def test_dask_two_workers_equal_serial(suite, serial_store, tmp_path):
@@ -173,7 +288,7 @@ def test_dask_two_workers_equal_serial(suite, serial_store, tmp_path):
 
 
 def test_rerun_with_other_configuration_is_refused(suite, serial_store):
-    with pytest.raises(ValueError, match="different configuration.*new output path"):
+    with pytest.raises(ValueError, match=r"another configuration \(reducers: .* in the store, \[\"word_last\"\] now\).*new --out"):
         sweep(suite, stimuli(), serial_store, **{**SWEEP_ARGS, "reducers": ["word_last"]})
 
 
@@ -317,8 +432,8 @@ def test_failures_stop_the_sweep_and_keep_what_was_written(suite, serial_store, 
 def test_sweep_of_a_bfloat16_saved_suite_hashes_its_files(tmp_path):
     """Checkpoints saved in bfloat16 (as the GPU benchmark and many hub models ship them): the
     sweep hashes their files (numpy cannot read bf16, so this once raised TypeError in the prefetch thread)."""
-    from lhp_core.weights import weights_sha256 as file_sha256
     from lhp_core.suites import get_suite
+    from lhp_core.weights import weights_sha256 as file_sha256
 
     src = build_suite(tmp_path / "f32")
     for step in STEPS:

@@ -37,6 +37,7 @@ def test_read_stimuli_txt(tmp_path):
     f.write_text("one sentence here\n\nanother one\n")
     s = read_stimuli(str(f))
     assert s.kind == "sentences" and s.texts == ("one sentence here", "another one")
+    assert s.ids == ("1", "3")  # line numbers: the blank line 2 keeps the ids aligned with the file
 
 
 def test_alignment_matches_word_by_word_tokenization(tok):
