@@ -239,6 +239,33 @@ def injected_parameters(notebook: str | Path, params: Mapping[str, Any]) -> dict
     return {k: v for k, v in params.items() if k in declared}
 
 
+def notebook_defaults(notebook: str | Path) -> dict[str, Any]:
+    """The defaults a chapter's ``parameters`` cell assigns (literals only), by name."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        raise BookError(f"{notebook} has no cell tagged 'parameters'")
+    out = {}
+    for node in ast.parse(cell.source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+def chapter_arguments(profile: str, chapter: str, root: Path | None = None) -> dict[str, Any]:
+    """Every parameter a chapter runs with at ``profile``: its notebook's defaults, then the profile's values
+    (what papermill gives the executed chapter), so another chapter can call the same study and hit its cache."""
+    root = root or repo_root()
+    args = notebook_defaults(root / "book" / f"{chapter}.ipynb")
+    args.update(injected_parameters(root / "book" / f"{chapter}.ipynb",
+                                    chapter_parameters(profile, chapter, load_profiles(root / "book" / "profiles.yml"))))
+    return args
+
+
 # -------------------------------------------------------------------------- table of contents
 
 
@@ -404,7 +431,25 @@ def execute_chapter(
                 f"starting {first[0] if first else ''!r}: {err.ename}: {err.evalue}\n"
                 f"the executed notebook with the full traceback is {dst}"
             ) from None
+    _reader_tags(dst)
     return dst
+
+
+def _reader_tags(executed: Path) -> None:
+    """Show the parameters once: the chapter's own defaults cell is left out of the page where papermill
+    injected the profile's values after it, and the injected cell shows collapsed (a toggle)."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    if not any("injected-parameters" in t for t in tags):
+        return
+    for cell, t in zip(nb.cells, tags):
+        if "parameters" in t and "remove-cell" not in t:
+            cell.metadata["tags"] = [*t, "remove-cell"]
+        elif "injected-parameters" in t and "hide-input" not in t:
+            cell.metadata["tags"] = [*t, "hide-input"]
+    nbformat.write(nb, executed)
 
 
 def widget_models(executed: str | Path) -> dict[str, int]:
@@ -522,12 +567,35 @@ def _stage_sources(root: Path, stage: Path, executed: set[str]) -> None:
             shutil.copytree(item, target, dirs_exist_ok=True)
         else:
             shutil.copy2(item, target)
+    write_findings(stage, {c: stage / f"{c}.ipynb" for c in chapters(root) if c in executed})
     toc = yaml.safe_load((root / "book" / "_toc.yml").read_text())
     keep = (set(toc_files(root)) - set(chapters(root))) | executed
     for key in ("chapters", "parts"):
         if toc.get(key):
             toc[key] = _keep_files(toc[key], keep)
     (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+
+
+#: The line of ``book/intro.md`` that ``lhp book`` replaces with the findings table.
+FINDINGS_MARKER = "<!-- findings table: written by lhp book from the executed chapters' records -->"
+
+
+def findings_table(executed: Mapping[str, Path]) -> str:
+    """The "findings at a glance" Markdown table from the records of executed chapters (toc order)."""
+    from lhp_core import findings
+
+    records = {c: read_record(p) for c, p in executed.items() if Path(p).is_file()}
+    return findings.markdown_table(findings.from_records(records))
+
+
+def write_findings(stage: Path, executed: Mapping[str, Path]) -> None:
+    """Put :func:`findings_table` into the staged ``intro.md`` in place of :data:`FINDINGS_MARKER`."""
+    intro = stage / "intro.md"
+    if not intro.is_file():
+        return
+    text = intro.read_text()
+    if FINDINGS_MARKER in text:  # a book without the marker has no findings table
+        intro.write_text(text.replace(FINDINGS_MARKER, findings_table(executed)))
 
 
 def build_html(stage: Path, out: Path) -> Path:
@@ -597,10 +665,17 @@ def build_book(
     run = BookRun(profile=profile)
     stage = out / "executed"
     _ensure_suites(suites_needed(profile, todo, profiles), str(profiles[profile]["common"]["device"]), progress)
-    # Side by side, the longest chapters should start first; a profile may say which they are.
+    # Side by side, the longest chapters should start first; a profile may say which they are. Chapters
+    # that read every other chapter's cached results (the Timeline) run after them.
     first = list(profiles[profile].get("start_first") or [])
-    start_order = sorted(todo, key=lambda c: first.index(c) if c in first else len(first))
-    _execute_all(start_order, profile, stage, root, min(jobs, len(todo)), run, progress)
+    last = [c for c in (profiles[profile].get("run_last") or []) if c in todo]
+    start_order = sorted([c for c in todo if c not in last], key=lambda c: first.index(c) if c in first else len(first))
+    wall = 0.0
+    for group in (start_order, last):
+        if group:
+            _execute_all(group, profile, stage, root, min(jobs, len(group)), run, progress)
+            wall += run.wall_seconds
+    run.wall_seconds, run.jobs = wall, min(jobs, max(len(start_order), 1))
     run.executed = {c: run.executed[c] for c in todo}  # toc order, whatever order they ran in
     if build:
         executed = {c for c in chapters(root) if (stage / f"{c}.ipynb").is_file()}

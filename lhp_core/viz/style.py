@@ -14,6 +14,10 @@ from typing import Iterable, Sequence
 import altair as alt
 import numpy as np
 
+from lhp_core.viz import offline
+
+offline.enable()  # every chart of the book draws with the embedded vega bundle, no CDN
+
 #: Pixels a chart (plot plus legend) may take in the book's text column.
 COLUMN = 640
 #: Plot widths: one chart per row, two side by side, and a small multiple.

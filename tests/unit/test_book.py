@@ -396,3 +396,73 @@ def test_kernel_bars_report_to_the_book_process(tiny_book: Path, tmp_path: Path)
         out = book.execute_chapter("staged", "ci", tmp_path / "exec", root=tiny_book)
     assert book.read_record(out)["status"] == "sweep: 3/10 ckpt (30%), 00:00 elapsed"
     assert [o.output_type for o in nbformat.read(out, as_version=4).cells[2].outputs] == ["execute_result"]  # no stream
+
+
+#: Non-blank code lines of the six chapters before they became library calls (issue: at least halve them).
+CHAPTER_CODE_LINES_BEFORE = 885
+
+
+def test_chapters_are_parameters_library_calls_and_a_record() -> None:
+    """Decisions, loops and widgets live in the library: a chapter's code defines nothing, loops over
+    nothing and builds no widget by hand; and the chapters together are less than half their old length."""
+    import ast
+
+    total = 0
+    for chapter in book.chapters(ROOT):
+        nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+        for cell in (c for c in nb.cells if c.cell_type == "code"):
+            total += sum(1 for line in cell.source.splitlines() if line.strip())
+            tree = ast.parse(cell.source)
+            for node in ast.walk(tree):
+                assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)), \
+                    f"{chapter}.ipynb defines a function or class: move it into lhp_core"
+                assert not isinstance(node, (ast.For, ast.AsyncFor, ast.While, ast.comprehension)), \
+                    f"{chapter}.ipynb loops in a cell: loops over steps or models belong in lhp_core"
+            assert "ipywidgets" not in cell.source and ".observe(" not in cell.source, \
+                f"{chapter}.ipynb wires widgets by hand: use lhp_core.viz inspectors"
+            tags = cell.metadata.get("tags", [])
+            assert "parameters" in tags or {"hide-input", "remove-cell"} & set(tags), \
+                f"{chapter}.ipynb: a code cell shows its input; tag it hide-input (folded in the page)"
+    assert total <= CHAPTER_CODE_LINES_BEFORE // 2, f"{total} chapter code lines; at most {CHAPTER_CODE_LINES_BEFORE // 2}"
+
+
+def test_intro_holds_the_generated_findings_table_marker() -> None:
+    assert book.FINDINGS_MARKER in (ROOT / "book" / "intro.md").read_text()
+
+
+def test_findings_table_comes_from_the_records(tiny_book: Path, tmp_path: Path) -> None:
+    """The intro's table is built from executed chapters' records: change a record, the row changes."""
+    from lhp_core import findings
+
+    f = findings.Finding("tiny_claim", "a tiny claim", "Someone 2024", "x = 1.00 [0.90, 1.10]", "lhp-tiny", "holds")
+    nb = tiny_book / "book" / "good.ipynb"
+    doc = nbformat.read(nb, as_version=4)
+    doc.cells[-1].source = doc.cells[-1].source.replace(
+        "record(", f"record(**{findings.to_record([f])!r}, ")
+    nbformat.write(doc, nb)
+    out = tmp_path / "out"
+    book.execute_chapter("good", "ci", out, root=tiny_book)
+    table = book.findings_table({"good": out / "good.ipynb"})
+    assert "| a tiny claim (Someone 2024) ({doc}`good`) | x = 1.00 [0.90, 1.10] | lhp-tiny | **holds** |" in table
+    # A copy with another verdict gives another row: the table is read from the record, not typed.
+    doc = nbformat.read(out / "good.ipynb", as_version=4)
+    for cell in doc.cells:
+        for o in cell.get("outputs", []):
+            if book.RECORD_MIMETYPE in o.get("data", {}):
+                o["data"][book.RECORD_MIMETYPE]["finding_tiny_claim_verdict"] = "contradicted"
+    nbformat.write(doc, tmp_path / "copy.ipynb")
+    changed = book.findings_table({"good": tmp_path / "copy.ipynb"})
+    assert "**contradicted**" in changed and "**holds**" not in changed
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    (stage / "intro.md").write_text(f"# x\n\n{book.FINDINGS_MARKER}\n")
+    book.write_findings(stage, {"good": tmp_path / "copy.ipynb"})
+    assert "**contradicted**" in (stage / "intro.md").read_text()
+    with pytest.raises(ValueError, match="verdict"):
+        findings.Finding("x", "c", "s", "m", "suite", "maybe")
+
+
+def test_chapter_arguments_are_the_notebook_defaults_under_the_profile(tiny_book: Path) -> None:
+    args = book.chapter_arguments("ci", "good", root=tiny_book)
+    assert args == {"suite": "x", "models": None, "steps": None, "device": "cpu", "n": 21}
+    assert book.chapter_arguments("default", "good", root=tiny_book)["steps"] == [0, 8]

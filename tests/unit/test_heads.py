@@ -178,8 +178,8 @@ def test_viz_helpers_draw_the_right_rows(bpe):
     rng = np.random.default_rng(0)
     vals = rng.uniform(size=(3, 2, 4))
     ds = xr.Dataset({n: (("step", "layer", "head"), vals) for n in heads.SCORES},
-                    coords={"step": [0, 4, 16], "layer": [1, 2], "head": np.arange(4)})
-    long = vr.heads_long({"m": ds}, "plain")
+                    coords={"step": [0, 4, 16], "layer": [1, 2], "head": np.arange(4)}).expand_dims(model=["m"])
+    long = vr.heads_long(ds, "plain")
     assert len(long) == 3 * 2 * 4 * len(heads.SCORES)
     hm = vr.head_heatmap(long, "induction", "m").to_dict()
     assert len(hm["data"]["values"] if "values" in hm["data"] else hm["datasets"][hm["data"]["name"]]) == 24
@@ -187,7 +187,7 @@ def test_viz_helpers_draw_the_right_rows(bpe):
         vr.head_heatmap(long, "induction", "nope")
     model = _tiny_neox(len(bpe))
     _, ids = heads.induction_probe(bpe, n_seq=2, seq_len=6)
-    chart = vr.inspect_head_attention({"m": ds}, "m", 4, 2, 1, lambda m, s: (model, bpe), ids)
+    chart = vr.inspect_head_attention(ds, "m", 4, 2, 1, lambda m, s: (model, bpe), ids, bos=True)
     spec = chart.to_dict()
     assert len(spec["hconcat"]) == 2
     ppp = pd.DataFrame({"model": ["m"] * 3, "variant": "plain", "step": [0, 4, 16], "tokens_seen": [0, 100, 400],
