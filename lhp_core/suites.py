@@ -48,6 +48,19 @@ PYTHIA_PARAMS: dict[str, tuple[int, int]] = {
 }
 
 
+#: Models in size order across the suites lhp knows (lhp presets smallest first, then Pythia's sizes).
+SIZE_ORDER = ("xs", "xs-seed1", "s", "m", "l", "xl", "xl-seed1",
+              "pythia-14m", "pythia-31m", "pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b", "pythia-1.4b",
+              "pythia-2.8b", "pythia-6.9b", "pythia-12b")
+
+
+def size_order(models) -> list[str]:
+    """``models`` (ids, duplicates dropped) in size order: known sizes smallest first, others after as given."""
+    models = list(dict.fromkeys(str(m) for m in models))
+    known = [m for m in SIZE_ORDER if m in models]
+    return known + [m for m in models if m not in known]
+
+
 class SuiteError(KeyError):
     """Unknown suite, model or step; the message lists the valid ones."""
 

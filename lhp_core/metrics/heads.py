@@ -516,6 +516,9 @@ def icl_over_steps(suite, texts: Sequence[str], models=None, steps=None, n_windo
 #: The smallest level shift of the largest induction score (attention probability) that counts as
 #: an induction transition: below it the fitted "change" is noise around a flat curve.
 MIN_JUMP = 0.05
+#: The smallest level shift of the ICL score (nats) that counts as a change: smaller ones are the
+#: noise of a few windows.
+MIN_ICL_JUMP = 0.1
 
 
 def transition(scores: xr.Dataset, score: str = "induction", n_boot: int = 500, seed: int = 0,

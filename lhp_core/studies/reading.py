@@ -66,6 +66,11 @@ class Reading:
     params: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ summaries
+    @staticmethod
+    def measure_label(measure: str) -> str:
+        """The reader's name of a PPP measure key (``"ns_spr"`` -> "Natural Stories self-paced reading")."""
+        return PPP_MEASURES[measure][3]
+
     def summary(self) -> pd.DataFrame:
         """One row per (variant, model): transition, PPP peak (Natural Stories) and whether they coincide."""
         t = self.transitions.set_index(["variant", "model"])
@@ -269,7 +274,8 @@ def run(suite: str, copyreg_suite: str | None = None, models: Sequence[str] | No
 
     transitions = per_variant(lambda v: heads.transition(hs[v], "induction", n_boot=n_boot, seed=seed))
     prev = per_variant(lambda v: heads.transition(hs[v], "prev_token", n_boot=n_boot, seed=seed))
-    icl_changes = per_variant(lambda v: changepoint.per_model(icl[v]["icl"], kind="mean", n_boot=n_boot, seed=seed))
+    icl_changes = per_variant(lambda v: changepoint.per_model(icl[v]["icl"], kind="mean", n_boot=n_boot, seed=seed,
+                                                              min_jump=heads.MIN_ICL_JUMP))
     peaks = pd.concat([reading.ppp_peaks(ppp[v, k], n_boot=n_boot, seed=seed).assign(variant=v, measure=k)
                        for v in variants for k in PPP_MEASURES], ignore_index=True)
     big = sel["plain"][-1]

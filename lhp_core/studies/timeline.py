@@ -21,6 +21,7 @@ from lhp_core.findings import Finding
 from lhp_core.metrics import changepoint
 from lhp_core.studies import brain, emergence, experts, published, reading
 from lhp_core.studies import suite as suite_study
+from lhp_core.suites import size_order
 
 #: Studies of the suite whose events the Timeline lines up, by chapter.
 STUDIES = {"suite": suite_study, "reading": reading, "brain": brain, "emergence": emergence, "experts": experts}
@@ -158,9 +159,9 @@ def _tag(da, tag: str):
 
 def _inside(found: pd.DataFrame, studies: dict) -> bool:
     """Every found event's step lies within its model's saved steps."""
-    suite = next(iter(studies.values())).suite if studies else None
-    if suite is None or not hasattr(suite, "steps"):
+    if "suite" not in studies:
         return True
+    suite = studies["suite"].suite
     for r in found.itertuples():
         base = r.model.split(" (")[0]
         steps = suite.steps(base) if base in suite.models else None
@@ -179,7 +180,10 @@ def ordered_events(events: pd.DataFrame) -> pd.DataFrame:
     found = events[events.found].copy()
     found["event"] = [event_name(r) for r in found.itertuples()]
     rows = []
-    for m, g in found.groupby("model", sort=False):
+    # Models by size, each twin variant ("l (copyreg)") after the plain models.
+    order = {m: (" (" in m, i) for i, m in enumerate(size_order(sorted({x.split(" (")[0] for x in found.model})))}
+    rank = {m: (True, order[m.split(" (")[0]][1]) if " (" in m else order[m] for m in found.model.unique()}
+    for m, g in sorted(found.groupby("model", sort=False), key=lambda kv: rank[kv[0]]):
         g = g.sort_values(["step", "step_lo"])
         for i, r in enumerate(g.itertuples(), 1):
             others = [o.event for o in g.itertuples() if o.event != r.event

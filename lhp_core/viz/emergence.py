@@ -6,6 +6,7 @@ import pandas as pd
 
 from lhp_core import schema
 from lhp_core.metrics import tasks as T
+from lhp_core.suites import size_order
 from lhp_core.viz import charts, style
 
 
@@ -30,7 +31,7 @@ def accuracy_at_step(study) -> alt.Chart:
     acc = study.tidy
     return charts.step_scrubber(
         alt.Chart(acc).mark_bar().encode(
-            x=alt.X("model:N", sort=style.model_order(study.models), title=None),
+            x=alt.X("model:N", sort=size_order(study.models), title=None),
             y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])), color=style.model_color(study.models, legend=False),
             column=alt.Column("task:N", title=None)).properties(width=70, height=140, title="accuracy"),
         sorted(int(s) for s in acc["step"].unique()), name="emergence_step")

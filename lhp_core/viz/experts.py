@@ -7,6 +7,7 @@ import pandas as pd
 
 from lhp_core import schema
 from lhp_core.metrics import experts, similarity
+from lhp_core.suites import size_order
 from lhp_core.viz import charts, style
 
 
@@ -20,7 +21,7 @@ def _per_model(study, measures: list[str], title: str) -> alt.FacetChart:
         color=alt.Color("measure:N", sort=measures, title=None),
         tooltip=[schema.MODEL, schema.STEP, "measure", alt.Tooltip("value:Q", format=".3f")],
     ).properties(width=style.SMALL + 10, height=style.HEIGHT).facet(
-        column=alt.Column(f"{schema.MODEL}:N", sort=style.model_order(study.models), title=None))
+        column=alt.Column(f"{schema.MODEL}:N", sort=size_order(study.models), title=None))
 
 
 def alignment_figure(study) -> alt.FacetChart:

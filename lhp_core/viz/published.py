@@ -6,6 +6,7 @@ import pandas as pd
 
 from lhp_core import schema
 from lhp_core.schedule import PYTHIA_TOKENS_PER_STEP
+from lhp_core.suites import size_order
 from lhp_core.viz import style
 
 
@@ -29,7 +30,7 @@ def ngram_figure(study) -> alt.LayerChart:
     c = c[(c["kind"] == "ngram") & (c["corpus"] == "Pile") & (c[schema.TOKENS_SEEN] > 0)]
     data = c[["model", "seed", schema.STEP, schema.TOKENS_SEEN, "order", "pearson_r"]].rename(
         columns={"order": "n-gram"}).round({"pearson_r": 4})
-    sizes = style.model_order(data["model"])
+    sizes = size_order(data["model"])
     pick = alt.param(name="ngram_size", value="pythia-160m" if "pythia-160m" in sizes else sizes[0],
                      bind=alt.binding_select(options=sizes, name="model "))
     chart = _runs_and_band(data, "pearson_r", "n-gram", "word log-probability against Pile n-gram log-probability",
@@ -49,7 +50,7 @@ def peaks_figure(study) -> alt.Chart:
                 rows.append({"model": m, "n-gram": int(n), "tokens": float(q.pooled_step) * tps,
                              "lo": float(q.pooled_lo) * tps, "hi": float(q.pooled_hi) * tps, "step": float(q.pooled_step)})
     data = pd.DataFrame(rows)
-    order = style.model_order(p["model"].values)
+    order = size_order(p["model"].values)
     axis = style.log_axis(pd.concat([data.lo, data.hi]), "tokens seen at the peak")
     y = alt.Y("tokens:Q", **axis)
     pts = alt.Chart(data).mark_point(filled=True, size=50).encode(

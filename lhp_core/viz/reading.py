@@ -60,8 +60,6 @@ def ppp_chart(ppp: pd.DataFrame, transitions: pd.DataFrame | None = None, refere
 def ppp_figure(study, measure: str = "ns_spr") -> alt.LayerChart:
     """PPP of one measure for the suite and its twin, with each plain model's transition and (Natural
     Stories) the GPT-3 reference."""
-    from lhp_core.studies.reading import PPP_MEASURES
-
     frames = []
     for v in study.variants:
         df = study.ppp[v, measure][["ppp", "ppp_lo", "ppp_hi"]].to_dataframe().reset_index()
@@ -73,7 +71,7 @@ def ppp_figure(study, measure: str = "ns_spr") -> alt.LayerChart:
                                                                               key=lambda s: abs(s - r.step)))}
                           for r in tr.itertuples()], columns=["model", "variant", schema.TOKENS_SEEN])
     ref = study.gpt3.mean if measure == "ns_spr" else None
-    return ppp_chart(pd.concat(frames, ignore_index=True), rules, ref, title=PPP_MEASURES[measure][3])
+    return ppp_chart(pd.concat(frames, ignore_index=True), rules, ref, title=study.measure_label(measure))
 
 
 def head_heatmap(long: pd.DataFrame, score: str, model: str, name: str = "heads") -> alt.Chart:

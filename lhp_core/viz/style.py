@@ -1,7 +1,7 @@
 """One look for every chart of the book: colours per model size, readable log axes, column widths.
 
 A model keeps its colour in every chapter: :func:`model_color` maps the known model ids (lhp
-suites smallest to largest, then Pythia's sizes) onto one fixed palette, so ``l`` is the same
+suites smallest to largest, then Pythia's sizes; :func:`lhp_core.suites.size_order`) onto one fixed palette, so ``l`` is the same
 colour in the reading and the brain chapter and on the Timeline. Log axes over tokens or steps
 get ticks at powers of ten only, labelled ``1k``, ``10M`` (:func:`log_axis`), so labels never
 collide. :data:`COLUMN` is the width a chart may take in the book's text column.
@@ -9,11 +9,12 @@ collide. :data:`COLUMN` is the width a chart may take in the book's text column.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import altair as alt
 import numpy as np
 
+from lhp_core.suites import SIZE_ORDER, size_order
 from lhp_core.viz import offline
 
 offline.enable()  # every chart of the book draws with the embedded vega bundle, no CDN
@@ -24,26 +25,16 @@ COLUMN = 640
 WIDE, HALF, SMALL = 480, 250, 160
 HEIGHT = 220
 
-#: Models in size order across the suites lhp knows; unknown ids are appended in the order seen.
-SIZE_ORDER = ("xs", "xs-seed1", "s", "m", "l", "xl", "xl-seed1",
-              "pythia-14m", "pythia-31m", "pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b", "pythia-1.4b",
-              "pythia-2.8b", "pythia-6.9b", "pythia-12b")
-#: Colour-blind-safe palette (Okabe & Ito 2008, then Tableau 10), one colour per position in SIZE_ORDER.
+#: Colour-blind-safe palette (Okabe & Ito 2008, then Tableau 10), one colour per position in
+#: :data:`lhp_core.suites.SIZE_ORDER`.
 PALETTE = ("#0072B2", "#56B4E9", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#F0E442",
            "#4E79A7", "#59A14F", "#9C755F", "#EDC948", "#B07AA1", "#FF9DA7", "#76B7B2", "#E15759", "#F28E2B",
            "#BAB0AC")
 
 
-def model_order(models: Iterable[str]) -> list[str]:
-    """``models`` in size order (known sizes first, smallest first; others after, as given)."""
-    models = list(dict.fromkeys(str(m) for m in models))
-    known = [m for m in SIZE_ORDER if m in models]
-    return known + [m for m in models if m not in known]
-
-
 def model_color(models: Iterable[str], field: str = "model", title: str = "model", legend: bool = True) -> alt.Color:
     """A colour encoding that gives each model its book-wide colour."""
-    order = model_order(models)
+    order = size_order(models)
     colours = []
     for m in order:
         i = SIZE_ORDER.index(m) if m in SIZE_ORDER else len(SIZE_ORDER) + order.index(m)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import altair as alt
 
 from lhp_core import schema
+from lhp_core.suites import size_order
 from lhp_core.viz import charts, style
 
 
@@ -30,7 +31,7 @@ def schedule_figure(study) -> alt.Chart:
 def params_figure(study) -> alt.Chart:
     p = study.params_table().melt(id_vars="model", var_name="count", value_name="n")
     return alt.Chart(p).mark_bar().encode(
-        x=alt.X("model:N", sort=style.model_order(p.model), title=None), xOffset="count:N",
+        x=alt.X("model:N", sort=size_order(p.model), title=None), xOffset="count:N",
         y=alt.Y("n:Q", scale=alt.Scale(type="log"), title="parameters"), color=alt.Color("count:N", title=None),
         tooltip=["model", "count", alt.Tooltip("n:Q", format=",")]).properties(width=style.HALF, height=style.HEIGHT)
 
@@ -42,6 +43,6 @@ def probe_figure(study) -> alt.Chart:
 def probe_at_step(study) -> alt.Chart:
     probe = study.probe()
     return charts.step_scrubber(probe, [int(s) for s in study.record.step.values], name="probe_step").mark_bar().encode(
-        x=alt.X("model:N", sort=style.model_order(probe.model), title=None), xOffset="copy:N", y="loss:Q",
+        x=alt.X("model:N", sort=size_order(probe.model), title=None), xOffset="copy:N", y="loss:Q",
         color=alt.Color("copy:N", title=None), tooltip=["model", "copy", "loss", "step"],
     ).properties(width=style.HALF, height=style.HEIGHT)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from lhp_core import schema
+from lhp_core.suites import size_order
 from lhp_core.viz import style
 
 #: The panel an event's measure is drawn on (events of other measures appear in the tables only).
@@ -84,7 +85,7 @@ def pythia_figure(tl) -> alt.Chart:
     ev["source"] = ev.study.map({"behavioral_phases": "n-gram correlation peak", "blimp_acquisition": "BLiMP acquired",
                                  "inverse_scaling": "accuracy starts to fall",
                                  "emergence (Pythia evals)": "emergence threshold"}).fillna(ev.study)
-    order = style.model_order(ev.model)
+    order = size_order(ev.model)
     axis = style.log_axis(pd.concat([ev.tokens_lo, ev.tokens_hi]), "tokens seen")
     y = alt.Y("model:N", sort=order, title=None)
     yo = alt.YOffset("source:N")
