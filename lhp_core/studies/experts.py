@@ -62,6 +62,10 @@ class Experts:
         n = self.n_units
         return max(self.models, key=n.get)
 
+    def members_table(self) -> pd.DataFrame:
+        """The concepts of each THINGS category."""
+        return self.members.groupby("category")["word"].apply(", ".join).reset_index(name="members")
+
     def per_step(self) -> pd.DataFrame:
         """The alignment measures per (model, step) with tokens seen, for tables and charts."""
         res = self.alignment

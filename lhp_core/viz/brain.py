@@ -50,7 +50,8 @@ def depth_figure(study) -> alt.HConcatChart:
         y=alt.Y(f"{schema.LAYER}:O", sort="descending"),
         color=alt.Color("r:Q", scale=alt.Scale(scheme="viridis"), title="r"),
         tooltip=[schema.MODEL, schema.STEP, schema.LAYER, alt.Tooltip("r:Q", format=".3f")],
-    ).properties(width=style.HALF, height=90).facet(row=alt.Row(f"{schema.MODEL}:N", title=None))
+    ).properties(width=style.HALF, height=90).facet(row=alt.Row(f"{schema.MODEL}:N", title=None,
+                                                                 header=alt.Header(labelOrient="top", labelAnchor="start")))
     profile = alt.Chart(heat).mark_line(point=True).encode(
         x=alt.X(f"{schema.LAYER}:O"), y=alt.Y("r:Q", title="brain score r"), color=style.model_color(heat[schema.MODEL]),
     ).properties(width=style.SMALL + 40, height=style.HEIGHT, title="layer profile")
@@ -64,8 +65,9 @@ def companions_figure(study) -> alt.FacetChart:
     return alt.Chart(comp).mark_line(point=True).encode(
         x=style.tokens_x(comp[schema.TOKENS_SEEN]), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
         color=style.model_color(comp[schema.MODEL]), tooltip=[schema.MODEL, schema.STEP, alt.Tooltip("value:Q", format=".3f")],
-    ).properties(width=style.WIDE, height=90).facet(
-        row=alt.Row("measure:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=160))
+    ).properties(width=style.WIDE, height=80).facet(
+        row=alt.Row("measure:N", title=None, header=alt.Header(labelOrient="top", labelAnchor="start",
+                                                                labelFontWeight="bold"))
     ).resolve_scale(y="independent")
 
 
@@ -77,11 +79,12 @@ def predictions_figure(study):
     return brain_metrics.inspect_predictions(study.scores, study.table, m, fin, layer)
 
 
-def condition_table(study) -> pd.DataFrame:
+def condition_table(study):
     m = study.big
     fin = study.final_step(m)
     layer = int(study.best["best_layer"].sel(model=m, step=fin))
-    return brain_metrics.condition_summary(brain_metrics.prediction_table(study.scores, study.table, m, fin, layer)).round(3)
+    return style.table(brain_metrics.condition_summary(brain_metrics.prediction_table(study.scores, study.table, m, fin,
+                                                                                      layer)))
 
 
 def prediction_inspector(study):

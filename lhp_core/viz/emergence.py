@@ -37,12 +37,12 @@ def accuracy_at_step(study) -> alt.Chart:
         sorted(int(s) for s in acc["step"].unique()), name="emergence_step")
 
 
-def threshold_table(table: pd.DataFrame) -> pd.DataFrame:
+def threshold_table(table: pd.DataFrame):
     """Thresholds for the page: task, chance, threshold loss with interval, emergent."""
-    return pd.DataFrame({"task": table.task, "chance": table.chance.round(2),
+    return style.table(pd.DataFrame({"task": table.task, "chance": table.chance.round(2),
                          "threshold loss": [f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in
                                             zip(table.tau, table.tau_lo, table.tau_hi)],
-                         "best": table.best.round(3), "emergent": table.emergent})
+                         "best": table.best.round(3), "emergent": table.emergent}))
 
 
 def pythia_figure(study) -> alt.FacetChart:
@@ -85,10 +85,10 @@ def pythia_at_step(study) -> alt.Chart:
         sorted(int(s) for s in pt[schema.STEP].unique()), name="pythia_step")
 
 
-def item_table(study, task: str = "agreement", index: int = 0, device: str = "cpu") -> pd.DataFrame:
+def item_table(study, task: str = "agreement", index: int = 0, device: str = "cpu"):
     """One battery item at the largest model's last checkpoint: every option's log-probability."""
-    return T.inspect_item(study.suite, study.models[-1], study.steps[-1], task, index, n_items=study.n_items,
-                          seed=study.params.get("seed", 0), device=device)
+    return style.table(T.inspect_item(study.suite, study.models[-1], study.steps[-1], task, index, n_items=study.n_items,
+                          seed=study.params.get("seed", 0), device=device))
 
 
 def item_inspector(study, device: str = "cpu"):

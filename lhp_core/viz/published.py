@@ -89,12 +89,12 @@ def inverse_scaling_figure(study) -> alt.FacetChart:
         y="independent")
 
 
-def semantic_table(study) -> pd.DataFrame:
+def semantic_table(study):
     """Slope of the semantic-similarity correlation after the last n-gram peak (per decade of steps)."""
     s = study.semantic
-    return pd.DataFrame({"model": s["model"].values, "runs": s["n_runs"].values.astype(int),
+    return style.table(pd.DataFrame({"model": s["model"].values, "runs": s["n_runs"].values.astype(int),
                          "slope per decade": [f"{a:+.3f} [{b:+.3f}, {c:+.3f}]" if pd.notna(b) else
                                               (f"{a:+.3f}" if pd.notna(a) else "-")
                                               for a, b, c in zip(s["mean_slope"].values, s["mean_lo"].values,
-                                                                 s["mean_hi"].values)]})
+                                                                 s["mean_hi"].values)]}))
 

@@ -172,12 +172,13 @@ def transitions_figure(study) -> alt.FacetChart:
         x=x, y=alt.Y("value:Q", title=None), color=color,
         strokeDash=alt.StrokeDash("variant:N", legend=alt.Legend(symbolType="stroke")),
         tooltip=[schema.MODEL, "variant", schema.STEP, alt.Tooltip("value:Q", format=".3f")])
-    return alt.layer(lines, data=data).properties(width=style.WIDE, height=120).facet(
-        row=alt.Row("measure:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left"))
+    return alt.layer(lines, data=data).properties(width=style.WIDE, height=110).facet(
+        row=alt.Row("measure:N", title=None, header=alt.Header(labelOrient="top", labelAnchor="start",
+                                                                labelFontWeight="bold"))
     ).resolve_scale(y="independent")
 
 
-def summary_table(study) -> pd.DataFrame:
+def summary_table(study):
     """The chapter's table: per model, transition and PPP peak with their intervals, rounded."""
     s = study.summary()
     out = pd.DataFrame({
@@ -189,7 +190,7 @@ def summary_table(study) -> pd.DataFrame:
         "PPP peak / last": [f"{a:.4f} / {b:.4f}" for a, b in zip(s.ppp_peak_value, s.ppp_last)],
         "coincide": s.coincide,
     })
-    return out
+    return style.table(out)
 
 
 def head_inspector(study, device: str = "cpu"):

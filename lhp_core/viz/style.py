@@ -57,3 +57,18 @@ def log_axis(values: Sequence[float], title: str, field: str | None = None) -> d
 def tokens_x(values: Sequence[float], field: str = "tokens_seen", title: str = "tokens seen") -> alt.X:
     """The shared x axis of curves over training: tokens seen, log scale, powers-of-ten ticks."""
     return alt.X(f"{field}:Q", **log_axis(values, title))
+
+
+def table(frame, precision: int = 3):
+    """A table for the page: no index column, numbers rounded to ``precision`` digits, small type."""
+    return (frame.style.hide(axis="index").format(precision=precision, na_rep="-")
+            .set_table_styles([{"selector": "td, th", "props": "font-size: 0.85em; padding: 2px 6px;"}]))
+
+
+def base_model(model: str) -> str:
+    """``"l (copyreg)"`` -> ``"l"``: a twin variant keeps its base model's colour (and is dashed)."""
+    return str(model).split(" (")[0]
+
+
+def variant(model: str) -> str:
+    return str(model).split(" (")[1].rstrip(")") if " (" in str(model) else "plain"

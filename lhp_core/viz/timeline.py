@@ -44,10 +44,13 @@ def panels_figure(tl) -> alt.VConcatChart:
     ev = ev.dropna(subset=["panel"])
     ev = ev[ev.tokens_seen > 0]
     ev["event"] = ev.measure + ": " + ev.kind
+    for frame in (data, ev):  # a twin ("l (copyreg)") keeps its base model's colour and is dashed
+        frame["base"] = [style.base_model(m) for m in frame[schema.MODEL]]
+        frame["variant"] = [style.variant(m) for m in frame[schema.MODEL]]
     ticks = sorted({float(t) for t in data[schema.TOKENS_SEEN].unique()})
     axis = style.log_axis(ticks, "tokens seen")
-    models = list(dict.fromkeys(data[schema.MODEL]))
-    color = style.model_color(models)
+    color = style.model_color(data["base"], field="base")
+    dash = alt.StrokeDash("variant:N", title="variant", legend=alt.Legend(symbolType="stroke", symbolStrokeColor="black"))
     slider = alt.param(name="timeline_at", value=len(ticks) - 1,
                        bind=alt.binding_range(min=0, max=max(len(ticks) - 1, 1), step=1,
                                               name="checkpoint (index over all tokens seen) "))
@@ -64,9 +67,9 @@ def panels_figure(tl) -> alt.VConcatChart:
                 tooltip=["model", "event", alt.Tooltip("step:Q", format=".0f"), alt.Tooltip("step_lo:Q", format=".0f"),
                          alt.Tooltip("step_hi:Q", format=".0f")]))
             layers.append(alt.Chart(e).mark_rule(strokeWidth=1.5).encode(x=x, color=color, tooltip=["model", "event"]))
-        layers.append(alt.Chart(d).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
-            x=x, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color=color,
-            tooltip=[schema.MODEL, schema.STEP, alt.Tooltip("value:Q", format=".3f")]))
+        series = alt.Chart(d).encode(x=x, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color=color,
+                                     tooltip=[schema.MODEL, schema.STEP, alt.Tooltip("value:Q", format=".3f")])
+        layers += [series.mark_line().encode(strokeDash=dash), series.mark_point(filled=True, size=12)]
         if d["null"].notna().any():
             layers.append(alt.Chart(pd.DataFrame({"null": [float(d["null"].dropna().iloc[0])]})).mark_rule(
                 strokeDash=[4, 3], color="gray").encode(y="null:Q"))
@@ -100,17 +103,16 @@ def pythia_figure(tl) -> alt.Chart:
                                             title="Pythia, published measurements: events per size")
 
 
-def event_table(table: pd.DataFrame) -> pd.DataFrame:
+def event_table(table: pd.DataFrame):
     """:func:`lhp_core.studies.timeline.ordered_events` for the page: rounded, interval in one column."""
-    out = pd.DataFrame({
+    return style.table(pd.DataFrame({
         "model": table.model, "#": table.order, "event": table.event,
         "step [interval]": [f"{a:.0f} [{b:.0f}, {c:.0f}]" for a, b, c in zip(table.step, table.step_lo, table.step_hi)],
         "tokens": [f"{t:.3g}" if np.isfinite(t) else "-" for t in table.tokens_seen],
-        "overlaps": table.overlaps})
-    return out
+        "overlaps with": [o if len(o) <= 60 else o[:57] + "..." for o in table.overlaps]}))
 
 
-def order_table(pairs: pd.DataFrame) -> pd.DataFrame:
+def order_table(pairs: pd.DataFrame):
     """Pairs of events found in at least two models, inconsistent first."""
     p = pairs[pairs.n_models >= 2].sort_values(["consistent", "n_models"], ascending=[True, False])
-    return p.reset_index(drop=True)
+    return style.table(p.rename(columns={"n_models": "models"}))

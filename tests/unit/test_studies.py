@@ -43,8 +43,10 @@ def test_other_verdict_rules() -> None:
     assert brain.three_phase_verdict(2, 3, True) == "holds"
     assert brain.three_phase_verdict(1, 3, True) == "does not hold at this scale"
     assert brain.three_phase_verdict(3, 3, False) == "not measurable here"
-    assert em_study.collapse_verdict(0.98, 0.99, 0.95) == "holds"
-    assert em_study.collapse_verdict(0.84, 0.92, 0.77) == "contradicted"
+    table = pd.DataFrame({"r2_shared": [0.99, 0.93, 0.55], "r2_per_size": [0.995, 0.96, 0.81]})
+    assert em_study.collapse_verdict(table) == "contradicted"  # 2 of 3 within 0.05: below the 75 % share
+    assert em_study.collapse_verdict(table.iloc[:2]) == "holds"
+    assert em_study.collapse_verdict(table.iloc[:0]) == "not measurable here"
     assert em_study.persist_verdict(3, 3, 0) == "not measurable here"
     assert em_study.persist_verdict(2, 3, 1) == "holds" and em_study.persist_verdict(1, 3, 1) == "does not hold at this scale"
     assert experts.alignment_verdict(0.2, 0.1, 0.3, 0.1) == "holds"
