@@ -158,17 +158,17 @@ def test_step_slider_changes_chart(browser, server: str) -> None:
                 ARTIFACTS.mkdir(exist_ok=True)
                 slider.locator("xpath=ancestor::div[contains(@class,'lhp-chart')]").screenshot(
                     path=str(ARTIFACTS / f"{name}-scrubbed.png"))
-        if name == "suite":
+        if name == "timeline":
             _readme_screenshot(page)
         page.close()
     assert moved >= 1, "no chapter has a step slider (lhp_core.viz.charts.step_scrubber)"
 
 
 def _readme_screenshot(page) -> None:
-    # The first section: the loss curves, the chart a newcomer should see first.
-    page.evaluate("() => { document.getElementById('loss-against-tokens-seen').scrollIntoView(); }")
+    # The Timeline's panels: every study's measures and events on one axis, the book's question.
+    page.evaluate("() => { document.getElementById('every-measure-on-one-axis').scrollIntoView(); }")
     page.wait_for_timeout(200)
-    path = ARTIFACTS / "book-suite.png"
+    path = ARTIFACTS / "book-timeline.png"
     page.screenshot(path=str(path))
     if os.environ.get("LHP_UPDATE_SCREENSHOT") == "1":
         shutil.copy2(path, ROOT / "docs" / "book.png")
@@ -200,4 +200,73 @@ def test_a_cdn_request_fails_the_page_check(browser, tmp_path: Path) -> None:
     assert _unexpected(page.errors), "the aborted script should be reported as a console error"
     assert not _local("http://example.org/x") and _local("http://127.0.0.1:8000/a.html") and _local("data:,x")
     page.close()
+    page.close()
+
+
+#: aria-labels vega gives the marks of the chart whose text contains the argument.
+MARK_LABELS = """(text) => { const c = [...document.querySelectorAll('.lhp-chart')].find(el => el.innerText.includes(text));
+  return c ? [...c.querySelectorAll('path[aria-label], text[aria-label]')].map(p => p.getAttribute('aria-label')) : null; }"""
+OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+@pytest.mark.parametrize("name", _pages())
+def test_page_reads_as_a_book(browser, server: str, name: str, ci_records: dict) -> None:
+    """Findings first, code folded until toggled, nothing wider than the window; the first screen is saved."""
+    page = _closed_page(browser)
+    page.goto(f"{server}/{name}.html")
+    page.wait_for_function(ALL_DRAWN, timeout=60_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-first-screen.png"))
+    assert page.evaluate(OVERFLOW) <= 0, f"{name}.html is wider than the window"
+    inputs = page.locator(".cell_input")
+    assert all(not inputs.nth(i).is_visible() for i in range(inputs.count())), f"{name}.html shows code unfolded"
+    if name in book.chapters(ROOT):
+        titles = page.locator(".admonition .admonition-title").all_inner_texts()
+        assert "What this chapter found" in titles, f"{name}.html has no findings box"
+        box = page.locator(".admonition:has(.admonition-title:text('What this chapter found'))")
+        first_chart = page.locator(".lhp-chart").first
+        assert box.bounding_box()["y"] < first_chart.bounding_box()["y"], f"{name}.html: findings come after a chart"
+        if inputs.count():
+            page.locator("summary:has-text('Show code cell source')").first.click()
+            assert inputs.first.is_visible()
+    else:  # the intro: one table row per recorded finding, each with a verdict
+        from lhp_core import findings
+
+        rows = page.locator("table:has(th:text('verdict')) tbody tr")
+        expected = findings.from_records(ci_records)
+        assert rows.count() == len(expected) > 0
+        verdicts = [rows.nth(i).locator("td").last.inner_text().strip() for i in range(rows.count())]
+        assert verdicts == list(expected.verdict)
+    page.close()
+
+
+def test_clicking_a_head_or_an_expert_changes_the_detail(browser, server: str) -> None:
+    page = _closed_page(browser)
+    page.goto(f"{server}/reading.html")
+    page.wait_for_function(ALL_DRAWN, timeout=60_000)
+
+    def attention() -> list[str]:
+        return [x for x in page.evaluate(MARK_LABELS, "click a head") if "attention:" in x]
+
+    heads = page.locator(".lhp-chart:has-text('click a head') path[aria-label*='induction:']")
+    assert heads.count() >= 2
+    shown = set()
+    for i in range(2):
+        heads.nth(i).click()
+        page.wait_for_timeout(300)
+        shown.add(tuple(attention()))
+    assert len(shown) == 2 and all(shown), "clicking another head did not change its attention pattern"
+    page.goto(f"{server}/experts.html")
+    page.wait_for_function(ALL_DRAWN, timeout=60_000)
+
+    def sentences() -> list[str]:
+        return [x for x in page.evaluate(MARK_LABELS, "click an expert") if x.startswith("rank")]
+
+    cells = page.locator(".lhp-chart:has-text('click an expert') path[aria-label*='unit:']")
+    before = sentences()
+    units = [cells.nth(i).get_attribute("aria-label").split("unit: ")[1].split(";")[0] for i in range(cells.count())]
+    other = next(i for i, u in enumerate(units) if u != units[0])
+    cells.nth(other).click()
+    page.wait_for_timeout(300)
+    assert before and sentences() and sentences() != before, "clicking another expert did not change its sentences"
     page.close()
