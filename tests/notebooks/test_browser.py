@@ -232,7 +232,7 @@ def test_page_reads_as_a_book(browser, server: str, name: str, ci_records: dict)
     else:  # the intro: one table row per recorded finding, each with a verdict
         from lhp_core import findings
 
-        rows = page.locator("table:has(th:text('verdict')) tbody tr")
+        rows = page.locator("table:has(th:has-text('verdict')) tbody tr")
         expected = findings.from_records(ci_records)
         assert rows.count() == len(expected) > 0
         verdicts = [rows.nth(i).locator("td").last.inner_text().strip() for i in range(rows.count())]

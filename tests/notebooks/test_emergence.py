@@ -1,18 +1,13 @@
-"""Execute book/emergence.ipynb at `ci` size (suite lhp-micro) and check the numbers it records."""
+"""book/emergence.ipynb at `ci` size (suite lhp-micro) and check the numbers it records."""
 from __future__ import annotations
 
 import pytest
 
-from lhp_core import book
 
 
 @pytest.fixture(scope="module")
-def rec(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from lhp_core import train
-
-    train.ensure("lhp-micro", progress=False)  # trains the ci suite once if it is missing
-    out = book.execute_chapter("emergence", "ci", tmp_path_factory.mktemp("emergence"), progress=False)
-    return book.read_record(out)
+def rec(ci_records: dict[str, dict]) -> dict:
+    return ci_records["emergence"]
 
 
 def test_pythia_panel_is_real_data(rec: dict) -> None:

@@ -1,17 +1,15 @@
-"""Execute book/skills.ipynb at `ci` size and check the numbers it records."""
+"""book/skills.ipynb at `ci` size and check the numbers it records."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from lhp_core import book
 
 
 @pytest.fixture(scope="module")
-def rec(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = book.execute_chapter("skills", "ci", tmp_path_factory.mktemp("skills"), progress=False)
-    return book.read_record(out)
+def rec(ci_records: dict[str, dict]) -> dict:
+    return ci_records["skills"]
 
 
 def test_simulation_agrees_with_closed_form(rec: dict) -> None:
