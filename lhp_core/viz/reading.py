@@ -43,7 +43,7 @@ def ppp_chart(ppp: pd.DataFrame, transitions: pd.DataFrame | None = None, refere
     series = alt.Chart(data).encode(x=x, y=alt.Y(f"{y}:Q", title="PPP: Delta LL (nats/word)"), color=color,
                                     tooltip=[schema.MODEL, "variant", schema.STEP, alt.Tooltip(f"{y}:Q", format=".4f")])
     # Points apart from the dashed lines, so that the legend draws the dash patterns (charts.dash_encoding).
-    line = series.mark_line().encode(strokeDash=charts.dash_encoding("variant"))
+    line = series.mark_line().encode(strokeDash=style.variant_dash())
     points = series.mark_point(filled=True, opacity=1)
     band = alt.Chart(data).mark_area(opacity=0.15).encode(x=x, y=f"{y}_lo:Q", y2=f"{y}_hi:Q", color=color,
                                                          detail="variant:N")
@@ -168,11 +168,10 @@ def transitions_figure(study) -> alt.FacetChart:
     data = data[data[schema.TOKENS_SEEN] > 0]
     color = style.model_color(data[schema.MODEL])
     x = style.tokens_x(data[schema.TOKENS_SEEN])
-    lines = alt.Chart().mark_line(point=True).encode(
-        x=x, y=alt.Y("value:Q", title=None), color=color,
-        strokeDash=alt.StrokeDash("variant:N", legend=alt.Legend(symbolType="stroke")),
-        tooltip=[schema.MODEL, "variant", schema.STEP, alt.Tooltip("value:Q", format=".3f")])
-    return alt.layer(lines, data=data).properties(width=style.WIDE, height=110).facet(
+    series = alt.Chart().encode(x=x, y=alt.Y("value:Q", title=None), color=color,
+                                tooltip=[schema.MODEL, "variant", schema.STEP, alt.Tooltip("value:Q", format=".3f")])
+    return alt.layer(series.mark_line().encode(strokeDash=style.variant_dash()),
+                     series.mark_point(filled=True, size=14), data=data).properties(width=style.WIDE, height=110).facet(
         row=alt.Row("measure:N", title=None, header=alt.Header(labelOrient="top", labelAnchor="start",
                                                                 labelFontWeight="bold"))
     ).resolve_scale(y="independent")

@@ -72,3 +72,10 @@ def base_model(model: str) -> str:
 
 def variant(model: str) -> str:
     return str(model).split(" (")[1].rstrip(")") if " (" in str(model) else "plain"
+
+
+def variant_dash(field: str = "variant") -> alt.StrokeDash:
+    """Plain models solid, a regularised twin (``copyreg``) dashed, with a legend that shows the dashes."""
+    return alt.StrokeDash(f"{field}:N", title="variant", scale=alt.Scale(domain=["plain", "copyreg"],
+                                                                         range=[[1, 0], [5, 3]]),
+                          legend=alt.Legend(symbolType="stroke", symbolStrokeColor="black", symbolSize=300))

@@ -50,7 +50,7 @@ def panels_figure(tl) -> alt.VConcatChart:
     ticks = sorted({float(t) for t in data[schema.TOKENS_SEEN].unique()})
     axis = style.log_axis(ticks, "tokens seen")
     color = style.model_color(data["base"], field="base")
-    dash = alt.StrokeDash("variant:N", title="variant", legend=alt.Legend(symbolType="stroke", symbolStrokeColor="black"))
+    dash = style.variant_dash()
     slider = alt.param(name="timeline_at", value=len(ticks) - 1,
                        bind=alt.binding_range(min=0, max=max(len(ticks) - 1, 1), step=1,
                                               name="checkpoint (index over all tokens seen) "))
