@@ -39,8 +39,10 @@ a chapter actually computed::
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import math
+import multiprocessing as mp
 import os
 import shutil
 import subprocess
@@ -48,15 +50,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import nbformat
 import yaml
 
+from lhp_core import findings
 from lhp_core.config import pin_paths
-from lhp_core.progress import Monitor, reporting_to
+from lhp_core.progress import BOOK_RUN_VAR, Monitor, reporting_to
 
 RECORD_MIMETYPE = "application/vnd.lhp.record+json"
 PROFILES = ("ci", "default", "gpu")
@@ -154,8 +159,6 @@ def read_record(path: str | Path) -> dict[str, int | float | str | bool]:
     dict
         All recorded values; later ``record`` calls override earlier keys.
     """
-    import nbformat
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; execute the chapter first (lhp book --profile ci --no-build)")
@@ -241,9 +244,7 @@ def injected_parameters(notebook: str | Path, params: Mapping[str, Any]) -> dict
 
 def notebook_defaults(notebook: str | Path) -> dict[str, Any]:
     """The defaults a chapter's ``parameters`` cell assigns (literals only), by name."""
-    import ast
 
-    import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
     cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
@@ -358,8 +359,6 @@ def kernel_environment(threads: int | None = None) -> dict[str, str]:
     own download and loading bars (notebook widgets in a kernel) are switched off; ``threads``
     sets :data:`THREAD_VARS`.
     """
-    from lhp_core.progress import BOOK_RUN_VAR
-
     env = {BOOK_RUN_VAR: "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     if threads is not None:
         env.update({v: str(threads) for v in THREAD_VARS})
@@ -438,8 +437,6 @@ def execute_chapter(
 def _reader_tags(executed: Path) -> None:
     """Show the parameters once: the chapter's own defaults cell is left out of the page where papermill
     injected the profile's values after it, and the injected cell shows collapsed (a toggle)."""
-    import nbformat
-
     nb = nbformat.read(executed, as_version=4)
     tags = [c.metadata.get("tags", []) for c in nb.cells]
     if not any("injected-parameters" in t for t in tags):
@@ -458,8 +455,6 @@ def widget_models(executed: str | Path) -> dict[str, int]:
     Saved widget state makes Jupyter Book load require.js and the widget manager from a CDN
     on the chapter's page, so the book is no longer offline; a chapter should hold none.
     """
-    import nbformat
-
     nb = nbformat.read(executed, as_version=4)
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     counts: dict[str, int] = {}
@@ -495,9 +490,6 @@ def _execute_all(todo: list[str], profile: str, stage: Path, root: Path, jobs: i
     worker process (also when ``jobs == 1``), so this process shows one progress display
     (:class:`lhp_core.progress.Monitor`) while the kernels work.
     """
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     threads = max(1, (os.cpu_count() or 1) // jobs)
     run.jobs = jobs
     start = time.perf_counter()
@@ -524,8 +516,6 @@ def _execute_all(todo: list[str], profile: str, stage: Path, root: Path, jobs: i
 
 def _source_cell_number(executed: Path, index: int) -> int:
     """1-based number of the failing cell in the *source* notebook (papermill inserts a cell)."""
-    import nbformat
-
     try:
         cells = nbformat.read(executed, as_version=4).cells
     except (OSError, ValueError):  # a half-written notebook: fall back to the executed index
@@ -582,8 +572,6 @@ FINDINGS_MARKER = "<!-- findings table: written by lhp book from the executed ch
 
 def findings_table(executed: Mapping[str, Path]) -> str:
     """The "findings at a glance" Markdown table from the records of executed chapters (toc order)."""
-    from lhp_core import findings
-
     records = {c: read_record(p) for c, p in executed.items() if Path(p).is_file()}
     return findings.markdown_table(findings.from_records(records))
 

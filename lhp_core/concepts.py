@@ -23,6 +23,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from lhp_core import config, corpus
+from lhp_core.data import things
+from lhp_core.metrics.similarity import embedding_similarity
+
 __all__ = [
     "TEMPLATES",
     "split_sentences",
@@ -90,8 +94,6 @@ def sentence_pool(
     pd.DataFrame
         ``text``, ``split`` (``"held_out"`` or ``"train"``).
     """
-    from lhp_core import config, corpus
-
     path = config.cache_dir() / "concepts" / f"pool-{'+'.join(corpus.DEFAULT_CORPORA)}-{val_fraction:g}.parquet"
     if cache and path.exists():
         df = pd.read_parquet(path)
@@ -117,7 +119,6 @@ class WordIndex:
     sentences
         ``(n_sentences,)`` texts.
     """
-
     def __init__(self, sentences: Sequence[str]) -> None:
         self.sentences = list(sentences)
         index: dict[str, list[int]] = {}
@@ -325,9 +326,6 @@ def spose_similarity(ids: Sequence[str], dims: int = 49, metric: str = "dot") ->
     np.ndarray
         ``(n_concepts, n_concepts)``.
     """
-    from lhp_core.data import things
-    from lhp_core.metrics.similarity import embedding_similarity
-
     emb = things.spose_embedding(dims)
     missing = [i for i in ids if i not in emb.index]
     if missing:

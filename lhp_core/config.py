@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 PATH_VARS = ("LHP_DATA_MIRROR", "LHP_CACHE", "LHP_SUITES")
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lhp_core.data import corpora
+
 DEFAULT_CORPORA: tuple[str, ...] = (
     "brown", "abc", "state_union", "inaugural", "webtext", "movie_reviews", "childes", "treebank",
 )
@@ -69,8 +71,6 @@ def load(
         Keep only the first documents of each split up to about this many characters
         (corpus order; used by the small presets). ``None`` keeps everything.
     """
-    from lhp_core.data import corpora
-
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     unknown = [n for n in names if n not in corpora.names()]

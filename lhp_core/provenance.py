@@ -6,6 +6,7 @@ so a number in the book can be traced to the code and settings that produced it.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata as md
 import json
 import subprocess
 from pathlib import Path
@@ -31,8 +32,6 @@ def config_sha256(config: Mapping[str, Any]) -> str:
 
 def versions() -> dict[str, str]:
     """Versions of lhp and of the libraries whose numerics a result depends on, as flat attrs."""
-    import importlib.metadata as md
-
     out = {}
     for name, dist in (("lhp_version", "lhp"), ("torch_version", "torch"), ("transformers_version", "transformers")):
         try:

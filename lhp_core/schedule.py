@@ -6,6 +6,8 @@ spaced) scaled down to a few hundred or thousand steps.
 """
 from __future__ import annotations
 
+import numpy as np
+
 PYTHIA_TOKENS_PER_STEP = 2_097_152  # 1024 sequences x 2048 tokens
 PYTHIA_FINAL_STEP = 143_000
 
@@ -75,7 +77,5 @@ def spread(steps: list[int], n: int) -> list[int]:
     steps = sorted(int(s) for s in steps)
     if len(steps) <= n:
         return steps
-    import numpy as np
-
     idx = np.unique(np.round(np.linspace(0, len(steps) - 1, n)).astype(int))
     return [steps[int(i)] for i in idx]

@@ -31,9 +31,9 @@ from math import comb
 
 import numpy as np
 import pandas as pd
+from scipy import optimize, special, stats
 
 from lhp_core.progress import bar
-from scipy import optimize, special, stats
 
 # Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models", eq. 10 / Approach 3:
 # L(N, D) = E + A / N**alpha + B / D**beta, fitted on the Chinchilla runs (nats/token).

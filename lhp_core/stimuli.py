@@ -22,13 +22,18 @@ told) and a byte that does not decode is an error naming the file, the line and 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from lhp_core.tokenizer import tokenizer_fingerprint
 
 _WORD = re.compile(r"\S+")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -290,7 +295,6 @@ def encode(stimuli: Stimuli, tokenizer, max_length: int) -> Encoded:
     bos = tokenizer.bos_token_id
     if bos is None:
         raise ValueError("the tokenizer has no bos_token_id; set tokenizer.bos_token = '<|endoftext|>' (Pythia's BOS)")
-    from lhp_core.tokenizer import tokenizer_fingerprint
 
     key = (stimuli.fingerprint(), f"{tokenizer_fingerprint(tokenizer)}:{bos}", int(max_length))
     if key in _ENCODED:
@@ -361,8 +365,6 @@ def read_stimuli(path: str, text_column: str | None = None, word_column: str | N
         The file's text encoding (``"utf-8"``, a leading byte-order mark is dropped); a file that
         does not decode is an error naming the line and this option (``--encoding`` on the command line).
     """
-    from pathlib import Path
-
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"stimulus file {p} does not exist")
@@ -394,9 +396,7 @@ def _decode(p, encoding: str) -> str:
 
 
 def _read_table(p, text: str, text_column: str | None, word_column: str | None, id_column: str) -> Stimuli:
-    import io
 
-    import pandas as pd
 
     # Every cell as a string, no NA parsing: "NA", "null" and "nan" are words, an empty cell is "".
     frame = pd.read_csv(io.StringIO(text), sep="\t" if p.suffix == ".tsv" else ",", dtype=str,

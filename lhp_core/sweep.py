@@ -50,8 +50,8 @@ import numpy as np
 import torch
 
 import lhp_core
-from lhp_core import store as St
 from lhp_core import checkpoints
+from lhp_core import store as St
 from lhp_core.checkpoints import check_device, checkpoint_sha256, verified_sha256
 from lhp_core.cli import at_least, device_name, positive_int
 from lhp_core.extract import extract

@@ -5,6 +5,8 @@ The special token ``<|endoftext|>`` is both BOS and EOS, as in Pythia, so
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -62,8 +64,6 @@ def backend_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
     The fingerprint of lhp before version 2, as older ``training_record.nc`` files store it. It
     misses the special-token roles kept in ``tokenizer_config.json`` (``bos_token`` and so on).
     """
-    import hashlib
-
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
 
 
@@ -86,9 +86,6 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
     token is BOS, EOS, padding and unknown, which is what "the tokenizer is identical across a
     suite" means (a changed ``bos_token`` alone changes every window's first token).
     """
-    import hashlib
-    import json
-
     blob = json.dumps({"backend": backend_fingerprint(tokenizer), "special": special_tokens(tokenizer)}, sort_keys=True)
     return f"{FINGERPRINT_VERSION}:{hashlib.sha256(blob.encode()).hexdigest()}"
 

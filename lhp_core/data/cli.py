@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from lhp_core import config, progress
+from lhp_core.data.fetch import DataHashMismatch, DataUnavailable, fetch, verify
+from lhp_core.data.manifests import UnknownDataset, get_manifest, list_datasets
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +38,6 @@ def _human(n: int) -> str:
 
 
 def _list(console: Console) -> int:
-    from lhp_core.data.manifests import get_manifest, list_datasets
-
     table = Table(title="lhp datasets (data_manifests/)")
     for col in ("id", "title", "license", "files", "size"):
         table.add_column(col, justify="right" if col in ("files", "size") else "left")
@@ -49,8 +49,6 @@ def _list(console: Console) -> int:
 
 
 def _verify(console: Console, dataset: str | None, problems_only: bool) -> int:
-    from lhp_core.data.fetch import verify
-
     df = verify(dataset)
     mirror = config.data_mirror()
     console.print(f"LHP_DATA_MIRROR={mirror or '(unset)'}   cache={config.cache_dir() / 'data'}")
@@ -80,9 +78,6 @@ def _verify(console: Console, dataset: str | None, problems_only: bool) -> int:
 
 
 def _fetch(console: Console, dataset: str | None) -> int:
-    from lhp_core.data.fetch import DataHashMismatch, DataUnavailable, fetch
-    from lhp_core.data.manifests import get_manifest, list_datasets
-
     ids = [dataset] if dataset is not None else list_datasets()
     pairs = [(i, f.path) for i in ids for f in get_manifest(i).files]
     failed: list[str] = []
@@ -98,8 +93,6 @@ def _fetch(console: Console, dataset: str | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lhp_core.data.manifests import UnknownDataset
-
     console = Console()
     if args.action == "list":
         return _list(console)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lhp_core.data.fetch import fetch
+from lhp_core.data.things import concept_ids
 
 DATASET_ID = "feature_norms"
 NORMS = ("mcrae", "cslb")
@@ -76,8 +77,6 @@ def load(name: str) -> pd.DataFrame:
 
 def things_names(name: str) -> dict[str, str]:
     """THINGS concept id -> concept name in norms ``name``, for every THINGS id the norms cover."""
-    from lhp_core.data.things import concept_ids
-
     _check(name)
     in_norms = set(_load(name)["concept"])
     mapping = pd.read_csv(fetch(DATASET_ID, "mapping.csv"), dtype=str)

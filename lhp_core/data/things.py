@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+from scipy.io import loadmat
 
 from lhp_core.data.fetch import fetch
 
@@ -69,8 +70,6 @@ def concepts() -> pd.DataFrame:
 def dimension_labels(dims: int = 49) -> list[str]:
     """Labels of the SPoSE dimensions (labels_49.mat or labels_66.txt), in column order."""
     if dims == 49:
-        from scipy.io import loadmat
-
         mat = loadmat(fetch(DATASET_ID, "labels_49.mat"))["labels"]
         return [str(np.asarray(cell).ravel()[0]) for cell in mat.ravel()]
     if dims == 66:

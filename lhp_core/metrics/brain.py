@@ -33,9 +33,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import altair as alt
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
+from sklearn.model_selection import KFold
 
 from lhp_core import schema
 from lhp_core.measures import (
@@ -134,7 +137,6 @@ def _fold_numpy(
 
 
 def _fold_torch(Xtr, Ytr, Xte, alphas):  # tensors on one device; same maths as _fold_numpy
-    import torch
 
     mean = Xtr.mean(dim=0)
     std = Xtr.std(dim=0, unbiased=False)
@@ -165,8 +167,6 @@ def _fold_torch(Xtr, Ytr, Xte, alphas):  # tensors on one device; same maths as 
 
 
 def _outer_folds(n: int, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import KFold
-
     if not 2 <= n_folds <= n:
         raise ValueError(f"n_folds must be between 2 and the number of sentences ({n}); got {n_folds}")
     return list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.arange(n)))
@@ -202,8 +202,6 @@ def fit_predict(
     a = _check_alphas(alphas)
     Y2 = Y_train[:, None] if Y_train.ndim == 1 else Y_train
     if _use_torch(backend, device):
-        import torch
-
         t = lambda z: torch.as_tensor(z, dtype=torch.float64, device=device)  # noqa: E731
         pred, best = _fold_torch(t(X_train), t(Y2), t(X_test), t(a))
         pred, best = pred.cpu().numpy(), best.cpu().numpy()
@@ -251,8 +249,6 @@ def cross_val_predictions(
     for k, (_, te) in enumerate(folds):
         fold[te] = k
     if _use_torch(backend, device):
-        import torch
-
         Xt = torch.as_tensor(X, dtype=torch.float64, device=device)
         Yt = torch.as_tensor(Y2, dtype=torch.float64, device=device)
         at = torch.as_tensor(a, dtype=torch.float64, device=device)
@@ -730,8 +726,6 @@ def inspect_predictions(scores: xr.Dataset, table: pd.DataFrame, model: str, ste
     -------
     ``altair.Chart`` (scatter with an identity reference line), data = :func:`prediction_table`.
     """
-    import altair as alt
-
     pred = prediction_table(scores, table, model, step, layer)
     r = float(scores["r"].sel({schema.MODEL: model, schema.STEP: step, schema.LAYER: layer}))
     lo, hi = float(min(pred.measured.min(), pred.predicted.min())), float(max(pred.measured.max(), pred.predicted.max()))

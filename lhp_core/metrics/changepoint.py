@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass
@@ -218,8 +219,6 @@ def per_model(curve, kind: str = "mean", n_boot: int = 500, seed: int = 0, min_j
         first and last values), ``jump`` (fitted level after minus before, ``kind="mean"``; last
         minus first fitted value for ``slope``) and ``found``.
     """
-    import pandas as pd
-
     rows = []
     for m in curve["model"].values:
         c = curve.sel(model=m).dropna("step")

@@ -44,8 +44,8 @@ import xarray as xr
 
 from lhp_core import schema
 from lhp_core.checkpoints import load_config, load_tokenizer
-from lhp_core.metrics import changepoint
 from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps, step_grid
+from lhp_core.metrics import changepoint
 from lhp_core.provenance import config_sha256
 from lhp_core.reducers import BatchInfo, register_head_score
 from lhp_core.stimuli import Stimuli

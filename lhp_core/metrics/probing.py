@@ -19,6 +19,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import xarray as xr
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from lhp_core import schema
 from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
@@ -105,12 +110,6 @@ def probe_accuracy(
     -------
     :class:`ProbeScore`
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
-
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(labels)
     g = np.asarray(groups)

@@ -41,8 +41,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 import torch
 import xarray as xr
+from scipy import stats
+from wordfreq import zipf_frequency
 
 from lhp_core import schema
 from lhp_core.data import naturalstories as ns
@@ -211,8 +214,6 @@ def word_length(words: Sequence[str]) -> np.ndarray:
 
 def log_frequency(words: Sequence[str], lang: str = "en") -> np.ndarray:
     """Zipf frequency (log10 per billion words + 3; ``wordfreq``), shape ``[n]``; 0 if unseen."""
-    from wordfreq import zipf_frequency
-
     cache: dict[str, float] = {}
     out = np.empty(len(words))
     for i, w in enumerate(words):
@@ -518,8 +519,6 @@ def kfold_ids(n: int, n_folds: int = 10, seed: int = 0) -> np.ndarray:
 
 
 def _heldout_ll(X: np.ndarray, y: np.ndarray, train: np.ndarray) -> np.ndarray:
-    import statsmodels.api as sm
-
     # QR is several times faster than statsmodels' default pinv and equal to ~1e-12 here.
     fit = sm.OLS(y[train], X[train]).fit(method="qr")
     test = ~train
@@ -640,8 +639,6 @@ def delta_loglik(y: np.ndarray, X_base: np.ndarray, X_full: np.ndarray, n_folds:
     base_ll
         Optional :func:`cv_loglik` of the baseline on the same folds (reused across checkpoints).
     """
-    from scipy import stats
-
     y = _response(y)
     Xb = np.column_stack([np.ones(len(y)), _matrix(X_base, len(y), "X_base")])
     Xf = np.column_stack([np.ones(len(y)), _matrix(X_full, len(y), "X_full")])

@@ -7,7 +7,7 @@ import pandas as pd
 
 from lhp_core import schema
 from lhp_core.metrics import brain as brain_metrics
-from lhp_core.viz import charts, style
+from lhp_core.viz import charts, inspectors, style
 
 
 def phases_figure(study) -> alt.FacetChart:
@@ -89,8 +89,6 @@ def condition_table(study):
 
 def prediction_inspector(study):
     """Live picker (Jupyter): predicted against measured response for any model, step and layer."""
-    from lhp_core.viz import inspectors
-
     m = study.big
     fin = study.final_step(m)
     steps = [int(s) for s in study.scores[schema.STEP].values]

@@ -7,7 +7,7 @@ import pandas as pd
 from lhp_core import schema
 from lhp_core.metrics import tasks as T
 from lhp_core.suites import size_order
-from lhp_core.viz import charts, style
+from lhp_core.viz import charts, inspectors, style
 
 
 def metrics_figure(study) -> alt.FacetChart:
@@ -93,8 +93,6 @@ def item_table(study, task: str = "agreement", index: int = 0, device: str = "cp
 
 def item_inspector(study, device: str = "cpu"):
     """Live picker (Jupyter): any checkpoint, task and item of the battery."""
-    from lhp_core.viz import inspectors
-
     return inspectors.live(
         lambda **kw: T.inspect_item(study.suite, **kw, n_items=study.n_items, seed=study.params.get("seed", 0),
                                     device=device),

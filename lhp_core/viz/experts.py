@@ -8,7 +8,7 @@ import pandas as pd
 from lhp_core import schema
 from lhp_core.metrics import experts, similarity
 from lhp_core.suites import size_order
-from lhp_core.viz import charts, style
+from lhp_core.viz import charts, inspectors, style
 
 
 def _per_model(study, measures: list[str], title: str) -> alt.FacetChart:
@@ -119,7 +119,6 @@ def concept_inspector(study):
     the sentences that drive them."""
     from IPython.display import display
 
-    from lhp_core.viz import inspectors
 
     def show(concept, model, step):
         ap = experts.model_ap(study.ap, model)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from lhp_core import schema
+from lhp_core import checkpoints, schema
 from lhp_core.metrics.heads import attention_patterns
 from lhp_core.viz import charts, inspectors, style
 
@@ -197,8 +197,6 @@ def head_inspector(study, device: str = "cpu"):
 
     In a ``lhp book`` run it draws the initial view only (the page has :func:`head_explorer`).
     """
-    from lhp_core import checkpoints
-
     scores = study.heads["plain"]
     ds = scores.sel(model=study.big).dropna(schema.STEP, how="all")
     bos = study.params["head_convention"] != "aoyama_wilcox"

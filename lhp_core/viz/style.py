@@ -78,4 +78,5 @@ def variant_dash(field: str = "variant") -> alt.StrokeDash:
     """Plain models solid, a regularised twin (``copyreg``) dashed, with a legend that shows the dashes."""
     return alt.StrokeDash(f"{field}:N", title="variant", scale=alt.Scale(domain=["plain", "copyreg"],
                                                                          range=[[1, 0], [5, 3]]),
-                          legend=alt.Legend(symbolType="stroke", symbolStrokeColor="black", symbolSize=300))
+                          legend=alt.Legend(symbolType="stroke", symbolStrokeColor="black", symbolSize=400,
+                                            symbolStrokeWidth=2))
