@@ -138,12 +138,10 @@ def extract(
     if "heads" in sites and prev_attn != "eager":
         model.set_attn_implementation("eager")
     handles = S.install_hooks(model, layer_sites + (["heads"] if "heads" in sites else []), sink)
-    order = sorted(range(len(enc.windows)), key=lambda w: -len(enc.windows[w]))
     n_tokens = 0
     try:
         with torch.inference_mode():
-            for b0 in range(0, len(order), batch_size):
-                batch = order[b0:b0 + batch_size]
+            for batch in batches(enc, batch_size, pad=device.type != "cpu"):
                 n_tokens += _run_batch(model, enc, batch, device, n_layers, group_of, state, sink, acc, sites)
     finally:
         for h in handles:
@@ -162,6 +160,24 @@ def extract(
             if np.isnan(v[1:]).any():
                 raise FloatingPointError(f"NaN head score {name!r} at {where}: rerun with dtype=float32 or drop this step")
     return Extracted(values, n_tokens, enc, feats)
+
+
+def batches(enc: Encoded, batch_size: int, pad: bool = True) -> list[list[int]]:
+    """Windows in batches of at most ``batch_size``, longest first.
+
+    ``pad=False`` (the CPU) batches only windows of equal length: on a CPU a padded batch runs
+    attention through its mask, slower than the unmasked causal kernel, and computes the padding
+    for nothing; windows of one length run as one unpadded batch. With ``pad`` (a GPU), windows of
+    similar length share a batch and the shorter ones are padded, which the device absorbs.
+    """
+    order = sorted(range(len(enc.windows)), key=lambda w: -len(enc.windows[w]))
+    out: list[list[int]] = []
+    for w in order:
+        if out and len(out[-1]) < batch_size and (pad or len(enc.windows[out[-1][0]]) == len(enc.windows[w])):
+            out[-1].append(w)
+        else:
+            out.append([w])
+    return out
 
 
 def _check_finite(acc: dict[str, dict[str, Accumulator]], where: str) -> None:
@@ -205,7 +221,9 @@ def _run_batch(model, enc: Encoded, batch: list[int], device, n_layers: int, gro
         stim=torch.as_tensor(enc.window_stimulus[batch], device=device),
         info=BatchInfo(ids_t, mask_t, mask_t.sum(1)),
     )
-    out = model.base_model(input_ids=ids_t, attention_mask=mask_t.long())
+    # Without padding, no mask: the model takes its unmasked causal path (the fast kernel on a CPU).
+    padded = min(lens) < width
+    out = model.base_model(input_ids=ids_t, attention_mask=mask_t.long() if padded else None)
     last = out.last_hidden_state
     if "resid" in sites:
         sink("resid", n_layers, last)

@@ -276,3 +276,26 @@ def test_device_extraction_matches_cpu(tok, stimuli, device, dtype):
 def test_bfloat16_on_cpu_within_the_gpu_tolerance(tok, stimuli):
     """The bfloat16 tolerance of the GPU test, exercised where CI can run it (bf16 on the CPU)."""
     check_device_matches_cpu(tok, stimuli, "cpu", torch.bfloat16)
+
+
+def test_cpu_batches_hold_one_window_length_and_results_do_not_depend_on_batching(tok, stimuli):
+    """On a CPU only windows of equal length share a batch (no padding, no mask); every window runs
+    once, and pooled values equal one-window-at-a-time runs and padded batches (1e-5)."""
+    from lhp_core.extract import batches
+    from lhp_core.stimuli import encode
+
+    model = _model("gpt_neox", len(tok))
+    enc = encode(stimuli, tok, 16)
+    lengths = [len(w) for w in enc.windows]
+    cpu = batches(enc, 4, pad=False)
+    assert sorted(w for b in cpu for w in b) == list(range(len(enc.windows)))
+    assert all(len({lengths[w] for w in b}) == 1 and len(b) <= 4 for b in cpu)
+    padded = batches(enc, 4, pad=True)
+    assert any(len({lengths[w] for w in b}) > 1 for b in padded) and all(len(b) <= 4 for b in padded[:-1])
+    sites, reds = ["resid", "mlp", "logprobs"], ["word_mean", "word_sum"]
+    one = extract(model, tok, stimuli, sites, reds, batch_size=1, max_length=16)
+    many = extract(model, tok, stimuli, sites, reds, batch_size=4, max_length=16)
+    for site, by_red in one.values.items():
+        for red, arr in by_red.items():
+            np.testing.assert_allclose(many.values[site][red], arr, rtol=0, atol=1e-5, err_msg=f"{site} {red}")
+    assert many.n_tokens == one.n_tokens == sum(lengths)
