@@ -120,7 +120,8 @@ class Timeline:
         consistent = int(tested.consistent.sum())
         out = [Finding("timeline_order_across_sizes", "developmental events come in the same order whatever the model size",
                        SOURCE, f"{consistent} of {len(tested)} pairs of events found in at least two models keep one "
-                       f"order (before, overlapping or after) in every model of {self.suite_id}.", self.suite_id,
+                       f"order (before, overlapping or after) in every model of {self.suite_id}"
+                       + _exceptions(tested) + ".", self.suite_id,
                        ("holds" if consistent == len(tested) else "contradicted") if len(tested) else
                        "not measurable here")]
         if self.published is not None:
@@ -131,7 +132,7 @@ class Timeline:
             out.append(Finding("timeline_order_pythia", "developmental events come in the same order whatever the model "
                                "size (Pythia, published measurements)", SOURCE,
                                f"{pcons} of {len(ptested)} pairs of events found in at least two Pythia sizes keep one "
-                               "order in every size.", published.SUITE,
+                               "order in every size" + _exceptions(ptested) + ".", published.SUITE,
                                "holds" if len(ptested) and pcons == len(ptested) else
                                ("contradicted" if len(ptested) else "not measurable here")))
         return out
@@ -149,6 +150,16 @@ class Timeline:
             pev = self.pythia_events()
             out.update(pythia_n_events=int(len(pev)), pythia_n_events_found=int(pev.found.sum()))
         return out
+
+
+def _exceptions(tested: pd.DataFrame, n: int = 2) -> str:
+    """The first pairs whose order differs between models, for a finding's text."""
+    bad = tested[~tested.consistent]
+    if bad.empty:
+        return ""
+    shown = "; ".join(f"{r.first} vs {r.second} ({r.relations})" for r in bad.head(n).itertuples())
+    more = f" and {len(bad) - n} more" if len(bad) > n else ""
+    return f"; not: {shown}{more}"
 
 
 def _tag(da, tag: str):
