@@ -231,6 +231,7 @@ def build_stimuli(
     n_template: int = 10,
     n_negative_pool: int = 400,
     seed: int = 0,
+    index: WordIndex | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Positive and negative sentences for each concept word.
 
@@ -248,6 +249,8 @@ def build_stimuli(
         Size of the shared pool of corpus negatives (sentences mentioning none of ``words``).
     seed
         Seed of every draw.
+    index
+        A :class:`WordIndex` of ``pool["text"]`` already built (built here otherwise).
 
     Returns
     -------
@@ -266,7 +269,11 @@ def build_stimuli(
         raise ValueError(f"n_template must be between 1 and {len(TEMPLATES)} (the number of templates)")
     if len(words) < 2:
         raise ValueError("need at least 2 concepts: template negatives use the other concepts' words")
-    index = WordIndex(pool["text"].tolist())
+    texts_ = pool["text"].tolist()
+    if index is None:
+        index = WordIndex(texts_)
+    elif index.sentences != texts_:
+        raise ValueError("index was built over other sentences than pool; pass WordIndex(pool['text']) or no index")
     sents = index.sentences
     mentions = {w: index.mentions(w) for w in words}
     any_mention = np.zeros(len(sents), dtype=bool)

@@ -156,17 +156,31 @@ class HingeFit:
     rss: float
 
 
-def _hinge_at(x: np.ndarray, y: np.ndarray, tau: float, chance: float | None) -> HingeFit:
-    h = np.clip(tau - x, 0, None)
+def _profile(x: np.ndarray, y: np.ndarray, taus: np.ndarray, chance: float | None) -> tuple[np.ndarray, ...]:
+    """``(level, slope, rss)`` of the least-squares hinge at each threshold in ``taus``, each ``[len(taus)]``.
+
+    For a fixed threshold the hinge is a straight line in ``h = max(τ − x, 0)``, so the fit is the
+    closed-form simple regression (through ``chance`` when it is fixed); a threshold below every loss
+    (``h`` all zero) fits the flat part alone.
+    """
+    h = np.clip(taus[:, None] - x[None, :], 0, None)  # [tau, n]
     if chance is None:
-        X = np.column_stack([np.ones_like(h), h])
-        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-        level, slope = float(coef[0]), float(coef[1])
+        hc = h - h.mean(axis=1, keepdims=True)
+        yc = y - y.mean()
+        sxx, sxy = np.einsum("tn,tn->t", hc, hc), hc @ yc
+        slope = np.divide(sxy, sxx, out=np.zeros_like(sxx), where=sxx > 0)
+        level = y.mean() - slope * h.mean(axis=1)
     else:
-        hh = float(h @ h)
-        level, slope = chance, float(h @ (y - chance) / hh) if hh > 0 else 0.0
-    r = y - hinge(x, tau, level, slope)
-    return HingeFit(tau=float(tau), level=level, slope=slope, rss=float(r @ r))
+        hh, hy = np.einsum("tn,tn->t", h, h), h @ (y - chance)
+        slope = np.divide(hy, hh, out=np.zeros_like(hh), where=hh > 0)
+        level = np.full_like(slope, chance)
+    r = y[None, :] - level[:, None] - slope[:, None] * h
+    return level, slope, np.einsum("tn,tn->t", r, r)
+
+
+def _hinge_at(x: np.ndarray, y: np.ndarray, tau: float, chance: float | None) -> HingeFit:
+    level, slope, rss = (float(v[0]) for v in _profile(x, y, np.array([float(tau)]), chance))
+    return HingeFit(tau=float(tau), level=level, slope=slope, rss=rss)
 
 
 def fit_hinge(x: np.ndarray, y: np.ndarray, chance: float | None = None, min_points: int = 3) -> HingeFit:
@@ -198,7 +212,7 @@ def fit_hinge(x: np.ndarray, y: np.ndarray, chance: float | None = None, min_poi
     if not hi > lo:
         raise ValueError("losses do not vary enough to place a threshold")
     grid = np.linspace(lo, hi, 200)
-    rss = np.array([_hinge_at(x, y, t, chance).rss for t in grid])
+    rss = _profile(x, y, grid, chance)[2]
     i = int(np.argmin(rss))
     a, b = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
     res = optimize.minimize_scalar(lambda t: _hinge_at(x, y, t, chance).rss, bounds=(a, b), method="bounded",

@@ -41,10 +41,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 import torch
 import xarray as xr
 from scipy import stats
+from scipy.linalg import solve_triangular
+from threadpoolctl import threadpool_limits
 from wordfreq import zipf_frequency
 
 from lhp_core import schema
@@ -518,13 +519,22 @@ def kfold_ids(n: int, n_folds: int = 10, seed: int = 0) -> np.ndarray:
     return folds
 
 
+def _one_blas_thread():
+    # A QR of a few thousand rows by a dozen columns is too small to share: BLAS threads only wait on
+    # each other (four times slower on a busy 2-core machine).
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _heldout_ll(X: np.ndarray, y: np.ndarray, train: np.ndarray) -> np.ndarray:
-    # QR is several times faster than statsmodels' default pinv and equal to ~1e-12 here.
-    fit = sm.OLS(y[train], X[train]).fit(method="qr")
+    # The OLS of statsmodels' method="qr" (Householder QR, then R b = Q'y; scale = SSR / (n - p)) without
+    # its rank and covariance work, which cost four times the fit; a PPP curve runs thousands of these.
+    Xt, yt = X[train], y[train]
+    q, r = np.linalg.qr(Xt)
+    beta = solve_triangular(r, q.T @ yt, check_finite=False)
+    resid = yt - Xt @ beta
+    var = float(resid @ resid) / (len(yt) - X.shape[1])
     test = ~train
-    mu = X[test] @ fit.params
-    var = fit.scale
-    return -0.5 * (np.log(2 * np.pi * var) + (y[test] - mu) ** 2 / var)
+    return -0.5 * (np.log(2 * np.pi * var) + (y[test] - X[test] @ beta) ** 2 / var)
 
 
 @dataclass
@@ -617,9 +627,10 @@ def cv_loglik(y: np.ndarray, X: np.ndarray, folds: np.ndarray) -> np.ndarray:
     if folds.shape != y.shape:
         raise ValueError(f"folds has shape {folds.shape}; expected ({len(y)},), one fold per row")
     out = np.empty(len(y))
-    for f in np.unique(folds):
-        train = folds != f
-        out[~train] = _heldout_ll(Xc, y, train)
+    with _one_blas_thread():
+        for f in np.unique(folds):
+            train = folds != f
+            out[~train] = _heldout_ll(Xc, y, train)
     return out
 
 
@@ -647,9 +658,10 @@ def delta_loglik(y: np.ndarray, X_base: np.ndarray, X_full: np.ndarray, n_folds:
         raise ValueError(f"{bad.sum()} rows have NaN/inf in y or predictors; apply exclusions / dropna first")
     folds = kfold_ids(len(y), n_folds, seed) if folds is None else np.asarray(folds)
     per_word = np.empty(len(y))
-    for f in np.unique(folds):
-        train = folds != f
-        per_word[~train] = _heldout_ll(Xf, y, train) - (0.0 if base_ll is not None else _heldout_ll(Xb, y, train))
+    with _one_blas_thread():
+        for f in np.unique(folds):
+            train = folds != f
+            per_word[~train] = _heldout_ll(Xf, y, train) - (0.0 if base_ll is not None else _heldout_ll(Xb, y, train))
     if base_ll is not None:
         per_word -= base_ll
     uf = np.unique(folds)

@@ -166,7 +166,7 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
                                        per_category=per_category, min_sentences=min_sentences)
     category_words = list(dict.fromkeys(members["category"]))
     texts, table = concepts.build_stimuli(members["word"].tolist() + category_words, pool, n_corpus=n_corpus,
-                                          n_template=n_template, n_negative_pool=n_negative_pool, seed=seed)
+                                          n_template=n_template, n_negative_pool=n_negative_pool, seed=seed, index=index)
     held = float(pool.set_index("text").loc[texts.loc[texts.source == "corpus", "text"], "split"].eq("held_out").mean())
     steps = shared_steps(s, models, steps, max_steps)
     ap = experts.expert_ap_over_steps(s, texts, table, models, steps, device=device, progress=progress)

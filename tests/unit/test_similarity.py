@@ -103,6 +103,23 @@ def test_cluster_agreement_recovers_blocks_and_null_centred() -> None:
     assert abs(null.mean()) < 0.03
 
 
+def test_adjusted_rand_equals_sklearn() -> None:
+    rng = np.random.default_rng(11)
+    for n, ka, kb in [(2, 1, 2), (15, 3, 3), (40, 1, 1), (40, 40, 40), (200, 7, 4), (500, 12, 30)]:
+        for _ in range(20):
+            a, b = rng.integers(0, ka, n), rng.integers(0, kb, n)
+            a, b = np.unique(a, return_inverse=True)[1], np.unique(b, return_inverse=True)[1]
+            assert sim.adjusted_rand(a, b) == pytest.approx(adjusted_rand_score(a, b), abs=1e-12)
+    # the permutation null draws the same permutations as permuting the category names
+    cats = np.repeat(["animal", "food", "tool", "vehicle"], 6)
+    block = (cats[:, None] == cats[None, :]) + 0.8 * rng.normal(size=(24, 24))
+    block = (block + block.T) / 2
+    labels = sim.cluster_labels(block, 4)
+    r = np.random.default_rng(5)
+    expected = [adjusted_rand_score(r.permutation(cats), labels) for _ in range(300)]
+    np.testing.assert_allclose(sim.cluster_agreement_null(block, cats, n_perm=300, seed=5), expected, rtol=0, atol=1e-12)
+
+
 def test_onset_step() -> None:
     steps = [0, 10, 100, 1000]
     assert sim.onset_step(steps, [0.0, 0.3, 0.1, 0.4], 0.2) == 1000  # dip at 100: not yet for good
