@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import pickle
 import re
 import zipfile
@@ -307,8 +308,9 @@ class LocalSuite(Suite):
 
     @property
     def folder_name(self) -> str:
-        """The root folder's own name (``.`` resolved): the model id of a one-model folder."""
-        return self.root.resolve().name
+        """The root folder's own name (``.`` and ``..`` made absolute; a link keeps its name): the model id of a
+        one-model folder."""
+        return Path(os.path.abspath(self.root)).name
 
     @property
     def flat(self) -> bool:
