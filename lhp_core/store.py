@@ -450,7 +450,7 @@ def is_allocated(path: str | Path, model: str) -> bool:
 
     try:
         return zarr.open_group(str(path), mode="r", path=model).attrs.get("allocated") == 1
-    except (KeyError, FileNotFoundError, ValueError, zarr.errors.GroupNotFoundError):
+    except (KeyError, FileNotFoundError, ValueError):  # zarr >= 3.1's GroupNotFoundError is both of the last two
         return False
 
 
@@ -465,7 +465,11 @@ def allocate(path: str | Path, model: str, groups: Mapping[str, xr.Dataset], att
         for site, ds in sorted(groups.items(), key=lambda kv: kv[0] != ""):
             ds = ds.copy()
             ds.attrs = dict(attrs) if site == "" else {}
-            ds.to_zarr(str(path), group=group_path(model, site), mode="w", compute=False, consolidated=False)
+            # Unwritten regions read as NaN on every zarr/xarray: before xarray 2025.12 a zarr-3 float array
+            # got fill value 0.0 unless told, so a step never written would read as zeros.
+            nan_fill = {v: {"fill_value": np.nan} for v in ds.data_vars if ds[v].dtype.kind == "f"}
+            ds.to_zarr(str(path), group=group_path(model, site), mode="w", compute=False, consolidated=False,
+                       encoding=nan_fill)
     zarr.open_group(str(path), mode="r+", path=model).attrs["allocated"] = 1
 
 
