@@ -262,8 +262,7 @@ def load(
             verified_sha256(s, model_id, step)
         with _no_weights_bar():
             lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
-        tok_dir = path if (path / "tokenizer.json").exists() else getattr(s, "root", path) / "tokenizer"
-        tok = AutoTokenizer.from_pretrained(tok_dir)
+        tok = AutoTokenizer.from_pretrained(_tokenizer_dir(s, model_id, step, path))
         where = str(path)
     _check_tokenizer(s, model_id, tok, where)
     lm.to(device).eval()
@@ -278,8 +277,12 @@ def load_tokenizer(suite: str | Path | Suite, model: str, step: int):
     if isinstance(s, HubSuite):
         repo, rev = s.hub_ref(model_id, int(step))
         return AutoTokenizer.from_pretrained(repo, revision=rev)
-    path = s.checkpoint_path(model_id, int(step))
-    return AutoTokenizer.from_pretrained(path if (path / "tokenizer.json").exists() else getattr(s, "root", path) / "tokenizer")
+    return AutoTokenizer.from_pretrained(_tokenizer_dir(s, model_id, int(step), s.checkpoint_path(model_id, int(step))))
+
+
+def _tokenizer_dir(s: Suite, model: str, step: int, path: Path) -> Path:
+    """Where a checkpoint's tokenizer is: the suite says (local suites), else the checkpoint folder."""
+    return s.tokenizer_dir(model, step) if isinstance(s, LocalSuite) else path
 
 
 def load_config(suite: str | Path | Suite, model: str, step: int):

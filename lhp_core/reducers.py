@@ -13,8 +13,8 @@ induction and duplicate-token scores there; ``bos`` and ``entropy`` are built in
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -30,6 +30,15 @@ class Reducer:
     name: str
     group: str
     op: str
+
+    def describe(self, noun: str) -> str:
+        """What the pooled value of ``noun`` is: ``"mean residual-stream activation over the word's tokens"``."""
+        if self.op == "copy":
+            return f"{noun} of each token"
+        if self.op == "last":
+            return f"{noun} at the {self.group}'s last token"
+        op = {"mean": "mean", "sum": "sum of", "max": "maximum"}[self.op]
+        return f"{op} {noun} over the {self.group}'s tokens"
 
 
 REDUCERS: Registry[Reducer] = Registry("reducer")
@@ -113,13 +122,22 @@ class BatchInfo:
 
 HeadScore = Callable[[torch.Tensor, BatchInfo], torch.Tensor]
 HEAD_SCORES: Registry[HeadScore] = Registry("head score", providers=["lhp_core.metrics.heads"])
+#: ``name -> (units, description)`` of each registered head score, for the attrs of stored scores.
+HEAD_SCORE_INFO: dict[str, tuple[str, str]] = {}
 
 
-def register_head_score(name: str) -> Callable[[HeadScore], HeadScore]:
-    """Decorator: register ``fn(pattern [batch, head, query, key], info) -> [batch, head]``."""
+def register_head_score(name: str, units: str = "1", description: str | None = None
+                        ) -> Callable[[HeadScore], HeadScore]:
+    """Decorator: register ``fn(pattern [batch, head, query, key], info) -> [batch, head]``.
+
+    ``units``: of the score (``"1"``: dimensionless, such as a fraction of attention); ``description``:
+    one line for the stored variable (default: the first sentence of ``fn``'s docstring).
+    """
 
     def _add(fn: HeadScore) -> HeadScore:
         HEAD_SCORES.register(name, lambda: fn)
+        first = (fn.__doc__ or name).strip().split("\n")[0].rstrip(".")
+        HEAD_SCORE_INFO[name] = (units, description or first)
         return fn
 
     return _add
@@ -132,14 +150,16 @@ def _query_mask(info: BatchInfo) -> torch.Tensor:
     return m[:, None, :].float()
 
 
-@register_head_score("bos")
+@register_head_score("bos", description="mean fraction of attention paid to BOS (the attention sink) by real "
+                                         "queries after BOS")
 def bos_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
     """Mean attention paid to BOS (the attention sink) over real queries after BOS."""
     q = _query_mask(info)
     return (pattern[..., 0].float() * q).sum(-1) / q.sum(-1).clamp(min=1)
 
 
-@register_head_score("entropy")
+@register_head_score("entropy", units="nats",
+                     description="mean entropy of each query's attention distribution, over real queries after BOS")
 def entropy_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
     """Mean entropy (nats) of each query's attention distribution over real queries after BOS."""
     p = pattern.float()

@@ -15,13 +15,16 @@ A suite's step axis is one stage: un-staged names for OLMo 1, ``stage1`` for OLM
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from lhp_core import config
-from lhp_core.suites import SUITES, HubSuite, SuiteError
+from lhp_core.suites import REPO_SUITES, SUITES, HubSuite, SuiteError
 
 _REVISION = re.compile(
     r"^(?:stage(?P<stage>\d+)-)?(?:ingredient(?P<ingredient>\d+)-)?step(?P<step>\d+)-tokens(?P<tokens>\d+)B$"
@@ -61,8 +64,13 @@ def _hf_cache_refs(repo: str) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_file()) if root.is_dir() else []
 
 
-def branch_names(repo: str, refresh: bool = False) -> list[str]:
-    """Branch names of ``repo``: the kept list, else the hub (then kept), else the local HF cache."""
+def branch_names(repo: str, refresh: bool = False, wanted: Callable[[str], bool] | None = None) -> list[str]:
+    """Branch names of ``repo``: the kept list, else the hub (then kept), else the local HF cache.
+
+    ``wanted``: which names are checkpoints (default: OLMo's, :func:`parse_revision`); the HF
+    cache counts as the branch list only when it holds one of them.
+    """
+    wanted = wanted or (lambda n: parse_revision(n) is not None)
     path = refs_file(repo)
     if path.exists() and not refresh:
         return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
@@ -83,9 +91,10 @@ def branch_names(repo: str, refresh: bool = False) -> list[str]:
     else:
         reason = "HF_HUB_OFFLINE is set"
     names = _hf_cache_refs(repo)
-    if not any(parse_revision(n) for n in names):
+    if not any(wanted(n) for n in names):
         raise SuiteError(
-            f"the checkpoint branches of {repo} are unknown: {reason} and no list is kept at {path}. "
+            f"the checkpoint branches of {repo} are unknown: {reason}, the local HF cache holds none of them, and no "
+            f"list is kept at {path}. "
             "Run once with network access (the list is kept there), or write its branch names there, one per line"
         )
     return names
@@ -149,11 +158,157 @@ class RevisionSuite(HubSuite):
         self.check_step(self.resolve_model(model), int(step))
         return self.revisions(model)[int(step)].tokens
 
+    def tokens_source(self, model: str) -> str:
+        return "from the branch names (step<N>-tokens<M>B; rounded to a billion tokens upstream)"
+
     def hub_ref(self, model: str, step: int) -> tuple[str, str]:
         """``(repo_id, branch)``, e.g. ``("allenai/OLMo-1B-hf", "step20000-tokens84B")``."""
         model = self.resolve_model(model)
         self.check_step(model, int(step))
         return self.repos[model], self.revisions(model)[int(step)].name
+
+
+# A step in a revision name: step1000, step_1000, step-1000, global_step1000, checkpoint-1000, with
+# OLMo's stage prefix and tokens suffix (stage1-step1000-tokens4B); tokens may be K, M, B or T.
+_NAMED_STEP = re.compile(
+    r"^(?:stage\d+-)?(?:global_)?(?:step[-_]?|checkpoint-)(?P<step>\d+)(?:-tokens(?P<tokens>\d+)(?P<unit>[KMBT]))?$"
+)
+_UNITS = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+
+
+def step_of(name: str) -> tuple[int, int | None] | None:
+    """``(step, tokens or None)`` a revision name carries (``step1000``, ``step1000-tokens4B``,
+    ``checkpoint-1000``, ``global_step1000``), or None (``main``, ``v1.0``)."""
+    m = _NAMED_STEP.match(name)
+    if m is None:
+        return None
+    return int(m["step"]), int(m["tokens"]) * _UNITS[m["unit"]] if m["tokens"] else None
+
+
+class HubRevisionsSuite(HubSuite):
+    """One hub repo at the revisions a user names: ``get_suite("org/name", revisions=[...])``.
+
+    Each entry of ``revisions`` is a branch or tag (``main``, ``step1000``), ``NAME=STEP`` to give
+    its step, or a glob pattern (``step*``, ``checkpoint-*``) over the repo's branches
+    (:func:`branch_names`: the kept list, the hub, or offline the local HF cache).
+
+    Steps: ``NAME=STEP`` where given, else what the name carries (:func:`step_of`); when no
+    revision carries a step, the order given (0, 1, 2, ...). A mix of revisions with and without a
+    step is refused (give the others ``NAME=STEP``), as is a pattern match without one.
+    ``tokens_seen``: ``step x tokens_per_step`` when given, else the ``-tokens<M>B`` of the names;
+    one revision of unknown step is step 0 with 0 tokens (:meth:`tokens_source` says so).
+    """
+
+    form = "hub repo at named revisions"
+    shared_tokenizer = True
+
+    def __init__(self, repo: str, revisions: Sequence[str], tokens_per_step: int | None = None) -> None:
+        if isinstance(revisions, str) or not revisions:
+            raise SuiteError(f"revisions of {repo} must be a list of names or patterns, got {revisions!r}")
+        self.id = repo
+        self.repo = repo
+        self.org = repo.split("/")[0]
+        self.specs = list(revisions)
+        self._tokens_per_step = tokens_per_step
+
+    @property
+    def models(self) -> list[str]:
+        return [self.repo.split("/")[-1]]
+
+    def resolve_model(self, model: str) -> str:
+        return self.models[0] if model == self.repo else super().resolve_model(model)
+
+    @cached_property
+    def _table(self) -> tuple[dict[int, tuple[str, int | None]], str, bool]:
+        """``({step: (revision, tokens the name states)}, where the steps come from, whether that is
+        the order given)``."""
+        names: list[tuple[str, int | None]] = []  # (revision, step given with =)
+        for spec in self.specs:
+            name, _, given = spec.partition("=")
+            if given and not given.isdigit():
+                raise SuiteError(f"revision {spec!r}: the step after '=' must be a whole number (main=143000)")
+            if any(c in name for c in "*?["):
+                if given:
+                    raise SuiteError(f"revision {spec!r}: a pattern cannot take a step; give NAME=STEP per revision")
+                branches = branch_names(self.repo, wanted=lambda n, pat=name: fnmatch.fnmatchcase(n, pat))
+                hits = sorted(n for n in branches if fnmatch.fnmatchcase(n, name))
+                if not hits:
+                    raise SuiteError(f"no branch of {self.repo} matches {name!r} ({len(branches)} branches known)")
+                stepless = [n for n in hits if step_of(n) is None]
+                if stepless:
+                    raise SuiteError(f"branches of {self.repo} matching {name!r} carry no step: "
+                                     f"{', '.join(stepless[:5])}; use a narrower pattern or list them as NAME=STEP")
+                names += [(n, None) for n in hits]
+            else:
+                names.append((name, int(given) if given else None))
+        named = {n: (g if g is not None else step_of(n)[0] if step_of(n) else None) for n, g in names}
+        if len(named) < len(names):
+            raise SuiteError(f"a revision of {self.repo} is named twice in {self.specs}; name each once")
+        without = [n for n, st in named.items() if st is None]
+        if without and len(without) < len(named):
+            one = len(without) == 1
+            it = "it" if one else "them"
+            raise SuiteError(f"revision{'' if one else 's'} {', '.join(without)} of {self.repo} "
+                             f"carr{'ies' if one else 'y'} no step while the others do; give {'it' if one else 'each'} "
+                             f"as NAME=STEP (e.g. {without[0]}=143000), or leave {it} out")
+        if without:
+            named = {n: i for i, n in enumerate(named)}
+            source = "the order given (the revision names carry no step)"
+        else:
+            source = "the revision names" + (" and NAME=STEP" if any(g is not None for _, g in names) else "")
+        table: dict[int, tuple[str, int | None]] = {}
+        for n, st in named.items():
+            if st in table:
+                raise SuiteError(f"revisions {table[st][0]} and {n} of {self.repo} are both step {st}; keep one")
+            parsed = step_of(n)
+            table[st] = (n, parsed[1] if parsed else None)
+        return dict(sorted(table.items())), source, bool(without)
+
+    def revision(self, step: int) -> str:
+        """The revision name of ``step``."""
+        self.check_step(self.models[0], int(step))
+        return self._table[0][int(step)][0]
+
+    def steps(self, model: str) -> list[int]:
+        self.resolve_model(model)
+        return list(self._table[0])
+
+    def _tokens_plan(self) -> tuple[str, bool]:
+        """``(tokens_seen source in words, whether it is known)``."""
+        table, step_source, ordinal = self._table
+        if self._tokens_per_step is not None:
+            return f"step x {self._tokens_per_step:,} tokens (--tokens-per-step; steps from {step_source})", True
+        if all(t is not None for _, t in table.values()):
+            return "from the revision names (-tokens<M>B)", True
+        if len(table) == 1 and ordinal:
+            return "0 by convention: one revision whose name carries no step, so its step is 0", True
+        return "unknown: pass --tokens-per-step N", False
+
+    def tokens_seen(self, model: str, step: int) -> int:
+        self.check_step(self.resolve_model(model), int(step))
+        source, known = self._tokens_plan()
+        if not known:
+            raise ValueError(f"tokens seen by {self.repo} at step {step} are unknown (the revision names state no "
+                             "tokens); pass --tokens-per-step N (get_suite(repo, tokens_per_step=N, revisions=...))")
+        if self._tokens_per_step is not None:
+            return int(step) * self._tokens_per_step
+        return self._table[0][int(step)][1] or 0
+
+    def tokens_source(self, model: str) -> str:
+        self.resolve_model(model)
+        return self._tokens_plan()[0]
+
+    def describe(self) -> list[str]:
+        lines = super().describe()
+        table, source, _ = self._table
+        revs = ", ".join(f"{st}={name}" for st, (name, _) in list(table.items())[:8])
+        more = f", ... ({len(table)} in all)" if len(table) > 8 else ""
+        return [*lines, f"  steps from {source}: {revs}{more}"]
+
+    def hub_ref(self, model: str, step: int) -> tuple[str, str]:
+        """``(repo_id, revision)`` of a checkpoint."""
+        self.resolve_model(model)
+        return self.repo, self.revision(step)
 
 
 def _size(model: str) -> str:
@@ -167,5 +322,6 @@ OLMO_REPOS = {"OLMo-1B-hf": "allenai/OLMo-1B-hf", "OLMo-7B-0424-hf": "allenai/OL
 OLMO2_REPOS = {"OLMo-2-0425-1B": "allenai/OLMo-2-0425-1B", "OLMo-2-1124-7B": "allenai/OLMo-2-1124-7B",
                "OLMo-2-1124-13B": "allenai/OLMo-2-1124-13B"}
 
+REPO_SUITES.register("revisions", lambda: HubRevisionsSuite)
 SUITES.register("olmo", lambda: RevisionSuite("olmo", OLMO_REPOS))
 SUITES.register("olmo2", lambda: RevisionSuite("olmo2", OLMO2_REPOS, stage=1))

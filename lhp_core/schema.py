@@ -27,7 +27,10 @@ tokens_seen  along ``step``: number of training tokens consumed at that step
 Attributes
 ----------
 Dataset attrs hold only flat ``str``, ``int``, ``float`` or ``bool`` values so that
-datasets round-trip through zarr and netCDF; :func:`check_attrs` enforces it.
+datasets round-trip through zarr and netCDF; :func:`check_attrs` enforces it. Every variable
+written to disk has ``units`` and a one-line ``description`` (and ``long_name`` where it helps):
+CF names, free-text values (``"nats"``, ``"activation"``, ``"tokens"``), :data:`DIMENSIONLESS`
+for flags, indices and fractions, :data:`TEXT` for strings. :data:`COORD_ATTRS` has the dims'.
 """
 from __future__ import annotations
 
@@ -54,6 +57,32 @@ CONCEPT = "concept"
 DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN, TASK, SEED, NGRAM, CONCEPT)
 
 _FLAT = (str, int, float, bool, np.integer, np.floating, np.bool_)
+
+#: Units of a dimensionless number (a flag, an index, a fraction): CF's "1".
+DIMENSIONLESS = "1"
+#: Units of a text-valued variable (CF: units do not apply to strings; lhp still says so explicitly).
+TEXT = "n/a"
+
+#: CF-style attrs (``long_name``, ``units``, ``description``) of the dims and of ``tokens_seen``,
+#: for every Dataset lhp writes to disk.
+COORD_ATTRS: dict[str, dict[str, str]] = {
+    STEP: {"long_name": "training step", "units": "steps",
+           "description": "optimizer step at which the checkpoint was saved"},
+    TOKENS_SEEN: {"long_name": "training tokens seen", "units": "tokens",
+                  "description": "training tokens consumed up to this checkpoint (where from: attr source)"},
+    LAYER: {"long_name": "layer", "units": DIMENSIONLESS,
+            "description": "0 = embedding output, i = block i (block sites are NaN at layer 0)"},
+    HEAD: {"long_name": "attention head", "units": DIMENSIONLESS, "description": "head index within a layer"},
+    NEURON: {"long_name": "neuron", "units": DIMENSIONLESS,
+             "description": "unit index: an MLP hidden unit, or a position among a block's linear-layer outputs"},
+    HIDDEN: {"long_name": "residual-stream feature", "units": DIMENSIONLESS,
+             "description": "feature index of the residual stream (0 .. d_model - 1)"},
+    STIMULUS: {"long_name": "stimulus id", "units": TEXT, "description": "id of the stimulus (a text or sentence)"},
+    WORD: {"long_name": "word index", "units": DIMENSIONLESS,
+           "description": "position of the word in the stimulus table (all stimuli, in order)"},
+    TOKEN: {"long_name": "token index", "units": DIMENSIONLESS,
+            "description": "position of the token in the tokenized stimulus table (all stimuli, in order; no BOS)"},
+}
 
 
 def check_attrs(attrs: Mapping[str, Any], where: str = "dataset") -> None:

@@ -72,6 +72,36 @@ DENSE_MLP_SITES = ("mlp", "linear")
 
 
 @dataclass(frozen=True)
+class SiteInfo:
+    """What a site's values are, for the attrs of the variables a sweep stores (CF-style ``units``)."""
+
+    noun: str  # what one value is, to be pooled: "residual-stream activation"
+    units: str
+    description: str
+
+
+#: One entry per site of :data:`SITES`; activations have no physical unit, so their units are "activation".
+SITE_INFO: dict[str, SiteInfo] = {
+    "resid": SiteInfo("residual-stream activation", "activation",
+                      "residual stream: layer 0 the embedding output, layer i the output of block i (the last "
+                      "after the final norm)"),
+    "mlp": SiteInfo("MLP neuron activation", "activation",
+                    "MLP hidden units after the nonlinearity (the input of the MLP's output projection)"),
+    "attn_out": SiteInfo("attention output", "activation",
+                         "output of the attention's output projection, before the residual add"),
+    "linear": SiteInfo("linear-layer output", "activation",
+                       "outputs of every linear layer of a block (qkv, attention dense, MLP in, MLP out; "
+                       "coordinate neuron_module)"),
+    "logprobs": SiteInfo("log-probability", "nats",
+                         "natural log-probability of each actual next token given its context"),
+    "logprobs_bow": SiteInfo("log-probability, word-boundary corrected (Pimentel & Meister 2024)", "nats",
+                             "natural log-probability of each next token with the word-boundary terms of Pimentel & "
+                             "Meister (2024) folded into each word's first and last token"),
+    "heads": SiteInfo("head score", "1", "scores of each attention head from its attention patterns"),
+}
+
+
+@dataclass(frozen=True)
 class SiteMap:
     """Module paths of one architecture.
 

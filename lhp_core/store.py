@@ -11,6 +11,11 @@ Layout
                          ``(step, layer, word, hidden)``; ``logprobs``/``logprobs_bow`` variables are
                          ``(step, word|stimulus|token)``, ``heads`` ``(step, layer, head, stimulus)``
 
+Every variable and coordinate says what it is: attrs ``long_name``, ``units`` and a one-line
+``description`` (:func:`variable_attrs`, :data:`STORE_ATTRS`, :data:`lhp_core.schema.COORD_ATTRS`),
+``tokens_seen`` also ``source``; the model group's attrs hold ``tokens_seen_source`` and
+``checkpoints`` (JSON: step -> folder or ``repo@revision``).
+
 Every group is allocated for all requested steps (NaN) before anything runs, chunked one
 step (and one layer) per chunk, so each (model, step) is written as one independent
 ``to_zarr(region=...)`` — safe from several workers at once. A re-run skips steps whose
@@ -49,8 +54,8 @@ import numpy as np
 import xarray as xr
 
 from lhp_core import schema as D
-from lhp_core.reducers import get_reducer
-from lhp_core.sites import TOKEN_SITES
+from lhp_core.reducers import HEAD_SCORE_INFO, HEAD_SCORES, get_reducer
+from lhp_core.sites import SITE_INFO, TOKEN_SITES
 
 STORE_VERSION = 1
 MARKER = ".lhp-store"
@@ -78,6 +83,76 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+# ---- what each variable is ------------------------------------------------------------------
+#: Attrs of the model group's own variables and of the coordinates a store adds to the schema's.
+STORE_ATTRS: dict[str, dict[str, str]] = {
+    "complete": {"long_name": "checkpoint complete", "units": D.DIMENSIONLESS,
+                 "description": "True once every site of this step is written (a re-run skips it)"},
+    "weights_sha256": {"long_name": "weights hash", "units": D.TEXT,
+                       "description": "sha256 of the checkpoint's tensors (lhp_core.weights.weights_sha256, the hash "
+                                      "training_record.nc lists): of its files where on disk, else of the loaded "
+                                      "tensors"},
+    "n_tokens": {"long_name": "tokens run", "units": "tokens",
+                 "description": "tokens run through the model at this step (BOS and window overlaps included)"},
+    "word_stimulus": {"long_name": "stimulus of the word", "units": D.TEXT, "description": "id of the word's stimulus"},
+    "word_text": {"long_name": "word", "units": D.TEXT, "description": "the word as segmented from its stimulus"},
+    "token_stimulus": {"long_name": "stimulus of the token", "units": D.TEXT,
+                       "description": "id of the token's stimulus"},
+    "token_id": {"long_name": "token id", "units": D.DIMENSIONLESS, "description": "the tokenizer's id of the token"},
+    "token_word": {"long_name": "word of the token", "units": D.DIMENSIONLESS,
+                   "description": "word index of the token (-1: whitespace after the last word of a text)"},
+    "neuron_module": {"long_name": "module of the neuron", "units": D.TEXT,
+                      "description": "the block's linear layers a linear-site neuron belongs to: qkv, attn_dense, "
+                                     "mlp_in or mlp_out"},
+}
+
+
+def variable_attrs(site: str, name: str) -> dict[str, str]:
+    """``long_name``, ``units`` and ``description`` of the variable ``name`` of ``site``'s group.
+
+    ``name`` is a reducer id (a head score for ``heads``). Word sums of the log-probability sites
+    are word log-probabilities, ``log p(word | context)``; other values keep their site's units.
+    """
+    if site == "heads":
+        HEAD_SCORES.get(name)  # an unknown score raises, listing the valid ones
+        units, what = HEAD_SCORE_INFO[name]
+        return {"long_name": f"{name} head score", "units": units, "description": what}
+    info, red = SITE_INFO[site], get_reducer(name)
+    if site in TOKEN_SITES and red.op == "sum" and red.group != "token":
+        g = red.group
+        if site == "logprobs_bow":
+            long_name = f"{g} log-probability, word-boundary corrected (Pimentel & Meister 2024)"
+            what = (f"log p({g} | context): the log-probabilities of the {g}'s tokens summed, with the word-boundary "
+                    "terms of Pimentel & Meister (2024) folded into its first and last token")
+        else:
+            long_name = f"{g} log-probability (subword sum)"
+            what = (f"sum of the log-probabilities of the {g}'s tokens, each given the text before it; for "
+                    f"leading-space tokenizers not log p({g} | context) (that is logprobs_bow)")
+    else:
+        long_name = red.describe(info.noun)
+        what = f"{long_name}; {info.description}"
+    return {"long_name": long_name, "units": info.units, "description": what}
+
+
+def _coord_attrs(name: str) -> dict[str, str]:
+    return dict(D.COORD_ATTRS.get(name) or STORE_ATTRS[name])
+
+
+def describe_all(ds: xr.Dataset, site: str = "", tokens_source: str = "") -> xr.Dataset:
+    """Set the attrs of every variable and coordinate of a store group (``site=""``: the model group)."""
+    for name in ds.variables:
+        if site and name in ds.data_vars:
+            attrs = variable_attrs(site, str(name))
+        elif name in D.COORD_ATTRS or name in STORE_ATTRS:
+            attrs = _coord_attrs(str(name))
+        else:
+            raise KeyError(f"no description for store variable {name!r}; add it to lhp_core.store.STORE_ATTRS")
+        if name == D.TOKENS_SEEN and tokens_source:
+            attrs["source"] = tokens_source
+        ds[name].attrs.update(attrs)
+    return ds
+
+
 # ---- templates --------------------------------------------------------------------------
 def site_dims(site: str, group: str) -> tuple[str, ...]:
     """Dims of one variable of ``site`` pooled along ``group`` (``word``/``stimulus``/``token``)."""
@@ -97,8 +172,10 @@ def template(
     axes: Mapping[str, Mapping[str, np.ndarray]],
     variables: Mapping[str, Mapping[str, str]],
     linear_modules: Sequence[str] | None = None,
+    tokens_source: str = "",
 ) -> dict[str, xr.Dataset]:
-    """NaN-filled lazy Datasets for one model: ``{"": model group, site: site group}``.
+    """NaN-filled lazy Datasets for one model: ``{"": model group, site: site group}``, every
+    variable and coordinate with ``long_name``, ``units`` and ``description`` (:func:`describe_all`).
 
     Parameters
     ----------
@@ -106,6 +183,8 @@ def template(
         Coordinates per group axis: ``axes["word"] = {"word_stimulus": [n_words], ...}``.
     variables
         ``variables[site][name] = group``: one variable per reducer (heads: per score).
+    tokens_source
+        Where ``tokens_seen`` comes from (:meth:`lhp_core.suites.Suite.tokens_source`): its attr ``source``.
     """
     import dask.array as da
 
@@ -122,6 +201,7 @@ def template(
             coords=step_coords,
         )
     }
+    describe_all(out[""], tokens_source=tokens_source)
     for site, by_name in variables.items():
         data_vars, coords = {}, dict(step_coords)
         coords[D.LAYER] = np.arange(n_layers + 1)
@@ -149,7 +229,7 @@ def template(
         ds = xr.Dataset(data_vars, coords=coords)
         for v in ds.data_vars:
             D.check_dims(ds[v].dims, f"{site}/{v}")
-        out[site] = ds
+        out[site] = describe_all(ds, site, tokens_source)
     return out
 
 
@@ -370,7 +450,7 @@ def is_allocated(path: str | Path, model: str) -> bool:
 
     try:
         return zarr.open_group(str(path), mode="r", path=model).attrs.get("allocated") == 1
-    except (KeyError, FileNotFoundError, ValueError, zarr.errors.GroupNotFoundError):
+    except (KeyError, FileNotFoundError, ValueError):  # zarr >= 3.1's GroupNotFoundError is both of the last two
         return False
 
 
@@ -385,7 +465,11 @@ def allocate(path: str | Path, model: str, groups: Mapping[str, xr.Dataset], att
         for site, ds in sorted(groups.items(), key=lambda kv: kv[0] != ""):
             ds = ds.copy()
             ds.attrs = dict(attrs) if site == "" else {}
-            ds.to_zarr(str(path), group=group_path(model, site), mode="w", compute=False, consolidated=False)
+            # Unwritten regions read as NaN on every zarr/xarray: before xarray 2025.12 a zarr-3 float array
+            # got fill value 0.0 unless told, so a step never written would read as zeros.
+            nan_fill = {v: {"fill_value": np.nan} for v in ds.data_vars if ds[v].dtype.kind == "f"}
+            ds.to_zarr(str(path), group=group_path(model, site), mode="w", compute=False, consolidated=False,
+                       encoding=nan_fill)
     zarr.open_group(str(path), mode="r+", path=model).attrs["allocated"] = 1
 
 
@@ -394,6 +478,18 @@ def completed(path: str | Path, model: str) -> dict[int, bool]:
     with _quiet():
         ds = xr.open_zarr(str(path), group=model, consolidated=False)
         return {int(s): bool(c) for s, c in zip(ds[D.STEP].values, ds["complete"].values)}
+
+
+def check_tokens_seen(path: str | Path, model: str, tokens_seen: Sequence[int]) -> None:
+    """Raise :class:`StoreError` when a resumed model's stored ``tokens_seen`` differ from the suite's now."""
+    with _quiet():
+        stored = [int(t) for t in xr.open_zarr(str(path), group=model, consolidated=False)[D.TOKENS_SEEN].values]
+    if stored != [int(t) for t in tokens_seen]:
+        raise StoreError(
+            f"{path}: tokens_seen of model {model!r} in the store ({stored[:4]}...) differ from the suite's now "
+            f"({list(tokens_seen)[:4]}...): its tokens per step changed (--tokens-per-step, --seq-len); rerun with "
+            "the options the store was made with, or write a new --out"
+        )
 
 
 def steps_of(path: str | Path, model: str) -> list[int]:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -60,7 +61,7 @@ from lhp_core.provenance import config_sha256, git_commit
 from lhp_core.reducers import HEAD_SCORES, get_reducer
 from lhp_core.sites import check_sites, feature_sizes, linear_layout
 from lhp_core.stimuli import Stimuli, encode, read_stimuli
-from lhp_core.suites import SUITES, LocalSuite, context_length, get_suite
+from lhp_core.suites import SUITES, HubSuite, LocalSuite, add_suite_options, context_length, get_suite, suite_from_args
 from lhp_core.weights import CorruptCheckpoint, loaded_weights_sha256
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -176,8 +177,8 @@ def check_window(max_length: int | None, context: int | None, where: str) -> Non
         raise ValueError(
             f"a window of {max_length} tokens (--max-length) is longer than the {context}-token context {where} "
             f"was trained on: positions past {context} were never trained, so their numbers are not the model's "
-            f"behaviour; use --max-length {context} or less, or pass --allow-beyond-context (allow_beyond_context=True) "
-            "to measure beyond it on purpose"
+            f"behaviour; use --max-length {context} or less, or pass --allow-beyond-context "
+            "(allow_beyond_context=True) to measure beyond it on purpose"
         )
 
 
@@ -204,12 +205,28 @@ def _allocate(job: Job, model_id: str, tokens_seen: list[int], model, tok) -> No
     }
     feats = feature_sizes(model)
     n_layers = model.config.num_hidden_layers
+    source, where = _provenance(job.suite, model_id, job.steps[model_id])
     groups = St.template(job.steps[model_id], tokens_seen, n_layers, feats, axes, _variables(job),
-                         linear_layout(model)[0] if "linear" in job.sites else None)
+                         linear_layout(model)[0] if "linear" in job.sites else None, tokens_source=source)
     attrs = {"model": model_id, "architecture": str(model.config.model_type), "n_layers": int(n_layers),
              "d_model": int(feats["resid"][0]), "source": str(getattr(model.config, "_name_or_path", "") or ""),
-             "revision": str(getattr(job.suite, "revision", "") or "")}
+             "revision": str(getattr(job.suite, "revision", "") or ""), "tokens_seen_source": source,
+             "checkpoints": json.dumps(where)}
     St.allocate(job.out, model_id, groups, attrs)
+
+
+def _provenance(suite: Any, model: str, steps: Sequence[int]) -> tuple[str, dict[str, str]]:
+    """Where a model's ``tokens_seen`` comes from, and where each step's checkpoint is
+    (``repo@revision`` or a folder); empty for suite objects that do not say."""
+    try:
+        s = get_suite(suite)
+    except (KeyError, TypeError):
+        return str(getattr(suite, "tokens_source", lambda m: "")(model) or "the suite object's tokens_seen"), {}
+    if isinstance(s, HubSuite):
+        return s.tokens_source(model), {str(st): "@".join(s.hub_ref(model, st)) for st in steps}
+    if isinstance(s, LocalSuite):
+        return s.tokens_source(model), {str(st): str(s.checkpoint_path(model, st).resolve()) for st in steps}
+    return s.tokens_source(model), {}
 
 
 def compute_task(job: Job, model_id: str, step: int, loaded=None):
@@ -341,7 +358,7 @@ def sweep(
         step_map = {m: select_steps(suite_obj.steps(m), steps) for m in models}
     tokens_seen = {m: [int(suite_obj.tokens_seen(m, s)) for s in step_map[m]] for m in models}
     raw_id = str(suite) if isinstance(suite, (str, Path)) else str(getattr(suite, "id", type(suite).__name__))
-    suite_id = suite_key(suite) if isinstance(suite, (str, Path)) else raw_id
+    suite_id = suite_key(suite)
     config = {"suite": suite_id, "steps": step_map, "sites": list(sites), "reducers": list(reducers),
               "head_scores": list(head_scores), "stimuli": stimuli.fingerprint(), "dtype": dtype,
               "max_length": max_length or 0}
@@ -360,6 +377,9 @@ def sweep(
         # Stores written before paths were normalised hashed the suite as typed.
         St.initialise(out, attrs, config, overwrite=overwrite, also_accept=[config_sha256({**config, "suite": raw_id})])
         done = {m: (St.completed(out, m) if St.is_allocated(out, m) else {}) for m in models}
+        for m in models:
+            if done[m]:
+                St.check_tokens_seen(out, m, tokens_seen[m])
         if isinstance(suite_obj, LocalSuite):
             _invalidate_changed(out, suite_obj, models, step_map, done)
         tasks = [(m, s) for m in models for s in step_map[m] if not done[m].get(s, False)]
@@ -377,9 +397,14 @@ def sweep(
     return out
 
 
-def suite_key(suite: str | Path) -> str:
-    """How a suite given by id or path enters a store's configuration: a registered id as it is, a
-    folder as its absolute path, so ``runs/suite``, ``runs/suite/`` and ``./runs/suite`` are one suite."""
+def suite_key(suite: Any) -> str:
+    """How a suite enters a store's configuration: a registered id as it is, a folder (given by path
+    or as a suite object named by its path) as its absolute path, so ``runs/suite``, ``runs/suite/``
+    and ``./runs/suite`` are one suite; any other suite object by its ``id``."""
+    if isinstance(suite, LocalSuite) and suite.id == str(suite.root):
+        return str(suite.root.resolve())
+    if not isinstance(suite, (str, Path)):
+        return str(getattr(suite, "id", type(suite).__name__))
     text = str(suite)
     if text in SUITES:
         return text
@@ -466,7 +491,8 @@ def _run_dask(job: Job, tasks, tokens_seen, pbar, workers, scheduler, processes)
         client = Client(cluster)
     try:
         t0, n_tok = time.perf_counter(), 0
-        futures = [client.submit(run_task, job, m, s, pure=False, key=f"lhp-{m}-{s}-{time.time_ns()}") for m, s in tasks]
+        futures = [client.submit(run_task, job, m, s, pure=False, key=f"lhp-{m}-{s}-{time.time_ns()}")
+                   for m, s in tasks]
         for fut in as_completed(futures):
             n_tok += fut.result()
             pbar.set_postfix(tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}", refresh=False)
@@ -487,7 +513,9 @@ def _step_spec(text: str) -> str:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suite", help="suite id (e.g. lhp-mini, pythia) or a suite folder")
+    parser.add_argument("suite", help="suite id (e.g. lhp-mini, pythia), a folder (Trainer output with "
+                                      "checkpoint-<N>/, step<N>/ folders, or one model) or a hub repo id "
+                                      "with --revisions")
     parser.add_argument("--stimuli", required=True,
                         help="a .txt file (one stimulus per line, id = line number; blank lines skipped) or a "
                              ".csv/.tsv table (see --text-column/--word-column); empty cells are errors")
@@ -498,7 +526,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output zarr store (re-run to resume)")
     parser.add_argument("--models", nargs="+", help="models of the suite (default: all; Pythia also takes sizes: 70m)")
     parser.add_argument("--steps", default="all", type=_step_spec, help=STEP_SPECS)
-    parser.add_argument("--sites", nargs="+", default=["resid"], help="resid mlp attn_out linear logprobs logprobs_bow heads")
+    parser.add_argument("--sites", nargs="+", default=["resid"],
+                        help="resid mlp attn_out linear logprobs logprobs_bow heads")
     parser.add_argument("--reducers", nargs="+", default=["word_mean"],
                         help="word_mean word_last word_sum stimulus_mean stimulus_last stimulus_max per_token")
     parser.add_argument("--head-scores", nargs="+", default=[], help="head scores for the heads site")
@@ -518,13 +547,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing lhp store at --out (refused for any other folder)")
     parser.add_argument("--wait", action="store_true",
                         help="if another sweep is writing --out, wait for it instead of stopping")
+    add_suite_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     stimuli = read_stimuli(args.stimuli, text_column=args.text_column, word_column=args.word_column,
                            id_column=args.id_column, encoding=args.encoding)
     dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
-    out = sweep(args.suite, stimuli, args.out, sites=args.sites, reducers=args.reducers,
+    suite = suite_from_args(args)
+    for line in get_suite(suite).describe():  # what was recognised, before any checkpoint loads
+        print(line, flush=True)
+    out = sweep(suite, stimuli, args.out, sites=args.sites, reducers=args.reducers,
                 head_scores=args.head_scores, models=args.models, steps=args.steps, device=args.device,
                 dtype=dtype, batch_size=args.batch_size, max_length=args.max_length, workers=args.workers,
                 scheduler=args.scheduler, overwrite=args.overwrite, wait=args.wait,

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import re
 import zipfile
-from functools import lru_cache
-
-import pandas as pd
+from functools import cache, lru_cache
 
 from lhp_core.data.fetch import fetch
+from lhp_core.data.tables import read_csv
 
 DATASET_ID = "corpora"
 _NLTK = ("abc", "brown", "inaugural", "movie_reviews", "state_union", "treebank", "webtext")
@@ -224,24 +223,26 @@ def _wikitext_articles(text: str, detok: bool) -> list[str]:
     return ["\n".join(a) for a in articles]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _documents(name: str, detok: bool) -> tuple[str, ...]:
     if name in ("wikitext2_valid", "wikitext2_test"):
         fname = "val.txt" if name.endswith("valid") else "test.txt"
         text = fetch(DATASET_ID, f"wikitext-2/{fname}").read_text(encoding="utf-8")
         return tuple(_wikitext_articles(text, detok))
     if name == "childes":
-        df = pd.read_csv(fetch(DATASET_ID, "childes_vs_wiki/english/random/validation_in_context.csv"))
+        df = read_csv(fetch(DATASET_ID, "childes_vs_wiki/english/random/validation_in_context.csv"))
         fix = detokenize if detok else str.strip
         # groupby(sort=False) keeps the file's transcript/age order
-        return tuple("\n".join(fix(u) for u in g["text"].astype(str)) for _, g in df.groupby("transcript_id", sort=False))
+        return tuple("\n".join(fix(u) for u in g["text"].astype(str))
+                     for _, g in df.groupby("transcript_id", sort=False))
     if name == "wikipedia":
-        df = pd.read_csv(fetch(DATASET_ID, "childes_vs_wiki/english/wikipedia/validation.csv"))
+        df = read_csv(fetch(DATASET_ID, "childes_vs_wiki/english/wikipedia/validation.csv"))
         fix = detokenize if detok else str.strip
         return tuple(fix(s) for s in df["text"].astype(str))
     if name == "brown":
         return tuple(
-            "\n".join(" ".join((detokenize if detok else " ".join)([w for w, _ in sent]) for sent in para) for para in paras)
+            "\n".join(" ".join((detokenize if detok else " ".join)([w for w, _ in sent]) for sent in para)
+                      for para in paras)
             for _, paras in _brown_files()
         )
     members = _zip_members(name)

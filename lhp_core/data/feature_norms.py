@@ -16,13 +16,14 @@ of that sense. Feature labels are the norms' own (CSLB's normalised labels; its 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from lhp_core.data.fetch import fetch
+from lhp_core.data.tables import read_csv
 from lhp_core.data.things import concept_ids
 
 DATASET_ID = "feature_norms"
@@ -46,7 +47,7 @@ def _load(name: str) -> pd.DataFrame:
         out = pd.DataFrame({"concept": raw["Concept"], "feature": raw["Feature"],
                             "feature_type": raw["BR_Label"], "pf": raw["Prod_Freq"]})
     else:
-        raw = pd.read_csv(fetch(DATASET_ID, "cslb/norms.dat"), sep="\t")
+        raw = read_csv(fetch(DATASET_ID, "cslb/norms.dat"), sep="\t")
         out = pd.DataFrame({"concept": raw["concept"], "feature": raw["feature"],
                             "feature_type": raw["feature type"], "pf": raw["pf"], "domain": raw["domain"]})
     out["pf"] = out["pf"].astype(int)
@@ -79,7 +80,7 @@ def things_names(name: str) -> dict[str, str]:
     """THINGS concept id -> concept name in norms ``name``, for every THINGS id the norms cover."""
     _check(name)
     in_norms = set(_load(name)["concept"])
-    mapping = pd.read_csv(fetch(DATASET_ID, "mapping.csv"), dtype=str)
+    mapping = read_csv(fetch(DATASET_ID, "mapping.csv"), dtype=str)
     mapped = dict(zip(mapping["things_concept_id"], mapping[f"{name}_concept"]))
     out = {}
     for cid in concept_ids():

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lhp_core.data.fetch import fetch
+from lhp_core.data.tables import read_csv
 
 DATASET_ID = "naturalstories"
 _TSV = dict(sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False)
@@ -27,7 +28,7 @@ _TSV = dict(sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False)
 
 @lru_cache(maxsize=1)
 def _words() -> pd.DataFrame:
-    codes = pd.read_csv(fetch(DATASET_ID, "words.tsv"), header=None, names=["code", "text"], **_TSV)
+    codes = read_csv(fetch(DATASET_ID, "words.tsv"), header=None, names=["code", "text"], **_TSV)
     parts = codes["code"].str.split(".", expand=True)
     codes = codes.assign(story=parts[0].astype(int), position=parts[1].astype(int), field=parts[2])
     whole = codes[codes.field == "whole"].set_index(["story", "position"])["text"]
@@ -35,7 +36,7 @@ def _words() -> pd.DataFrame:
     sub = codes[~codes.field.isin(["whole", "word"])]
     sub = sub.assign(order=sub.field.astype(int)).sort_values(["story", "position", "order"])
     grouped = sub.groupby(["story", "position"])["text"]
-    tok = pd.read_csv(fetch(DATASET_ID, "naturalstories_RTS/all_stories.tok"), **_TSV)
+    tok = read_csv(fetch(DATASET_ID, "naturalstories_RTS/all_stories.tok"), **_TSV)
     df = tok.rename(columns={"item": "story", "zone": "position"})[["story", "position", "word"]]
     df = df.sort_values(["story", "position"], kind="stable").reset_index(drop=True)
     key = pd.MultiIndex.from_frame(df[["story", "position"]])
@@ -86,7 +87,7 @@ def reading_times() -> pd.DataFrame:
         ``sdItemRT``, arithmetic, ms), ``gmean_rt`` / ``gsd_rt`` (``gmeanItemRT`` /
         ``gsdItemRT``, geometric mean in ms and multiplicative SD).
     """
-    raw = pd.read_csv(fetch(DATASET_ID, "naturalstories_RTS/processed_wordinfo.tsv"), **_TSV)
+    raw = read_csv(fetch(DATASET_ID, "naturalstories_RTS/processed_wordinfo.tsv"), **_TSV)
     df = raw.rename(
         columns={
             "item": "story",
@@ -112,7 +113,7 @@ def gpt3_token_logprobs() -> pd.DataFrame:
         space), ``logprob`` (natural log; NaN for each story's first token), ``offset``
         (character offset in the story text), ``model``.
     """
-    raw = pd.read_csv(fetch(DATASET_ID, "probs/all_stories_gpt3.csv"), keep_default_na=False, dtype={"token": str})
+    raw = read_csv(fetch(DATASET_ID, "probs/all_stories_gpt3.csv"), keep_default_na=False, dtype={"token": str})
     logprob = pd.to_numeric(raw["logprob"].replace("", np.nan))
     return pd.DataFrame(
         {
@@ -182,7 +183,7 @@ def ngram_frequencies(order: int | None = None) -> pd.DataFrame:
         raise ValueError(f"order must be 1, 2, 3 or 4 (or None for all), not {order!r}")
     frames = []
     for n in orders:
-        raw = pd.read_csv(
+        raw = read_csv(
             fetch(DATASET_ID, f"freqs/freqs-{n}.tsv"),
             header=None,
             names=["code", "order", "token", "count", "context_count"],

@@ -19,10 +19,12 @@ import pandas as pd
 from lhp_core import progress
 from lhp_core.data.fetch import fetch
 from lhp_core.data.manifests import get_manifest
+from lhp_core.data.tables import read_csv
 
 DATASET_ID = "provo_motr"
 DURATIONS = ("first_duration", "gaze_duration", "total_duration", "right_bounded_rt", "go_past_time")
-"""Reading-time measures (ms): first fixation, gaze (first-pass) duration, total duration, right-bounded RT, go-past time."""
+"""Reading-time measures (ms): first fixation, gaze (first-pass) duration, total duration, right-bounded RT,
+go-past time."""
 BINARY = ("FPFix", "FPReg", "RegIn_excl", "RegIn_incl")
 """Per-reader indicators/counts: fixated in first pass, first-pass regression out, regressions in (excl./incl.)."""
 _READER = re.compile(r"^provo_f160/reader_(\d+)_reading_measures\.csv$")
@@ -38,7 +40,7 @@ def passages() -> pd.DataFrame:
         ``practice`` for passage 37), ``condition_id`` (1 / 2), ``text``, ``question``,
         ``response_true``, ``response_distractors``, ``n_words`` (whitespace tokens).
     """
-    raw = pd.read_csv(fetch(DATASET_ID, "provo_items.tsv"), sep="\t", index_col=0, quoting=csv.QUOTE_MINIMAL)
+    raw = read_csv(fetch(DATASET_ID, "provo_items.tsv"), sep="\t", index_col=0, quoting=csv.QUOTE_MINIMAL)
     df = raw[["item_id", "condition", "condition_id", "text", "question", "response_true", "response_distractors"]]
     df = df.assign(text=df["text"].str.strip())
     df["n_words"] = df["text"].str.split().str.len()
@@ -48,7 +50,8 @@ def passages() -> pd.DataFrame:
 def passage_words() -> pd.DataFrame:
     """One row per word of every passage: ``para_nr``, ``word_nr`` (0-based), ``word``."""
     rows = [
-        (item, i, w) for item, text in zip(*passages()[["item_id", "text"]].T.values) for i, w in enumerate(text.split())
+        (item, i, w) for item, text in zip(*passages()[["item_id", "text"]].T.values)
+        for i, w in enumerate(text.split())
     ]
     return pd.DataFrame(rows, columns=["para_nr", "word_nr", "word"]).astype({"para_nr": int, "word_nr": int})
 
@@ -63,7 +66,7 @@ def readers() -> list[int]:
 def _all_readers() -> pd.DataFrame:
     frames = []
     for reader in progress.bar(readers(), desc="Provo MoTR readers", leave=False, disable=None):
-        df = pd.read_csv(fetch(DATASET_ID, f"provo_f160/reader_{reader}_reading_measures.csv"))
+        df = read_csv(fetch(DATASET_ID, f"provo_f160/reader_{reader}_reading_measures.csv"))
         df.insert(0, "reader", reader)
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
@@ -133,4 +136,4 @@ def word_stats() -> pd.DataFrame:
     stripped), ``freq``, ``surp`` and PMI-family columns, ``len``. Its indexing differs from
     the reader files' passage-level ``word_nr``.
     """
-    return pd.read_csv(fetch(DATASET_ID, "provo_stats.csv"), index_col=0)
+    return read_csv(fetch(DATASET_ID, "provo_stats.csv"), index_col=0)

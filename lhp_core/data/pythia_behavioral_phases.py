@@ -31,6 +31,7 @@ import pandas as pd
 
 from lhp_core.data.fetch import fetch
 from lhp_core.data.pythia_evals import TOKENS_PER_STEP
+from lhp_core.data.tables import read_csv
 
 DATASET_ID = "pythia_behavioral_phases"
 FAMILIES = ("pythia", "gpt2", "openwebtext_pythia", "openwebtext_mamba", "openwebtext_rwkv")
@@ -85,7 +86,7 @@ def _select(df: pd.DataFrame, family: str | None) -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def _correlations() -> pd.DataFrame:
-    raw = pd.read_csv(fetch(DATASET_ID, "analyses/all_cors.tsv"), sep="\t", keep_default_na=False)
+    raw = read_csv(fetch(DATASET_ID, "analyses/all_cors.tsv"), sep="\t", keep_default_na=False)
     ids = _ids(raw)
     rows = []
     for predictor in raw["CorrelatingVariable"]:
@@ -103,7 +104,8 @@ def _correlations() -> pd.DataFrame:
             ids,
             pd.DataFrame({"predictor": raw["CorrelatingVariable"]}),
             kinds.astype({"order": "Int64"}),
-            pd.DataFrame({"pearson_r": raw["PearsonR"].astype(float), "spearman_rho": raw["SpearmanRho"].astype(float)}),
+            pd.DataFrame({"pearson_r": raw["PearsonR"].astype(float),
+                          "spearman_rho": raw["SpearmanRho"].astype(float)}),
         ],
         axis=1,
     )
@@ -138,7 +140,7 @@ def correlations(family: str | None = "pythia") -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def _regressions() -> pd.DataFrame:
-    raw = pd.read_csv(fetch(DATASET_ID, "analyses/regression_performance.tsv"), sep="\t", keep_default_na=False)
+    raw = read_csv(fetch(DATASET_ID, "analyses/regression_performance.tsv"), sep="\t", keep_default_na=False)
     parts = []
     for name in raw["RegressionType"]:
         m = _REGRESSION.match(name)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from lhp_core.data.fetch import fetch
 from lhp_core.data.pythia_evals import TOKENS_PER_STEP
+from lhp_core.data.tables import read_csv
 
 DATASET_ID = "pythia_blimp"
 CHANCE = 0.5
@@ -30,7 +31,7 @@ _MODEL = re.compile(r"^(?P<model>pythia-\d+m)-seed(?P<seed>\d+)$")
 
 @lru_cache(maxsize=1)
 def _load() -> pd.DataFrame:
-    raw = pd.read_csv(fetch(DATASET_ID, "pythia/blimp_160m_acc.csv"), keep_default_na=False)
+    raw = read_csv(fetch(DATASET_ID, "pythia/blimp_160m_acc.csv"), keep_default_na=False)
     if set(raw["metric"]) != {"acc"}:
         raise ValueError(f"blimp_160m_acc.csv: expected metric 'acc' only, found {sorted(set(raw['metric']))}")
     bad = raw.loc[~raw["paradigm"].str.startswith("blimp_"), "paradigm"].unique()
@@ -38,7 +39,8 @@ def _load() -> pd.DataFrame:
         raise ValueError(f"blimp_160m_acc.csv: paradigms without the blimp_ prefix: {list(bad)[:5]}")
     parsed = raw["model"].str.extract(_MODEL)
     if parsed["model"].isna().any():
-        raise ValueError(f"blimp_160m_acc.csv: unreadable model names {raw.loc[parsed['model'].isna(), 'model'].unique()[:5]}")
+        bad = raw.loc[parsed["model"].isna(), "model"].unique()[:5]
+        raise ValueError(f"blimp_160m_acc.csv: unreadable model names {bad}")
     if (parsed["seed"].astype("int64") != raw["seed"]).any():
         raise ValueError("blimp_160m_acc.csv: the seed column disagrees with the seed in the model name")
     step = raw["step"].astype("int64")

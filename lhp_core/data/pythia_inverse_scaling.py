@@ -7,7 +7,8 @@ ten multiple-choice Inverse Scaling Prize tasks (``isp_*``) and TruthfulQA (``tr
 t tests of the effects of parameters, tokens and their interaction.
 
 The models are the standard runs; ``seed`` is 1234 in every row, the label the standard runs
-have in :mod:`lhp_core.data.pythia_behavioral_phases` (:data:`~lhp_core.data.pythia_evals.STANDARD_SEED`), so tables of both studies join.
+have in :mod:`lhp_core.data.pythia_behavioral_phases` (:data:`~lhp_core.data.pythia_evals.STANDARD_SEED`), so
+tables of both studies join.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pandas as pd
 
 from lhp_core.data.fetch import fetch
 from lhp_core.data.pythia_evals import STANDARD_SEED, TOKENS_PER_STEP, nominal_params
+from lhp_core.data.tables import read_csv
 
 DATASET_ID = "pythia_inverse_scaling"
 TASK_NAMES: dict[str, str] = {
@@ -44,7 +46,7 @@ _TEST = re.compile(r"^t\((?P<df>\d+)\)=(?P<t>-?[\d.]+), p(?P<rel>[<=])(?P<p>[\d.
 
 @lru_cache(maxsize=1)
 def _load() -> pd.DataFrame:
-    raw = pd.read_csv(fetch(DATASET_ID, "results/all_results.tsv"), sep="\t", keep_default_na=False)
+    raw = read_csv(fetch(DATASET_ID, "results/all_results.tsv"), sep="\t", keep_default_na=False)
     model = raw["ModelName"].str.extract(_MODEL)["model"]
     step = raw["ModelRevision"].str.extract(_REVISION)["step"]
     if model.isna().any() or step.isna().any():
@@ -66,7 +68,8 @@ def _load() -> pd.DataFrame:
         }
     )
     order = df["model"].map(nominal_params)
-    return df.assign(_n=order).sort_values(["_n", "task", "step"], kind="stable").drop(columns="_n").reset_index(drop=True)
+    ordered = df.assign(_n=order).sort_values(["_n", "task", "step"], kind="stable")
+    return ordered.drop(columns="_n").reset_index(drop=True)
 
 
 def load(task: str | None = None) -> pd.DataFrame:
@@ -104,7 +107,7 @@ def statistical_tests() -> pd.DataFrame:
         ``df`` (degrees of freedom), ``t``, ``p`` and ``p_relation`` (``"="``, or ``"<"``
         where upstream reports only a bound, e.g. ``p<0.001``).
     """
-    raw = pd.read_csv(fetch(DATASET_ID, "statistical_analysis/statistical_tests.tsv"), sep="\t", keep_default_na=False)
+    raw = read_csv(fetch(DATASET_ID, "statistical_analysis/statistical_tests.tsv"), sep="\t", keep_default_na=False)
     ids = {name: task for task, name in TASK_NAMES.items()}
     unknown = sorted(set(raw["task_name"]) - set(ids))
     if unknown:
@@ -116,6 +119,7 @@ def statistical_tests() -> pd.DataFrame:
             if m is None:
                 raise ValueError(f"statistical_tests.tsv: cannot read {r[column]!r} ({r['task_name']}, {column})")
             rows.append(
-                (ids[r["task_name"]], r["task_name"], column.lower(), int(m["df"]), float(m["t"]), float(m["p"]), m["rel"])
+                (ids[r["task_name"]], r["task_name"], column.lower(), int(m["df"]), float(m["t"]), float(m["p"]),
+                 m["rel"])
             )
     return pd.DataFrame(rows, columns=TEST_COLUMNS)

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.io import loadmat
 
 from lhp_core.data.fetch import fetch
+from lhp_core.data.tables import read_csv
 
 DATASET_ID = "things"
 _META = {
@@ -50,14 +51,15 @@ def concepts() -> pd.DataFrame:
         NaN otherwise), ``label`` (``"bat (animal)"`` where ambiguous, else the word), and
         from Wordlist_ratings-Final.csv (joined on ``uniqueID``): ``bottom_up_category``,
         ``top_down_category``, ``all_bottom_up_categories``, ``wordnet_id`` (e.g.
-        ``n02082791``; NaN for concepts not in WordNet, e.g. ``bubble_wrap``), ``wordnet_synset`` (``aardvark.n.01``), ``pos``, ``concreteness``,
+        ``n02082791``; NaN for concepts not in WordNet, e.g. ``bubble_wrap``), ``wordnet_synset``
+        (``aardvark.n.01``), ``pos``, ``concreteness``,
         ``percent_known``, ``subtlex_freq``, ``definition``.
     """
     ids = pd.DataFrame({"id": list(concept_ids())})
-    words = pd.read_csv(fetch(DATASET_ID, "words.csv"), keep_default_na=False, na_values={"new_category": [""]})
+    words = read_csv(fetch(DATASET_ID, "words.csv"), keep_default_na=False, na_values={"new_category": [""]})
     words = words.rename(columns={"new_category": "category", "word_with_category_parenthesis": "label"})
     words["label"] = words["label"].where(words["label"] != "", words["word"])
-    meta = pd.read_csv(fetch(DATASET_ID, "Wordlist_ratings-Final.csv"))
+    meta = read_csv(fetch(DATASET_ID, "Wordlist_ratings-Final.csv"))
     meta = meta[["uniqueID", *_META]].rename(columns={"uniqueID": "id", **_META})
     df = ids.merge(words[["id", "word", "category", "label"]], on="id", how="left", validate="1:1")
     df = df.merge(meta.assign(_in_meta=True), on="id", how="left", validate="1:1")

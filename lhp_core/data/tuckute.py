@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lhp_core.data.fetch import fetch
+from lhp_core.data.tables import read_csv
 
 DATASET_ID = "brain_tuckute2024"
 CONDITIONS = {"B": "baseline", "D": "drive", "S": "suppress"}
@@ -92,7 +93,7 @@ def load() -> pd.DataFrame:
         an id from the original study), ``sentence``, ``response`` (``EffectSize``),
         ``condition`` (``baseline`` 1000 / ``drive`` 500 / ``suppress`` 500).
     """
-    raw = pd.read_csv(fetch(DATASET_ID, "tuckute_averaged.csv"), keep_default_na=False)
+    raw = read_csv(fetch(DATASET_ID, "tuckute_averaged.csv"), keep_default_na=False)
     unknown = set(raw["cond"]) - set(CONDITIONS)
     if unknown:
         raise ValueError(f"tuckute_averaged.csv has unexpected cond values {sorted(unknown)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from lhp_core.data.fetch import fetch
+from lhp_core.data.tables import read_csv
 
 DATASET_ID = "word_similarity"
 SCALES: dict[str, tuple[float, float]] = {
@@ -28,7 +29,7 @@ def names() -> list[str]:
 
 
 def _simlex() -> pd.DataFrame:
-    raw = pd.read_csv(fetch(DATASET_ID, "simlex999/SimLex-999.txt"), sep="\t", keep_default_na=False)
+    raw = read_csv(fetch(DATASET_ID, "simlex999/SimLex-999.txt"), sep="\t", keep_default_na=False)
     return pd.DataFrame(
         {"word1": raw["word1"], "word2": raw["word2"], "score": raw["SimLex999"].astype(float), "pos": raw["POS"]}
     )
@@ -36,8 +37,8 @@ def _simlex() -> pd.DataFrame:
 
 def _men() -> pd.DataFrame:
     opts = dict(sep=" ", header=None, names=["word1", "word2", "score"], keep_default_na=False)
-    natural = pd.read_csv(fetch(DATASET_ID, "men/MEN_dataset_natural_form_full"), **opts)
-    lemma = pd.read_csv(fetch(DATASET_ID, "men/MEN_dataset_lemma_form_full"), **opts)
+    natural = read_csv(fetch(DATASET_ID, "men/MEN_dataset_natural_form_full"), **opts)
+    lemma = read_csv(fetch(DATASET_ID, "men/MEN_dataset_lemma_form_full"), **opts)
     if len(natural) != len(lemma) or not (natural["score"] == lemma["score"]).all():
         raise ValueError("MEN natural and lemma files are not row-aligned")
     pos1 = lemma["word1"].str.rsplit("-", n=1).str[1].map(_MEN_POS)
@@ -51,12 +52,12 @@ def _men() -> pd.DataFrame:
 
 
 def _wordsim353() -> pd.DataFrame:
-    raw = pd.read_csv(fetch(DATASET_ID, "wordsim353/combined.csv"), keep_default_na=False)
+    raw = read_csv(fetch(DATASET_ID, "wordsim353/combined.csv"), keep_default_na=False)
     return pd.DataFrame({"word1": raw["Word 1"], "word2": raw["Word 2"], "score": raw["Human (mean)"].astype(float)})
 
 
 def _mturk(n: int) -> pd.DataFrame:
-    raw = pd.read_csv(fetch(DATASET_ID, f"mturk_{n}/mturk-{n}.csv"), index_col=0, keep_default_na=False)
+    raw = read_csv(fetch(DATASET_ID, f"mturk_{n}/mturk-{n}.csv"), index_col=0, keep_default_na=False)
     return pd.DataFrame({"word1": raw["word1"], "word2": raw["word2"], "score": raw["similarity"].astype(float)})
 
 

@@ -189,37 +189,43 @@ def tl_score(pattern: torch.Tensor, input_ids: torch.Tensor, lengths: torch.Tens
     return out
 
 
-@register_head_score("prev_token")
+@register_head_score("prev_token", description="mean fraction of attention from each query to the "
+                     "previous token (queries 2..n-1; lhp convention)")
 def prev_token_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
     """Attention to the previous token (queries 2..n-1), ``[batch, head, q, k] -> [batch, head]``."""
     return _offset_score(pattern, info.lengths, "prev_token")
 
 
-@register_head_score("induction")
+@register_head_score("induction", description="mean fraction of attention from the second copy of a "
+                     "repeated sequence to the token after the earlier occurrence (lhp convention)")
 def induction_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
     """Attention from the second copy to the token after the earlier occurrence, ``-> [batch, head]``."""
     return _offset_score(pattern, info.lengths, "induction")
 
 
-@register_head_score("duplicate_token")
+@register_head_score("duplicate_token", description="mean fraction of attention from the second copy of a "
+                     "repeated sequence to the earlier occurrence of the same token (lhp convention)")
 def duplicate_token_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
     """Attention from the second copy to the earlier occurrence of the same token, ``-> [batch, head]``."""
     return _offset_score(pattern, info.lengths, "duplicate_token")
 
 
-@register_head_score(TL_SCORES["prev_token"])
+@register_head_score(TL_SCORES["prev_token"], description="TransformerLens previous-token score: "
+                     "sum(attention x detection pattern) / sum(attention), per sequence, averaged")
 def prev_token_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
     """TransformerLens previous-token score (:func:`tl_score`), ``-> [batch, head]``."""
     return tl_score(pattern, info.input_ids, info.lengths, "prev_token")
 
 
-@register_head_score(TL_SCORES["induction"])
+@register_head_score(TL_SCORES["induction"], description="TransformerLens induction score: "
+                     "sum(attention x detection pattern) / sum(attention), per sequence, averaged")
 def induction_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
     """TransformerLens induction score (:func:`tl_score`), ``-> [batch, head]``."""
     return tl_score(pattern, info.input_ids, info.lengths, "induction")
 
 
-@register_head_score(TL_SCORES["duplicate_token"])
+@register_head_score(TL_SCORES["duplicate_token"], description="TransformerLens duplicate-token score: "
+                     "sum(attention x detection pattern) / sum(attention), per sequence, averaged")
 def duplicate_token_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
     """TransformerLens duplicate-token score (:func:`tl_score`), ``-> [batch, head]``."""
     return tl_score(pattern, info.input_ids, info.lengths, "duplicate_token")
@@ -301,7 +307,8 @@ def head_scores(model, ids: np.ndarray, convention: str = "aoyama_wilcox", bos_t
     """
     _check_convention(convention)
     ids = np.asarray(ids, dtype=np.int64)
-    if ids.ndim != 2 or ids.shape[1] % 2 or ids.shape[1] < 4 or (ids[:, : ids.shape[1] // 2] != ids[:, ids.shape[1] // 2:]).any():
+    half = ids.shape[1] // 2 if ids.ndim == 2 else 0
+    if ids.ndim != 2 or ids.shape[1] % 2 or ids.shape[1] < 4 or (ids[:, :half] != ids[:, half:]).any():
         raise ValueError(f"ids of shape {ids.shape} are not sequences repeated twice, [n_seq, 2 * seq_len]; "
                          "make them with random_probe() or induction_probe()")
     if convention != "aoyama_wilcox":
@@ -359,7 +366,8 @@ def icl_positions(n_ctx: int) -> tuple[int, int]:
     return early, late
 
 
-def position_losses(model, windows: np.ndarray, bos_token_id: int, device: str = "cpu", batch_size: int = 16) -> np.ndarray:
+def position_losses(model, windows: np.ndarray, bos_token_id: int, device: str = "cpu",
+                    batch_size: int = 16) -> np.ndarray:
     """Next-token loss (nats) at every position of full-context windows.
 
     Parameters
@@ -424,7 +432,8 @@ def _probes(s, models, grid, n_seq: int, seq_len: int, seed: int, convention: st
             # Positions past the training context were never trained: scores there say nothing about the model.
             raise ValueError(f"the probe ({length} tokens: 2 x seq_len={seq_len}"
                              f"{'' if convention == 'aoyama_wilcox' else ' + BOS'}) is longer than the {ctx}-token "
-                             f"context of {s.id!r} {m!r}; use seq_len <= {(ctx - (0 if convention == 'aoyama_wilcox' else 1)) // 2}")
+                             f"context of {s.id!r} {m!r}; use seq_len <= "
+                             f"{(ctx - (0 if convention == 'aoyama_wilcox' else 1)) // 2}")
         if convention == "aoyama_wilcox":
             probes[m] = random_probe(len(tok) - 1, n_seq=n_seq, seq_len=seq_len, seed=seed)
         else:
@@ -503,7 +512,8 @@ def icl_over_steps(suite, texts: Sequence[str], models=None, steps=None, n_windo
         loss = position_losses(ck.lm, wins, ck.tokenizer.bos_token_id, device=ck.device)
         e, lt = float(loss[:, early].mean()), float(loss[:, late].mean())
         return xr.Dataset(
-            {"icl": ((), lt - e, {"units": "nats/token", "description": f"loss at token {late} minus loss at token {early}"}),
+            {"icl": ((), lt - e, {"units": "nats/token",
+                                  "description": f"loss at token {late} minus loss at token {early}"}),
              "loss_early": ((), e, {"units": "nats/token", "description": f"mean next-token loss at position {early}"}),
              "loss_late": ((), lt, {"units": "nats/token", "description": f"mean next-token loss at position {late}"})},
             attrs={"early": early, "late": late, "n_ctx": int(n_ctx), "n_windows": int(len(wins))})
