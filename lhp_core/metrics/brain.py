@@ -331,8 +331,16 @@ def bootstrap_r_interval(
             idx = g[rng.integers(0, g.size, size=(min(chunk, n_boot - start), g.size))]
             rs[start : start + idx.shape[0]] += pearson_columns(pred[idx][..., None], y[idx][..., None])[..., 0]
     rs /= len(groups)
-    lo, hi = np.nanquantile(rs, [(1 - level) / 2, 1 - (1 - level) / 2])
+    lo, hi = _nanquantile(rs, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
+
+
+def _nanquantile(x: np.ndarray, q):
+    """``np.nanquantile``, NaN without a warning when nothing is finite (a constant prediction has no r)."""
+    x = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(x).any():
+        return np.full(np.shape(q), np.nan) if np.ndim(q) else np.nan
+    return np.nanquantile(x, q)
 
 
 @dataclass
@@ -503,8 +511,9 @@ def score_layers(
         out["r"][li], out["r_lo"][li], out["r_hi"][li], out["r_pooled"][li] = sc.r, sc.r_lo, sc.r_hi, sc.r_pooled
         out["alpha"][li] = float(np.median(sc.alphas))
         if sc.null.size:
-            out["null_mean"][li] = float(np.nanmean(sc.null))
-            out["null_q95"][li] = float(np.nanquantile(sc.null, 0.95))
+            finite = np.isfinite(sc.null).any()
+            out["null_mean"][li] = float(np.nanmean(sc.null)) if finite else np.nan
+            out["null_q95"][li] = float(_nanquantile(sc.null, 0.95))
             out["p_value"][li] = sc.p_value
         pred[li], fold = sc.predictions, sc.fold
         if cond is not None:
