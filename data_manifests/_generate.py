@@ -11,8 +11,8 @@ folder's ``SOURCE.md``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 

@@ -7,8 +7,8 @@ memory it needs grows with the number of words / stimuli, not with sequence leng
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch

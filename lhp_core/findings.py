@@ -9,8 +9,8 @@ so the table is always the one the profile that built the book measured.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Iterable, Mapping
 
 import pandas as pd
 

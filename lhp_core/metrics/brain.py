@@ -30,8 +30,8 @@ vector (plus an optional condition label), not a particular dataset.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import altair as alt
 import numpy as np

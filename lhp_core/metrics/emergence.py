@@ -20,12 +20,16 @@ All inputs are tidy tables (one row per checkpoint × task × metric); functions
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
 from lhp_core import schema
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 # ---------------------------------------------------------------- collapse
 
@@ -316,7 +320,7 @@ def is_emergent(
 # ---------------------------------------------------------------- placing checkpoints by loss
 
 
-def loss_table(metrics: pd.DataFrame, record: "xr.Dataset", loss: str = "val_loss") -> pd.DataFrame:  # noqa: F821
+def loss_table(metrics: pd.DataFrame, record: xr.Dataset, loss: str = "val_loss") -> pd.DataFrame:
     """Add each checkpoint's held-out pre-training loss to a tidy metrics table.
 
     Parameters

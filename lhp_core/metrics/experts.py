@@ -12,7 +12,7 @@ score value, ``AP = sum_n (R_n - R_{n-1}) P_n``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -9,7 +9,7 @@ so a long run resumes. Good held-out texts are WikiText-2 (``lhp_core.data.corpo
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr

@@ -10,8 +10,8 @@ on the same axis: held-out loss, the task battery, instruction following and a P
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

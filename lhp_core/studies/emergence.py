@@ -7,8 +7,8 @@ its held-out loss) and on Pythia's published evaluations (8 sizes, at LAMBADA lo
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -10,8 +10,8 @@ compares expert overlap with SPoSE similarity, feature norms and word-similarity
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

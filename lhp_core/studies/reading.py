@@ -13,8 +13,8 @@ bootstrap interval over words, and whether the two coincide.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -14,10 +14,10 @@ import torch
 import xarray as xr
 
 from lhp_core.checkpoints import load
-from lhp_core.weights import weights_sha256
-from lhp_core.suites import get_suite
 from lhp_core.presets import PRESETS
+from lhp_core.suites import get_suite
 from lhp_core.train import train
+from lhp_core.weights import weights_sha256
 
 TINY = PRESETS["tiny"]
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
-import tomllib
 import yaml
 
 from lhp_core import book, cli

@@ -13,9 +13,9 @@ import torch
 
 from lhp_core import suites, weights
 from lhp_core.checkpoints import TokenizerMismatch, load
-from lhp_core.weights import CorruptCheckpoint, weights_sha256
-from lhp_core.suites import SuiteError, get_suite
 from lhp_core.presets import PRESETS, Size, make_config
+from lhp_core.suites import SuiteError, get_suite
+from lhp_core.weights import CorruptCheckpoint, weights_sha256
 from tests.hub_cache import fake_hub_snapshot
 
 TINY = PRESETS["tiny"]

@@ -9,7 +9,9 @@ import xarray as xr
 from lhp_core import findings
 from lhp_core.metrics import changepoint, emergence, heads, reading
 from lhp_core.metrics.events import event_table
-from lhp_core.studies import brain, emergence as em_study, experts, reading as rd, timeline
+from lhp_core.studies import brain, experts, timeline
+from lhp_core.studies import emergence as em_study
+from lhp_core.studies import reading as rd
 
 
 def _ppp(values, lo=None, hi=None, steps=(0, 10, 100, 1000)):
