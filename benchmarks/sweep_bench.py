@@ -127,7 +127,7 @@ def hand_loop(suite, steps, stimuli, device, dtype, out: Path, sites: list[str],
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
         tok = AutoTokenizer.from_pretrained(path)
         acts: list[np.ndarray] = []
-        hooks = [blk.mlp.act.register_forward_hook(lambda mod, inp, o: acts.append(o[0, 1:].float().cpu().numpy()))
+        hooks = [blk.mlp.act.register_forward_hook(lambda mod, inp, o, acts=acts: acts.append(o[0, 1:].float().cpu().numpy()))
                  for blk in model.gpt_neox.layers] if "mlp" in sites else []
         per_text = {site: [] for site in sites}
         for text, spans in zip(stimuli.texts, stimuli.word_spans):

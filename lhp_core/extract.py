@@ -131,7 +131,7 @@ def extract(
                 head_acc[name][layer][:, state["stim"]] = fn(t, info).float().T
             return
         flat = t.reshape(-1, t.shape[-1])[state["kept_flat"]]
-        for red_name, a in acc[site].items():
+        for a in acc[site].values():
             a.add(layer, flat, state["group"][a.reducer.group], state["token"])
 
     prev_attn = getattr(model.config, "_attn_implementation", None)
@@ -190,7 +190,7 @@ def _check_finite(acc: dict[str, dict[str, Accumulator]], where: str) -> None:
                 bad[site] = min(bad.get(site, 10**9), int(nan_slots[0]))
     if bad:
         first = min(bad.values())
-        detail = ", ".join(f"{s!r} from layer {l}" for s, l in bad.items())
+        detail = ", ".join(f"{s!r} from layer {layer}" for s, layer in bad.items())
         raise FloatingPointError(
             f"NaN activations at {where}: sites {detail} (first at layer {first}); the checkpoint's weights "
             "are NaN or this dtype overflows: rerun with dtype=float32, or drop this step from the sweep"

@@ -246,7 +246,7 @@ def tokenize_words(stimuli: Stimuli, tokenizer) -> list[tuple[np.ndarray, np.nda
         # lone space token both count towards the next word's surprisal.
         char_word = np.full(len(text) + 1, -1, dtype=np.int64)
         prev_end = 0
-        for w, (a, b) in enumerate(spans):
+        for w, (_, b) in enumerate(spans):
             char_word[prev_end:b] = w
             prev_end = b
         words = np.full(len(ids), -1, dtype=np.int64)

@@ -582,7 +582,8 @@ def _stale_or_missing(s: LocalSuite) -> bool:
     if args.exists() and json.loads(args.read_text()).get("recipe_sha") != PRESETS[s.preset].fingerprint():
         # The preset changed since this folder was trained: keep the old suite, train the current recipe.
         stale = s.root.with_name(f"{s.root.name}.stale-{json.loads(args.read_text()).get('recipe_sha', 'old')}")
-        warnings.warn(f"{s.root} was trained with an older '{s.preset}' recipe; moved it to {stale} and re-training")
+        warnings.warn(f"{s.root} was trained with an older '{s.preset}' recipe; moved it to {stale} and re-training",
+                      stacklevel=3)  # the caller of ensure() / ensure_all()
         s.root.rename(stale)
     return not (s.root / "training_record.nc").exists()
 

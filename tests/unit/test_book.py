@@ -165,7 +165,7 @@ def test_suites_needed_collects_every_suite_parameter() -> None:
 
 
 def _names(reqs: list[str]) -> dict[str, str]:
-    return {re.split(r"[<>=!~\[ ;]", r, 1)[0].lower().replace("_", "-"): r.replace(" ", "") for r in reqs}
+    return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-"): r.replace(" ", "") for r in reqs}
 
 
 def test_environment_yml_matches_pyproject() -> None:
@@ -182,7 +182,7 @@ def test_readme_lists_every_dataset_and_license() -> None:
     readme = (ROOT / "README.md").read_text()
     for path in sorted((ROOT / "data_manifests").glob("*.yaml")):
         manifest = yaml.safe_load(path.read_text())
-        row = next((l for l in readme.splitlines() if l.startswith(f"| `{manifest['id']}` |")), None)
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{manifest['id']}` |")), None)
         assert row is not None, f"README.md lacks a row for dataset {manifest['id']}"
         assert manifest["license"] in row, f"README.md row of {manifest['id']} does not state {manifest['license']!r}"
     assert "pip install torch==2.13.0 && pip install -e . && LHP_DATA_MIRROR=../shared/data lhp book --profile default" in readme

@@ -41,8 +41,10 @@ def test_embedding_similarity() -> None:
 
 def test_rsa_matches_scipy_spearman_over_pairs() -> None:
     rng = np.random.default_rng(1)
-    a = rng.normal(size=(8, 8)); a = a + a.T
-    b = a + rng.normal(size=(8, 8)); b = b + b.T
+    a = rng.normal(size=(8, 8))
+    a = a + a.T
+    b = a + rng.normal(size=(8, 8))
+    b = b + b.T
     iu = np.triu_indices(8, 1)
     assert sim.rsa(a, b) == pytest.approx(spearmanr(a[iu], b[iu]).statistic, abs=TOL)
     assert sim.rsa(a, a) == pytest.approx(1.0, abs=TOL)

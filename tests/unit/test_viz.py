@@ -22,10 +22,10 @@ STEPS = [0, 1, 2, 4, 8, 16]
 @pytest.fixture
 def table() -> pd.DataFrame:
     rows = [
-        dict(model=m, step=s, tokens_seen=s * 512, layer=l, score=(l + 1) * np.log1p(s) + k)
+        dict(model=m, step=s, tokens_seen=s * 512, layer=layer, score=(layer + 1) * np.log1p(s) + k)
         for k, m in enumerate(["s", "m"])
         for s in STEPS
-        for l in range(4)
+        for layer in range(4)
     ]
     return pd.DataFrame(rows)
 
