@@ -97,7 +97,9 @@ def extract(
     enc = encode(stimuli, tokenizer, max_length)
     check_tokenizer(model, tokenizer, enc)
     if "heads" in sites and len(enc.windows) != enc.n_stimuli:
-        raise ValueError(f"head scores need each stimulus in one window of {max_length} tokens; shorten the probe sequences")
+        raise ValueError(
+            f"head scores need each stimulus in one window of {max_length} tokens; shorten the probe sequences"
+        )
 
     n_layers = len(S.blocks(model))
     feats = S.feature_sizes(model)
@@ -116,9 +118,11 @@ def extract(
     acc: dict[str, dict[str, Accumulator]] = {}
     for s in layer_sites + token_sites:
         slots = 1 if s in S.TOKEN_SITES else n_layers + 1
-        acc[s] = {r.name: Accumulator(r, slots, enc.n_groups(r.group), feats[s], last_token[r.group], device) for r in reds}
+        acc[s] = {r.name: Accumulator(r, slots, enc.n_groups(r.group), feats[s], last_token[r.group], device)
+                  for r in reds}
     n_heads = feats["heads"][0]
-    head_acc = {name: torch.full((n_layers + 1, n_heads, enc.n_stimuli), float("nan"), device=device) for name in scores}
+    head_acc = {name: torch.full((n_layers + 1, n_heads, enc.n_stimuli), float("nan"), device=device)
+                for name in scores}
 
     state: dict = {}
     if "logprobs_bow" in sites:
@@ -158,7 +162,9 @@ def extract(
         values["heads"] = {name: t.cpu().numpy() for name, t in head_acc.items()}
         for name, v in values["heads"].items():
             if np.isnan(v[1:]).any():
-                raise FloatingPointError(f"NaN head score {name!r} at {where}: rerun with dtype=float32 or drop this step")
+                raise FloatingPointError(
+                    f"NaN head score {name!r} at {where}: rerun with dtype=float32 or drop this step"
+                )
     return Extracted(values, n_tokens, enc, feats)
 
 

@@ -76,7 +76,9 @@ def from_record(record: Mapping[str, object]) -> list[Finding]:
         values = {name: record.get(f"{_PREFIX}_{fid}_{name}") for name in _FIELDS}
         missing = [k for k, v in values.items() if v is None]
         if missing:
-            raise KeyError(f"record has finding {fid!r} without {missing}; record all of {_FIELDS} (findings.to_record)")
+            raise KeyError(
+                f"record has finding {fid!r} without {missing}; record all of {_FIELDS} (findings.to_record)"
+            )
         out.append(Finding(fid, str(values["claim"]), str(values["source"]), str(values["measured"]),
                            str(values["suite"]), str(values["verdict"]), int(values["order"])))
     return sorted(out, key=lambda f: f.order)

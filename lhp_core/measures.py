@@ -356,7 +356,8 @@ def over_steps(
     s = get_suite(suite)
     grid = step_grid(s, models, steps)
     folder = cache_dir(measure, s, dtype)
-    cks = [Checkpoint(s, m, st, device, dtype, checkpoints.checkpoint_id(s, m, st)) for m, ss in grid.items() for st in ss]
+    cks = [Checkpoint(s, m, st, device, dtype, checkpoints.checkpoint_id(s, m, st))
+           for m, ss in grid.items() for st in ss]
     results: dict[tuple[str, int], xr.Dataset] = {}
     todo: list[tuple[Checkpoint, Path]] = []
     for ck in cks:
