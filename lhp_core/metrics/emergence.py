@@ -85,7 +85,8 @@ def _scale(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return (x - ref.mean()) / (ref.std() or 1.0)
 
 
-def collapse(df: pd.DataFrame, x: str = "loss", y: str = "value", group: str = schema.MODEL, n_knots: int = 2) -> Collapse:
+def collapse(df: pd.DataFrame, x: str = "loss", y: str = "value", group: str = schema.MODEL,
+             n_knots: int = 2) -> Collapse:
     """Does one curve of loss explain every model size?
 
     Parameters
@@ -340,7 +341,8 @@ def loss_table(metrics: pd.DataFrame, record: xr.Dataset, loss: str = "val_loss"
     return out
 
 
-def pythia_loss_table(evals: pd.DataFrame, shots: int = 0, deduped: bool | None = None, metric: str = "acc") -> pd.DataFrame:
+def pythia_loss_table(evals: pd.DataFrame, shots: int = 0, deduped: bool | None = None,
+                      metric: str = "acc") -> pd.DataFrame:
     """Pythia's published accuracies placed at LAMBADA log-perplexity.
 
     Parameters
@@ -408,7 +410,8 @@ def collapse_table(df: pd.DataFrame, tasks, metrics, group: str = schema.MODEL) 
             c = collapse(d, group=group)
             rows.append({"task": t, "metric": m, "r2_shared": c.r2_shared, "r2_per_size": c.r2_per_group,
                          "r2_leave_one_size_out": c.r2_leave_one_out, "p_value": c.p_value})
-    return pd.DataFrame(rows, columns=["task", "metric", "r2_shared", "r2_per_size", "r2_leave_one_size_out", "p_value"])
+    return pd.DataFrame(rows,
+                        columns=["task", "metric", "r2_shared", "r2_per_size", "r2_leave_one_size_out", "p_value"])
 
 
 def threshold_table(df: pd.DataFrame, chance, band, value: str = "value", n_boot: int = 200,

@@ -114,7 +114,8 @@ def score_answers(continuations: Sequence[str], allowed: Sequence[str]) -> np.nd
     return np.array([first_word(c) in set(a.split("|")) for c, a in zip(continuations, allowed)])
 
 
-def instruction_following(model: torch.nn.Module, tokenizer, prompts: pd.DataFrame, max_new_tokens: int = 3) -> pd.DataFrame:
+def instruction_following(model: torch.nn.Module, tokenizer, prompts: pd.DataFrame,
+                          max_new_tokens: int = 3) -> pd.DataFrame:
     """Run :func:`greedy_continuations` and :func:`score_answers` on a :func:`build_prompts` table.
 
     Returns

@@ -595,7 +595,8 @@ def alignment_over_training(
         ds[k].attrs.update(units=units, description=text)
     for name in benchmarks or {}:
         ds[f"rsa_{name}"].attrs.update(units="Spearman rho", description=f"RSA of expert overlap with {name} ratings")
-        ds[f"n_pairs_{name}"].attrs.update(units="pairs", description=f"{name} pairs with both words among the concepts")
+        ds[f"n_pairs_{name}"].attrs.update(units="pairs",
+                                           description=f"{name} pairs with both words among the concepts")
     for k, text in (("onset_step", "first step whose bootstrap lower bound stays above the null's 95th percentile"),
                     ("onset_q05", "5th percentile of the onset over concept resamples that find one"),
                     ("onset_q95", "95th percentile of the onset over concept resamples that find one")):
