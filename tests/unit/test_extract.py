@@ -94,7 +94,8 @@ def _reference(model, tok, stimuli, max_length):
             if start not in runs:
                 x = torch.tensor(np.concatenate([[tok.bos_token_id], ids[start:start + width]]))[None]
                 mlp_in = {}
-                hooks = [blk.mlp.register_forward_pre_hook(lambda mod, a, i=i, mlp_in=mlp_in: mlp_in.__setitem__(i, a[0]))
+                hooks = [blk.mlp.register_forward_pre_hook(
+                             lambda mod, a, i=i, mlp_in=mlp_in: mlp_in.__setitem__(i, a[0]))
                          for i, blk in enumerate(model.model.layers)] if model.config.model_type in GATED else []
                 with torch.no_grad():
                     r = model(x, output_hidden_states=True, labels=x)
