@@ -127,7 +127,8 @@ def hand_loop(suite, steps, stimuli, device, dtype, out: Path, sites: list[str],
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
         tok = AutoTokenizer.from_pretrained(path)
         acts: list[np.ndarray] = []
-        hooks = [blk.mlp.act.register_forward_hook(lambda mod, inp, o: acts.append(o[0, 1:].float().cpu().numpy()))
+        hooks = [blk.mlp.act.register_forward_hook(
+                     lambda mod, inp, o, acts=acts: acts.append(o[0, 1:].float().cpu().numpy()))
                  for blk in model.gpt_neox.layers] if "mlp" in sites else []
         per_text = {site: [] for site in sites}
         for text, spans in zip(stimuli.texts, stimuli.word_spans):
@@ -281,7 +282,8 @@ def main() -> None:
         "hand_steps": args.hand_steps or args.steps, "hand_texts": args.hand_texts or args.texts,
         "sites": "+".join(args.sites), "reducer": args.reducer,
         "tokens_per_step": ex.n_tokens, "nonembedding_params": n_nonemb,
-        "hand_tok_s": tok_hand / t_hand, "lhp_tok_s": tok_lhp / t_lhp, "speedup": (tok_lhp / t_lhp) / (tok_hand / t_hand),
+        "hand_tok_s": tok_hand / t_hand, "lhp_tok_s": tok_lhp / t_lhp,
+        "speedup": (tok_lhp / t_lhp) / (tok_hand / t_hand),
         "matmul_tflops": rate / 1e12, "flop_floor_share": floor / t_lhp,
         "peak_rss_mib": mem, "rss_ratio": max(mem.values()) / min(mem.values()),
         "load_s": t_load, "compute_s": t_compute, "sweep_one_step_s": t_one, "sweep_step_s": t_step,
@@ -292,13 +294,16 @@ def main() -> None:
     a, b = args.memory_steps
     print(f"\n| device | {res['device']} ({res['dtype']}, {args.config}, {n_nonemb / 1e6:.1f}M non-emb params, "
           f"{res['sites']}, {args.reducer}) |\n|---|---|")
-    print(f"| hand loop tokens/s ({res['hand_steps']} checkpoint(s) x {res['hand_texts']} texts) | {res['hand_tok_s']:.0f} |")
-    print(f"| lhp sweep tokens/s ({args.steps} checkpoints x {args.texts} texts, batch {args.batch_size}) | {res['lhp_tok_s']:.0f} |")
+    print(f"| hand loop tokens/s ({res['hand_steps']} checkpoint(s) x {res['hand_texts']} texts) | "
+          f"{res['hand_tok_s']:.0f} |")
+    print(f"| lhp sweep tokens/s ({args.steps} checkpoints x {args.texts} texts, batch {args.batch_size}) | "
+          f"{res['lhp_tok_s']:.0f} |")
     print(f"| speed-up | {res['speedup']:.2f}x |")
-    print(f"| share of FLOP floor ({res['matmul_tflops'] * 1e3:.0f} GFLOP/s measured matmul) | {res['flop_floor_share']:.1%} |")
+    print(f"| share of FLOP floor ({res['matmul_tflops'] * 1e3:.0f} GFLOP/s measured matmul) | "
+          f"{res['flop_floor_share']:.1%} |")
     print(f"| host peak RSS {a} vs {b} steps | {mem[a]:.0f} / {mem[b]:.0f} MiB (ratio {res['rss_ratio']:.3f}) |")
-    print(f"| sweep step (steady state: ({args.steps}-step - 1-step sweep) / {args.steps - 1}) / max(load {t_load:.2f} s, "
-          f"compute {t_compute:.2f} s) | {res['step_over_max_load_compute']:.2f} |")
+    print(f"| sweep step (steady state: ({args.steps}-step - 1-step sweep) / {args.steps - 1}) / "
+          f"max(load {t_load:.2f} s, compute {t_compute:.2f} s) | {res['step_over_max_load_compute']:.2f} |")
     print(f"| the same with set-up, first load and last write spread over {args.steps} steps | "
           f"{res['amortised_step_over_max_load_compute']:.2f} |")
     if args.json:

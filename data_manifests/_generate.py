@@ -11,8 +11,8 @@ folder's ``SOURCE.md``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -197,7 +197,8 @@ DATASETS: dict[str, dict] = {
         description="Seven NLTK corpora (zipped), WikiText-2 validation and test, and CHILDES child-directed speech "
         "with size-matched Wikipedia (English validation splits).",
         license="per corpus: Brown non-commercial; movie_reviews CC BY 4.0; state_union and inaugural public domain; "
-        "treebank LDC fair use, non-commercial; WikiText CC BY-SA; CHILDES TalkBank ground rules; abc/webtext none stated",
+        "treebank LDC fair use, non-commercial; WikiText CC BY-SA; CHILDES TalkBank ground rules; "
+        "abc/webtext none stated",
         citation="@book{bird2009nltk,\n  title={Natural Language Processing with Python},\n  author={Bird, Steven and "
         "Klein, Ewan and Loper, Edward},\n  publisher={O'Reilly},\n  year={2009}\n}\n"
         "@book{francis1979brown,\n  title={Brown Corpus Manual},\n  author={Francis, W. Nelson and Ku{\\v{c}}era, "
@@ -308,7 +309,8 @@ def main(root: Path) -> None:
         url_of: Callable[[str], tuple[str | None, str | None]] = meta["url"]
         files = []
         for rel in sorted(sums[dataset_id]):
-            entry: dict = {"path": rel, "sha256": sums[dataset_id][rel], "size": (root / dataset_id / rel).stat().st_size}
+            entry: dict = {"path": rel, "sha256": sums[dataset_id][rel],
+                           "size": (root / dataset_id / rel).stat().st_size}
             if rel == "SOURCE.md":
                 url, note = None, SOURCE_NOTE
             else:

@@ -262,8 +262,10 @@ def chapter_arguments(profile: str, chapter: str, root: Path | None = None) -> d
     (what papermill gives the executed chapter), so another chapter can call the same study and hit its cache."""
     root = root or repo_root()
     args = notebook_defaults(root / "book" / f"{chapter}.ipynb")
-    args.update(injected_parameters(root / "book" / f"{chapter}.ipynb",
-                                    chapter_parameters(profile, chapter, load_profiles(root / "book" / "profiles.yml"))))
+    args.update(injected_parameters(
+        root / "book" / f"{chapter}.ipynb",
+        chapter_parameters(profile, chapter, load_profiles(root / "book" / "profiles.yml")),
+    ))
     return args
 
 
@@ -596,7 +598,8 @@ def build_html(stage: Path, out: Path) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BookError(
-            f"jupyter-book build of {stage} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+            f"jupyter-book build of {stage} failed (exit {proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     html = out / "_build" / "html"
     if not (html / "index.html").is_file():

@@ -18,7 +18,7 @@ import hashlib
 import os
 import re
 import zlib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -156,7 +156,9 @@ def eligible_concepts(table: pd.DataFrame) -> pd.DataFrame:
     """
     need = {"id", "word", "category", "bottom_up_category"}
     if need - set(table.columns):
-        raise ValueError(f"concept table lacks {sorted(need - set(table.columns))}; pass lhp_core.data.things.concepts()")
+        raise ValueError(
+            f"concept table lacks {sorted(need - set(table.columns))}; pass lhp_core.data.things.concepts()"
+        )
     t = table[table["category"].isna()]  # words.csv marks the 207 ambiguous concepts with a category
     t = t[t["word"].str.fullmatch(r"[a-z]+", na=False)]
     cat = t["bottom_up_category"].astype(str).str.strip()
@@ -302,7 +304,9 @@ def build_stimuli(
         for t in templates[w]:
             add(w, t, "template", 1)
         if len(neg_pool) < len(pos):
-            raise ValueError(f"only {len(neg_pool)} negative corpus sentences for {len(pos)} positives; raise n_negative_pool")
+            raise ValueError(
+                f"only {len(neg_pool)} negative corpus sentences for {len(pos)} positives; raise n_negative_pool"
+            )
         for i in np.sort(r.choice(neg_pool, size=len(pos), replace=False)):
             add(w, sents[i], "corpus", 0)
         forms = index.forms(w)

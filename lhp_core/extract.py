@@ -7,8 +7,8 @@ memory it needs grows with the number of words / stimuli, not with sequence leng
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -97,7 +97,9 @@ def extract(
     enc = encode(stimuli, tokenizer, max_length)
     check_tokenizer(model, tokenizer, enc)
     if "heads" in sites and len(enc.windows) != enc.n_stimuli:
-        raise ValueError(f"head scores need each stimulus in one window of {max_length} tokens; shorten the probe sequences")
+        raise ValueError(
+            f"head scores need each stimulus in one window of {max_length} tokens; shorten the probe sequences"
+        )
 
     n_layers = len(S.blocks(model))
     feats = S.feature_sizes(model)
@@ -116,9 +118,11 @@ def extract(
     acc: dict[str, dict[str, Accumulator]] = {}
     for s in layer_sites + token_sites:
         slots = 1 if s in S.TOKEN_SITES else n_layers + 1
-        acc[s] = {r.name: Accumulator(r, slots, enc.n_groups(r.group), feats[s], last_token[r.group], device) for r in reds}
+        acc[s] = {r.name: Accumulator(r, slots, enc.n_groups(r.group), feats[s], last_token[r.group], device)
+                  for r in reds}
     n_heads = feats["heads"][0]
-    head_acc = {name: torch.full((n_layers + 1, n_heads, enc.n_stimuli), float("nan"), device=device) for name in scores}
+    head_acc = {name: torch.full((n_layers + 1, n_heads, enc.n_stimuli), float("nan"), device=device)
+                for name in scores}
 
     state: dict = {}
     if "logprobs_bow" in sites:
@@ -131,7 +135,7 @@ def extract(
                 head_acc[name][layer][:, state["stim"]] = fn(t, info).float().T
             return
         flat = t.reshape(-1, t.shape[-1])[state["kept_flat"]]
-        for red_name, a in acc[site].items():
+        for a in acc[site].values():
             a.add(layer, flat, state["group"][a.reducer.group], state["token"])
 
     prev_attn = getattr(model.config, "_attn_implementation", None)
@@ -158,7 +162,9 @@ def extract(
         values["heads"] = {name: t.cpu().numpy() for name, t in head_acc.items()}
         for name, v in values["heads"].items():
             if np.isnan(v[1:]).any():
-                raise FloatingPointError(f"NaN head score {name!r} at {where}: rerun with dtype=float32 or drop this step")
+                raise FloatingPointError(
+                    f"NaN head score {name!r} at {where}: rerun with dtype=float32 or drop this step"
+                )
     return Extracted(values, n_tokens, enc, feats)
 
 
@@ -190,7 +196,7 @@ def _check_finite(acc: dict[str, dict[str, Accumulator]], where: str) -> None:
                 bad[site] = min(bad.get(site, 10**9), int(nan_slots[0]))
     if bad:
         first = min(bad.values())
-        detail = ", ".join(f"{s!r} from layer {l}" for s, l in bad.items())
+        detail = ", ".join(f"{s!r} from layer {layer}" for s, layer in bad.items())
         raise FloatingPointError(
             f"NaN activations at {where}: sites {detail} (first at layer {first}); the checkpoint's weights "
             "are NaN or this dtype overflows: rerun with dtype=float32, or drop this step from the sweep"

@@ -9,8 +9,8 @@ so the table is always the one the profile that built the book measured.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Iterable, Mapping
 
 import pandas as pd
 
@@ -76,7 +76,9 @@ def from_record(record: Mapping[str, object]) -> list[Finding]:
         values = {name: record.get(f"{_PREFIX}_{fid}_{name}") for name in _FIELDS}
         missing = [k for k, v in values.items() if v is None]
         if missing:
-            raise KeyError(f"record has finding {fid!r} without {missing}; record all of {_FIELDS} (findings.to_record)")
+            raise KeyError(
+                f"record has finding {fid!r} without {missing}; record all of {_FIELDS} (findings.to_record)"
+            )
         out.append(Finding(fid, str(values["claim"]), str(values["source"]), str(values["measured"]),
                            str(values["suite"]), str(values["verdict"]), int(values["order"])))
     return sorted(out, key=lambda f: f.order)

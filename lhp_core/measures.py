@@ -24,10 +24,11 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,10 +100,10 @@ class Measure:
     """
 
     name: str
-    compute: Callable[["Checkpoint"], xr.Dataset]
+    compute: Callable[[Checkpoint], xr.Dataset]
     config: Mapping[str, Any] = field(default_factory=dict)
     features: Features | None = None
-    per_checkpoint: Callable[["Checkpoint"], Mapping[str, Any]] | None = None
+    per_checkpoint: Callable[[Checkpoint], Mapping[str, Any]] | None = None
     description: str = ""
     version: int = 1
 
@@ -355,7 +356,8 @@ def over_steps(
     s = get_suite(suite)
     grid = step_grid(s, models, steps)
     folder = cache_dir(measure, s, dtype)
-    cks = [Checkpoint(s, m, st, device, dtype, checkpoints.checkpoint_id(s, m, st)) for m, ss in grid.items() for st in ss]
+    cks = [Checkpoint(s, m, st, device, dtype, checkpoints.checkpoint_id(s, m, st))
+           for m, ss in grid.items() for st in ss]
     results: dict[tuple[str, int], xr.Dataset] = {}
     todo: list[tuple[Checkpoint, Path]] = []
     for ck in cks:

@@ -78,7 +78,8 @@ class Preset:
         sizes = ", ".join(f"{s.name}: {s.n_layer}L d{s.d_model} h{s.n_head}" for s in self.sizes)
         return (
             f"GPT-NeoX ({sizes}); BPE vocab {self.vocab_size}; context {self.context}, batch {self.batch_size}, "
-            f"{self.total_steps} steps; AdamW lr {self.lr:g} (warmup {self.warmup}, cosine to 10%), wd {self.weight_decay:g}; "
+            f"{self.total_steps} steps; AdamW lr {self.lr:g} (warmup {self.warmup}, cosine to 10%), "
+            f"wd {self.weight_decay:g}; "
             f"{self.repeat_frac:.0%} of rows repeat one span of {self.span_min}-{self.span_max} tokens "
             f"{'later in the row' if self.span_copies == 1 else f'{self.span_copies} times later in the row'}; "
             f"corpora {'+'.join(self.corpora)}. {self.note}"

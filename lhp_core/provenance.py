@@ -9,8 +9,9 @@ import hashlib
 import importlib.metadata as md
 import json
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 UNKNOWN = "unknown"
 

@@ -6,7 +6,8 @@ valid ids so that a typo is fixed in one step.
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Generic, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -65,7 +65,7 @@ class SkillGraph:
         return int(self.pieces.shape[1])
 
     @classmethod
-    def random(cls, n_skills: int, n_pieces: int, k: int, seed: int = 0) -> "SkillGraph":
+    def random(cls, n_skills: int, n_pieces: int, k: int, seed: int = 0) -> SkillGraph:
         """Draw a graph: every piece needs ``k`` distinct skills chosen uniformly at random."""
         if not 1 <= k <= n_skills:
             raise ValueError(f"k={k} skills per piece must be between 1 and n_skills={n_skills}")

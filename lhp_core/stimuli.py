@@ -84,7 +84,9 @@ class Stimuli:
             raise ValueError(f"{len(self.ids)} ids for {len(self.texts)} texts; give one id per text")
         if len(set(self.ids)) != len(self.ids):
             dup = sorted({i for i in self.ids if self.ids.count(i) > 1})
-            raise StimulusError(f"stimulus ids must be unique; duplicated: {_listing(dup)}; give each stimulus its own id")
+            raise StimulusError(
+                f"stimulus ids must be unique; duplicated: {_listing(dup)}; give each stimulus its own id"
+            )
         if not self.ids:
             raise StimulusError("no stimuli given; pass at least one text")
         empty = [i for i, t in zip(self.ids, self.texts) if not t.strip()]
@@ -130,7 +132,9 @@ class Stimuli:
             for w in ws:
                 w = str(w)
                 if not w or any(c.isspace() for c in w):
-                    raise StimulusError(f"word {w!r} is empty or contains whitespace; words must be single tokens of text")
+                    raise StimulusError(
+                        f"word {w!r} is empty or contains whitespace; words must be single tokens of text"
+                    )
                 sp.append((pos, pos + len(w)))
                 pos += len(w) + 1
             texts.append(" ".join(str(w) for w in ws))
@@ -246,7 +250,7 @@ def tokenize_words(stimuli: Stimuli, tokenizer) -> list[tuple[np.ndarray, np.nda
         # lone space token both count towards the next word's surprisal.
         char_word = np.full(len(text) + 1, -1, dtype=np.int64)
         prev_end = 0
-        for w, (a, b) in enumerate(spans):
+        for w, (_, b) in enumerate(spans):
             char_word[prev_end:b] = w
             prev_end = b
         words = np.full(len(ids), -1, dtype=np.int64)

@@ -100,7 +100,8 @@ def _prepare_data(preset: Preset, out: Path, seed: int) -> Data:
     spans = np.stack([val[s : s + L] for s in pstarts])
     eos = np.full((preset.probe_seqs, 1), tokenizer.eos_token_id, dtype=np.int32)
     probe = np.concatenate([eos, spans, spans], axis=1)
-    return Data(train, torch.as_tensor(val_batch, dtype=torch.long), torch.as_tensor(probe, dtype=torch.long), tokenizer)
+    return Data(train, torch.as_tensor(val_batch, dtype=torch.long), torch.as_tensor(probe, dtype=torch.long),
+                tokenizer)
 
 
 def batch_at(step: int, stream: np.ndarray, preset: Preset, seed: int, repeat_frac: float) -> np.ndarray:
@@ -435,16 +436,20 @@ def build_record(histories: dict[str, list[dict]], preset: Preset, attrs: dict):
         return arr
 
     ds = xr.Dataset(
-        {k: ((M, S), grid(k)) for k in ("train_loss", "val_loss", "probe_first_loss", "probe_second_loss", "wall_time")},
+        {k: ((M, S), grid(k))
+         for k in ("train_loss", "val_loss", "probe_first_loss", "probe_second_loss", "wall_time")},
         coords={M: models, S: steps},
     )
     ds["weights_sha256"] = ((M, S), grid("weights_sha256", str).astype(str))
     ds = ds.assign_coords({
-        schema.TOKENS_SEEN: ((M, S), np.tile(np.asarray(steps, dtype=np.int64) * preset.tokens_per_step, (len(models), 1))),
+        schema.TOKENS_SEEN: ((M, S), np.tile(np.asarray(steps, dtype=np.int64) * preset.tokens_per_step,
+                                             (len(models), 1))),
         "n_params": (M, np.array([histories[m][0]["n_params"] for m in models], dtype=np.int64)),
-        "n_params_nonembedding": (M, np.array([histories[m][0]["n_params_nonembedding"] for m in models], dtype=np.int64)),
+        "n_params_nonembedding": (M, np.array([histories[m][0]["n_params_nonembedding"] for m in models],
+                                              dtype=np.int64)),
     })
-    notes = {"train_loss": "mean training-batch loss over the updates up to this checkpoint (step 0: first batch at init)",
+    notes = {"train_loss": "mean training-batch loss over the updates up to this checkpoint "
+                           "(step 0: first batch at init)",
              "val_loss": "held-out documents", "probe_first_loss": "induction probe, 1st copy",
              "probe_second_loss": "induction probe, 2nd copy", "wall_time": "cumulative training seconds"}
     for k, note in notes.items():
@@ -555,14 +560,16 @@ def train(
             if [str(m) for m in old_rec["model"].values] == list(histories):
                 return out
     attrs = {
-        "suite": out.name, "preset": preset.name, "recipe": preset.recipe(), "recipe_sha": recipe_sha, "git_commit": git_commit(),
+        "suite": out.name, "preset": preset.name, "recipe": preset.recipe(), "recipe_sha": recipe_sha,
+        "git_commit": git_commit(),
         "device": device, "torch_version": torch.__version__, "seed": int(seed), "copy_reg": float(copy_reg),
         "repeat_frac": float(preset.repeat_frac), "span_min": preset.span_min, "span_max": preset.span_max,
         "span_copies": preset.span_copies, "weight_decay": preset.weight_decay,
         "vocab_size": preset.vocab_size, "context": preset.context, "batch_size": preset.batch_size,
         "tokens_per_step": preset.tokens_per_step, "total_steps": preset.total_steps, "lr": preset.lr,
         "corpora": "+".join(preset.corpora), "train_tokens_available": len(data.train),
-        "probe": f"{preset.probe_seqs} held-out spans of {(data.probe.shape[1] - 1) // 2} tokens, repeated twice after <|endoftext|>",
+        "probe": f"{preset.probe_seqs} held-out spans of {(data.probe.shape[1] - 1) // 2} tokens, "
+                 "repeated twice after <|endoftext|>",
         "tokenizer_fingerprint": tok.tokenizer_fingerprint(data.tokenizer), "threads": int(threads),
         "sizes_json": json.dumps([asdict(s) for s in preset.sizes]),
     }
@@ -582,7 +589,8 @@ def _stale_or_missing(s: LocalSuite) -> bool:
     if args.exists() and json.loads(args.read_text()).get("recipe_sha") != PRESETS[s.preset].fingerprint():
         # The preset changed since this folder was trained: keep the old suite, train the current recipe.
         stale = s.root.with_name(f"{s.root.name}.stale-{json.loads(args.read_text()).get('recipe_sha', 'old')}")
-        warnings.warn(f"{s.root} was trained with an older '{s.preset}' recipe; moved it to {stale} and re-training")
+        warnings.warn(f"{s.root} was trained with an older '{s.preset}' recipe; moved it to {stale} and re-training",
+                      stacklevel=3)  # the caller of ensure() / ensure_all()
         s.root.rename(stale)
     return not (s.root / "training_record.nc").exists()
 
@@ -681,11 +689,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--copy-reg", type=float_in(0.0), default=0.0,
                         help="weight of the induction-attention penalty (0 = off)")
     parser.add_argument("--seed", type=at_least(0), default=0)
-    parser.add_argument("--device", default="cpu", type=device_name, help="cpu or cuda[:N] (checked before anything is written)")
+    parser.add_argument("--device", default="cpu", type=device_name,
+                        help="cpu or cuda[:N] (checked before anything is written)")
     parser.add_argument("--repeat-frac", type=float_in(0.0, 1.0), default=None,
                         help="share of rows with a repeated span (default: the preset's; 0 = natural text only)")
     parser.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (fixed for reproducibility)")
-    parser.add_argument("--sizes", nargs="+", default=None, metavar="SIZE", help="train only these model sizes of the preset")
+    parser.add_argument("--sizes", nargs="+", default=None, metavar="SIZE",
+                        help="train only these model sizes of the preset")
     parser.add_argument("--no-progress", action="store_true")
 
 

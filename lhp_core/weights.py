@@ -57,7 +57,8 @@ def weights_sha256(path: str | Path) -> str:
         for name, v in header.items():
             if name != "__metadata__":
                 start, end = v["data_offsets"]
-                entries.append((name, f, _DTYPE_NAMES.get(v["dtype"], v["dtype"]), tuple(v["shape"]), 8 + n + start, end - start))
+                entries.append((name, f, _DTYPE_NAMES.get(v["dtype"], v["dtype"]), tuple(v["shape"]),
+                                8 + n + start, end - start))
     h = hashlib.sha256()
     handles = {}
     try:
@@ -97,10 +98,13 @@ def check_safetensors(path: str | Path) -> tuple[int, dict]:
             header = json.loads(fh.read(n))
         end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise CorruptCheckpoint(f"checkpoint file {path} is corrupt: unreadable safetensors header ({e}); {RESTORE}") from e
+        raise CorruptCheckpoint(
+            f"checkpoint file {path} is corrupt: unreadable safetensors header ({e}); {RESTORE}"
+        ) from e
     if 8 + n + end != size:
         raise CorruptCheckpoint(
-            f"checkpoint file {path} is truncated or corrupt: header says {8 + n + end} bytes, file has {size}; {RESTORE}"
+            f"checkpoint file {path} is truncated or corrupt: header says {8 + n + end} bytes, "
+            f"file has {size}; {RESTORE}"
         )
     return n, header
 

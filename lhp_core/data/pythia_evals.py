@@ -28,7 +28,9 @@ _FOLDER = re.compile(r"^pythia-(?P<size>\d+(?:\.\d+)?[mb])(?P<dedup>-deduped)?(?
 # Some batch-size folders keep their JSON directly under the model folder (no setting).
 _PATH = re.compile(r"^evals/pythia-v1/(?P<folder>[^/]+)/(?:(?P<setting>[^/]+)/)?[^/]*_step(?P<step>\d+)\.json$")
 _NOMINAL = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>[mb])(?:-|$)")
-COLUMNS = ["model", "size", "deduped", "variant", "shots", "step", "tokens_seen", "task", "metric", "value", "stderr", "path"]
+COLUMNS = [
+    "model", "size", "deduped", "variant", "shots", "step", "tokens_seen", "task", "metric", "value", "stderr", "path",
+]
 
 
 def nominal_params(model: str) -> float:

@@ -77,14 +77,17 @@ def _curves(blimp: pd.DataFrame, level: str) -> pd.DataFrame:
         return blimp.assign(task=blimp["paradigm"])[["seed", "step", "task", "field", "phenomenon", "accuracy"]]
     # BLiMP's phenomenon score is the mean over its paradigms; "NPI licensing" is under two fields.
     g = blimp.groupby(["seed", "step", "field", "phenomenon"], as_index=False)["accuracy"].mean()
-    return g.assign(task=g["field"] + "/" + g["phenomenon"])[["seed", "step", "task", "field", "phenomenon", "accuracy"]]
+    return g.assign(task=g["field"] + "/" + g["phenomenon"])[
+        ["seed", "step", "task", "field", "phenomenon", "accuracy"]
+    ]
 
 
 def _attrs(da: xr.DataArray, units: str, description: str) -> None:
     da.attrs.update(units=units, description=description)
 
 
-def acquisition(blimp: pd.DataFrame, margin: float = 0.1, chance: float = CHANCE, level: str = "paradigm") -> xr.Dataset:
+def acquisition(blimp: pd.DataFrame, margin: float = 0.1, chance: float = CHANCE,
+                level: str = "paradigm") -> xr.Dataset:
     """Acquisition step of every paradigm (or phenomenon) in every seed.
 
     Parameters
@@ -188,7 +191,8 @@ def _mean_pairwise(z: np.ndarray) -> float:
     return float((total @ total - k) / (k * (k - 1)))
 
 
-def order_consistency(acq: xr.Dataset, n_perm: int = 10000, seed: int = 0, only_acquired: bool = False) -> OrderConsistency:
+def order_consistency(acq: xr.Dataset, n_perm: int = 10000, seed: int = 0,
+                      only_acquired: bool = False) -> OrderConsistency:
     """Do seeds acquire units in the same order? Mean pairwise Spearman rho against a label-permutation null.
 
     Parameters
@@ -215,7 +219,8 @@ def order_consistency(acq: xr.Dataset, n_perm: int = 10000, seed: int = 0, only_
     z = centred / norms
     seeds = acq["seed"].values
     pairs = pd.DataFrame(
-        [(seeds[a], seeds[b], float(z[a] @ z[b])) for a, b in combinations(range(k), 2)], columns=["seed_a", "seed_b", "rho"]
+        [(seeds[a], seeds[b], float(z[a] @ z[b])) for a, b in combinations(range(k), 2)],
+        columns=["seed_a", "seed_b", "rho"],
     )
     observed = _mean_pairwise(z)
     rng = np.random.default_rng(seed)

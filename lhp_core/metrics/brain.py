@@ -30,8 +30,8 @@ vector (plus an optional condition label), not a particular dataset.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import altair as alt
 import numpy as np
@@ -502,7 +502,8 @@ def score_layers(
         raise ValueError(f"no sentence has condition {baseline!r}; conditions present: {sorted(set(cond))}")
 
     L, n = F.shape[1], F.shape[0]
-    out = {k: np.full(L, np.nan) for k in ("r", "r_lo", "r_hi", "r_pooled", "alpha", "null_mean", "null_q95", "p_value", "r_transfer")}
+    out = {k: np.full(L, np.nan)
+           for k in ("r", "r_lo", "r_hi", "r_pooled", "alpha", "null_mean", "null_q95", "p_value", "r_transfer")}
     pred = np.full((L, n), np.nan)
     pred_tr = np.full((L, n), np.nan)
     for li in range(L):
@@ -640,7 +641,8 @@ def brain_scores_over_steps(
             raise KeyError(f"the sentence table needs a {col!r} column; columns: {list(table.columns)}")
     s = get_suite(suite)
     grid = step_grid(s, models, steps)
-    nulls = {m: (set(ss[-1:]) if null_steps == "last" else set(ss) if null_steps == "all" else {int(t) for t in null_steps})
+    nulls = {m: (set(ss[-1:]) if null_steps == "last" else set(ss) if null_steps == "all"
+                 else {int(t) for t in null_steps})
              for m, ss in grid.items()}
     response = table["response"].to_numpy(dtype=float)
     cond = table["condition"].to_numpy() if "condition" in table else None
@@ -688,7 +690,8 @@ def prediction_table(scores: xr.Dataset, table: pd.DataFrame, model: str, step: 
     if np.all(np.isnan(sel["prediction"].values)):
         raise KeyError(f"no scores for model {model!r} at step {step}; that checkpoint was not scored")
     return pd.DataFrame({
-        "sentence": table["sentence"].to_numpy(), "condition": table.get("condition", pd.Series(["all"] * len(table))).to_numpy(),
+        "sentence": table["sentence"].to_numpy(),
+        "condition": table.get("condition", pd.Series(["all"] * len(table))).to_numpy(),
         "measured": table["response"].to_numpy(), "predicted": sel["prediction"].values,
         "predicted_transfer": sel["prediction_transfer"].values,
     })
@@ -737,14 +740,18 @@ def inspect_predictions(scores: xr.Dataset, table: pd.DataFrame, model: str, ste
     """
     pred = prediction_table(scores, table, model, step, layer)
     r = float(scores["r"].sel({schema.MODEL: model, schema.STEP: step, schema.LAYER: layer}))
-    lo, hi = float(min(pred.measured.min(), pred.predicted.min())), float(max(pred.measured.max(), pred.predicted.max()))
+    lo, hi = (float(min(pred.measured.min(), pred.predicted.min())),
+              float(max(pred.measured.max(), pred.predicted.max())))
     points = alt.Chart(pred).mark_circle(size=18, opacity=0.6).encode(
         x=alt.X("predicted:Q", title="predicted response (held-out)", scale=alt.Scale(domain=[lo, hi])),
         y=alt.Y("measured:Q", title="measured response", scale=alt.Scale(domain=[lo, hi])),
         color=alt.Color("condition:N"),
-        tooltip=["sentence", "condition", alt.Tooltip("measured:Q", format=".2f"), alt.Tooltip("predicted:Q", format=".2f")],
+        tooltip=["sentence", "condition", alt.Tooltip("measured:Q", format=".2f"),
+                 alt.Tooltip("predicted:Q", format=".2f")],
     )
-    diag = alt.Chart(pd.DataFrame({"x": [lo, hi], "y": [lo, hi]})).mark_line(color="gray", strokeDash=[4, 4]).encode(x="x", y="y")
+    diag = alt.Chart(pd.DataFrame({"x": [lo, hi], "y": [lo, hi]})).mark_line(color="gray", strokeDash=[4, 4]).encode(
+        x="x", y="y"
+    )
     return (diag + points).properties(
         width=360, height=300, title=f"{model} · step {step} · layer {layer} · r = {r:.3f}"
     )

@@ -20,12 +20,16 @@ All inputs are tidy tables (one row per checkpoint × task × metric); functions
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
 from lhp_core import schema
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 # ---------------------------------------------------------------- collapse
 
@@ -81,7 +85,8 @@ def _scale(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return (x - ref.mean()) / (ref.std() or 1.0)
 
 
-def collapse(df: pd.DataFrame, x: str = "loss", y: str = "value", group: str = schema.MODEL, n_knots: int = 2) -> Collapse:
+def collapse(df: pd.DataFrame, x: str = "loss", y: str = "value", group: str = schema.MODEL,
+             n_knots: int = 2) -> Collapse:
     """Does one curve of loss explain every model size?
 
     Parameters
@@ -316,7 +321,7 @@ def is_emergent(
 # ---------------------------------------------------------------- placing checkpoints by loss
 
 
-def loss_table(metrics: pd.DataFrame, record: "xr.Dataset", loss: str = "val_loss") -> pd.DataFrame:  # noqa: F821
+def loss_table(metrics: pd.DataFrame, record: xr.Dataset, loss: str = "val_loss") -> pd.DataFrame:
     """Add each checkpoint's held-out pre-training loss to a tidy metrics table.
 
     Parameters
@@ -336,7 +341,8 @@ def loss_table(metrics: pd.DataFrame, record: "xr.Dataset", loss: str = "val_los
     return out
 
 
-def pythia_loss_table(evals: pd.DataFrame, shots: int = 0, deduped: bool | None = None, metric: str = "acc") -> pd.DataFrame:
+def pythia_loss_table(evals: pd.DataFrame, shots: int = 0, deduped: bool | None = None,
+                      metric: str = "acc") -> pd.DataFrame:
     """Pythia's published accuracies placed at LAMBADA log-perplexity.
 
     Parameters
@@ -404,7 +410,8 @@ def collapse_table(df: pd.DataFrame, tasks, metrics, group: str = schema.MODEL) 
             c = collapse(d, group=group)
             rows.append({"task": t, "metric": m, "r2_shared": c.r2_shared, "r2_per_size": c.r2_per_group,
                          "r2_leave_one_size_out": c.r2_leave_one_out, "p_value": c.p_value})
-    return pd.DataFrame(rows, columns=["task", "metric", "r2_shared", "r2_per_size", "r2_leave_one_size_out", "p_value"])
+    return pd.DataFrame(rows,
+                        columns=["task", "metric", "r2_shared", "r2_per_size", "r2_leave_one_size_out", "p_value"])
 
 
 def threshold_table(df: pd.DataFrame, chance, band, value: str = "value", n_boot: int = 200,

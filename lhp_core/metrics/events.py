@@ -58,7 +58,8 @@ def event_table(rows: pd.DataFrame, tokens_per_step: float | np.ndarray = TOKENS
         raise ValueError("events with found=False must have NaN steps; set step, step_lo and step_hi to NaN")
     ok = steps[found]
     if ok.isna().any().any():
-        raise ValueError("found events need finite step, step_lo and step_hi (use step_lo = step_hi = step without an interval)")
+        raise ValueError("found events need finite step, step_lo and step_hi "
+                         "(use step_lo = step_hi = step without an interval)")
     if ((ok["step_lo"] > ok["step"]) | (ok["step"] > ok["step_hi"])).any():
         bad = out[found][(ok["step_lo"] > ok["step"]) | (ok["step"] > ok["step_hi"])].head(3)
         raise ValueError(f"events need step_lo <= step <= step_hi; first offending rows:\n{bad}")

@@ -12,7 +12,7 @@ score value, ``AP = sum_n (R_n - R_{n-1}) P_n``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -127,7 +127,9 @@ def concept_ap(
     """
     missing_cols = {"concept", "stimulus", "label"} - set(stimuli.columns)
     if missing_cols:
-        raise ValueError(f"stimuli table lacks columns {sorted(missing_cols)}; build it with lhp_core.concepts.build_stimuli")
+        raise ValueError(
+            f"stimuli table lacks columns {sorted(missing_cols)}; build it with lhp_core.concepts.build_stimuli"
+        )
     if tuple(activations.dims) != ("stimulus", NEURON):
         activations = activations.transpose("stimulus", NEURON)
     ids = pd.Index(activations["stimulus"].values)
@@ -354,7 +356,9 @@ def inspect_concept(
         (``step``, ``neuron``, ``ap``); ``sentences``: the ``k`` sentences driving each most.
     """
     if concept not in ap["concept"].values:
-        raise KeyError(f"concept {concept!r} not in the AP table; concepts: {', '.join(map(str, ap['concept'].values))}")
+        raise KeyError(
+            f"concept {concept!r} not in the AP table; concepts: {', '.join(map(str, ap['concept'].values))}"
+        )
     if step not in ap["step"].values:
         raise KeyError(f"step {step} not computed; steps: {ap['step'].values.tolist()}")
     row = ap.sel(concept=concept, step=step)

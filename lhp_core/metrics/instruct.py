@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -114,7 +114,8 @@ def score_answers(continuations: Sequence[str], allowed: Sequence[str]) -> np.nd
     return np.array([first_word(c) in set(a.split("|")) for c, a in zip(continuations, allowed)])
 
 
-def instruction_following(model: torch.nn.Module, tokenizer, prompts: pd.DataFrame, max_new_tokens: int = 3) -> pd.DataFrame:
+def instruction_following(model: torch.nn.Module, tokenizer, prompts: pd.DataFrame,
+                          max_new_tokens: int = 3) -> pd.DataFrame:
     """Run :func:`greedy_continuations` and :func:`score_answers` on a :func:`build_prompts` table.
 
     Returns

@@ -49,7 +49,9 @@ def lambada_loss(evals: pd.DataFrame) -> pd.DataFrame:
     """
     need = {"model", "variant", "deduped", "shots", "step", "task", "metric", "value"}
     if need - set(evals.columns):
-        raise ValueError(f"pythia evals table lacks columns {sorted(need - set(evals.columns))}; pass pythia_evals.load()")
+        raise ValueError(
+            f"pythia evals table lacks columns {sorted(need - set(evals.columns))}; pass pythia_evals.load()"
+        )
     sel = evals[
         (evals["variant"] == "main") & (~evals["deduped"]) & (evals["shots"] == 0)
         & (evals["task"] == "lambada_openai") & (evals["metric"] == "ppl")
@@ -186,7 +188,8 @@ def trends(results: pd.DataFrame, evals: pd.DataFrame | None = None, level: floa
     _attrs(ds["peak_accuracy"], "proportion correct", "highest accuracy")
     _attrs(ds["final_accuracy"], "proportion correct", "accuracy at the last saved step")
     _attrs(ds["drop"], "proportion correct", "peak_accuracy - final_accuracy")
-    _attrs(ds["peak_loss"], "nats/token", "LAMBADA-OpenAI ln perplexity at peak_step, interpolated linearly in log10(step)")
+    _attrs(ds["peak_loss"], "nats/token",
+           "LAMBADA-OpenAI ln perplexity at peak_step, interpolated linearly in log10(step)")
     _attrs(ds["peak_loss_status"], "label", "evaluated / interpolated / missing (never extrapolated) / not computed")
     ds.attrs.update(level=float(level), tokens_per_step=int(TOKENS_PER_STEP),
                     description="trend of accuracy over training and the step of its peak, per model and task")

@@ -9,7 +9,7 @@ so a long run resumes. Good held-out texts are WikiText-2 (``lhp_core.data.corpo
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
@@ -47,16 +47,17 @@ def loss_over_steps(suite, texts: Sequence[str] | Stimuli, models: Sequence[str]
         # Tokens scored per text, recovered exactly from its sum and mean (float32 of the same values).
         counts = np.rint(total / mean).astype(np.int64)
         return xr.Dataset({
-            "loss": ((), -total.sum() / counts.sum(), {"units": "nats/token",
-                                                      "description": "mean next-token cross-entropy over all held-out tokens"}),
-            "loss_per_text": (schema.STIMULUS, -total / counts, {"units": "nats/token",
-                                                               "description": "mean next-token cross-entropy of each text"}),
+            "loss": ((), -total.sum() / counts.sum(), {
+                "units": "nats/token", "description": "mean next-token cross-entropy over all held-out tokens"}),
+            "loss_per_text": (schema.STIMULUS, -total / counts, {
+                "units": "nats/token", "description": "mean next-token cross-entropy of each text"}),
             "n_scored": (schema.STIMULUS, counts, {"units": "tokens", "description": "tokens scored in each text"}),
         }, coords={schema.STIMULUS: list(stim.ids)})
 
     measure = Measure("loss", compute, {"stimuli": stim.fingerprint()},
                       features=Features(stim, ("logprobs",), ("stimulus_sum", "stimulus_mean"), batch_size=batch_size),
-                      description="held-out next-token cross-entropy, BOS-prefixed sliding windows at the suite's context")
+                      description="held-out next-token cross-entropy, BOS-prefixed sliding windows "
+                                  "at the suite's context")
     ds = over_steps(suite, measure, models, steps, device=device, dtype=dtype, cache=cache, progress=progress)
     ds["n_scored"] = ds["n_scored"].max([schema.MODEL, schema.STEP]).astype(np.int64)  # the same at every checkpoint
     ds["n_scored"].attrs.update(units="tokens", description="tokens scored in each text")

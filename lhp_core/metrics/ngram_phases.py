@@ -60,7 +60,9 @@ def _ngram_curves(corr: pd.DataFrame, corpus: str, measure: str) -> pd.DataFrame
     keys = ["model", "seed", "order", "step"]
     dup = sel.duplicated(keys)
     if dup.any():
-        raise ValueError(f"{int(dup.sum())} duplicated (model, seed, order, step) rows, e.g. {sel[dup][keys].iloc[0].tolist()}")
+        raise ValueError(
+            f"{int(dup.sum())} duplicated (model, seed, order, step) rows, e.g. {sel[dup][keys].iloc[0].tolist()}"
+        )
     if sel[measure].isna().any():
         raise ValueError(f"{int(sel[measure].isna().sum())} NaN {measure} values among the {corpus} n-gram rows")
     wide = sel.pivot(index=["model", "seed", "order"], columns="step", values=measure)
@@ -78,7 +80,8 @@ def _tokens_per_step(corr: pd.DataFrame) -> pd.Series:
     per_model = ratio.groupby(rows["model"]).unique()
     mixed = [m for m, v in per_model.items() if len(v) > 1]
     if mixed:
-        raise ValueError(f"models {mixed} have more than one tokens_seen / step ratio; tokens_seen must be step x tokens per step")
+        raise ValueError(f"models {mixed} have more than one tokens_seen / step ratio; "
+                         "tokens_seen must be step x tokens per step")
     return per_model.map(lambda v: float(v[0]))
 
 
@@ -173,7 +176,8 @@ def peaks(
             else:
                 step = lo = hi = float(steps[int(np.argmax(values[:, 0]))])
             pooled.append((model, n, step, lo, hi, step < steps[-1], n_seeds))
-    pool = pd.DataFrame(pooled, columns=["model", schema.NGRAM, "pooled_step", "pooled_lo", "pooled_hi", "pooled_interior", "n_seeds"])
+    pool = pd.DataFrame(pooled, columns=["model", schema.NGRAM, "pooled_step", "pooled_lo", "pooled_hi",
+                                         "pooled_interior", "n_seeds"])
     pds = pool.drop(columns="n_seeds").set_index(["model", schema.NGRAM]).to_xarray()
     ds = ds.merge(pds)
     ds["n_seeds"] = pool.groupby("model")["n_seeds"].first().rename_axis("model").to_xarray()
@@ -190,15 +194,19 @@ def peaks(
     _attrs(ds["drop"], "correlation", "peak_value - final_value: how far the correlation fell after its peak")
     _attrs(ds["interior"], "1 = true, 0 = false", "the peak is before the run's last step (the correlation fell within "
            "training); NaN where the model has no such run")
-    _attrs(ds["in_order"], "1 = true, 0 = false", "peak steps never decrease with n (ties allowed: checkpoints are coarse); "
+    _attrs(ds["in_order"], "1 = true, 0 = false",
+           "peak steps never decrease with n (ties allowed: checkpoints are coarse); "
            "NaN where the model has no such run")
     _attrs(ds["strictly_in_order"], "1 = true, 0 = false", "peak steps strictly increase with n; NaN where no such run")
     _attrs(ds["pooled_step"], "steps", "argmax step of the mean over the model's runs")
-    _attrs(ds["pooled_lo"], "steps", "2.5 % quantile of pooled_step over bootstrap resamples of runs (pooled_step for one run)")
-    _attrs(ds["pooled_hi"], "steps", "97.5 % quantile of pooled_step over bootstrap resamples of runs (pooled_step for one run)")
+    _attrs(ds["pooled_lo"], "steps",
+           "2.5 % quantile of pooled_step over bootstrap resamples of runs (pooled_step for one run)")
+    _attrs(ds["pooled_hi"], "steps",
+           "97.5 % quantile of pooled_step over bootstrap resamples of runs (pooled_step for one run)")
     _attrs(ds["pooled_interior"], "bool", "pooled_step is before the last step")
     _attrs(ds["n_seeds"], "runs", "number of runs (seeds) of the model in the data")
-    _attrs(ds["pooled_steps_dropped"], "checkpoints", "saved steps left out of the pooled curve because some run lacks them")
+    _attrs(ds["pooled_steps_dropped"], "checkpoints",
+           "saved steps left out of the pooled curve because some run lacks them")
     _attrs(ds["pooled_in_order"], "bool", "pooled peak steps never decrease with n")
     ds.attrs.update(
         corpus=corpus, measure=measure, n_boot=int(n_boot), bootstrap_seed=int(seed),
@@ -239,10 +247,12 @@ def size_consistency(ds: xr.Dataset) -> xr.Dataset:
             h, p = stats.kruskal(*groups)
         pooled = ds["pooled_step"].sel(ngram=n).values
         rows.append((n, float(h), float(p), len(groups), float(pooled.min()), float(pooled.max())))
-    out = pd.DataFrame(rows, columns=[schema.NGRAM, "kruskal_h", "kruskal_p", "n_models_tested", "pooled_min", "pooled_max"])
+    out = pd.DataFrame(rows,
+                       columns=[schema.NGRAM, "kruskal_h", "kruskal_p", "n_models_tested", "pooled_min", "pooled_max"])
     res = out.set_index(schema.NGRAM).to_xarray()
     res["fold_range"] = res["pooled_max"] / res["pooled_min"]
-    _attrs(res["kruskal_h"], "statistic", "Kruskal-Wallis H of per-run peak steps grouped by model (models with >= 2 runs)")
+    _attrs(res["kruskal_h"], "statistic",
+           "Kruskal-Wallis H of per-run peak steps grouped by model (models with >= 2 runs)")
     _attrs(res["kruskal_p"], "probability", "p value of kruskal_h (chi-squared approximation, tie-corrected)")
     _attrs(res["n_models_tested"], "models", "models with at least two runs entering the test")
     _attrs(res["pooled_min"], "steps", "earliest pooled peak step over all models")
@@ -310,7 +320,8 @@ def semantic_trend(
             half = stats.t.ppf(0.5 + level / 2, df=len(s) - 1) * s.std(ddof=1) / np.sqrt(len(s))
             lo, hi = mean - half, mean + half
         summary.append((model, mean, lo, hi, len(s)))
-    sds = pd.DataFrame(summary, columns=["model", "mean_slope", "mean_lo", "mean_hi", "n_runs"]).set_index("model").to_xarray()
+    sds = (pd.DataFrame(summary, columns=["model", "mean_slope", "mean_lo", "mean_hi", "n_runs"])
+           .set_index("model").to_xarray())
     ds = ds.merge(sds).reindex(model=_by_size(ds["model"].values))
     what = f"{MEASURES[measure]} of word log-probability with {predictor}"
     _attrs(ds["after_step"], "steps", f"the run's last {corpus} n-gram peak step (start of the fit, inclusive)")
@@ -319,8 +330,10 @@ def semantic_trend(
     _attrs(ds["slope_lo"], "correlation per decade of steps", f"lower end of the {level:.0%} t interval of slope")
     _attrs(ds["slope_hi"], "correlation per decade of steps", f"upper end of the {level:.0%} t interval of slope")
     _attrs(ds["mean_slope"], "correlation per decade of steps", "mean slope over the model's runs")
-    _attrs(ds["mean_lo"], "correlation per decade of steps", f"lower end of the {level:.0%} t interval of the mean across runs")
-    _attrs(ds["mean_hi"], "correlation per decade of steps", f"upper end of the {level:.0%} t interval of the mean across runs")
+    _attrs(ds["mean_lo"], "correlation per decade of steps",
+           f"lower end of the {level:.0%} t interval of the mean across runs")
+    _attrs(ds["mean_hi"], "correlation per decade of steps",
+           f"upper end of the {level:.0%} t interval of the mean across runs")
     _attrs(ds["n_runs"], "runs", "runs with a slope (enough steps after the last n-gram peak)")
     ds.attrs.update(predictor=predictor, corpus=corpus, measure=measure, min_points=int(min_points), level=float(level),
                     description=f"trend of the {what} after the last {corpus} n-gram peak")
@@ -328,7 +341,8 @@ def semantic_trend(
     return ds
 
 
-def events(corr: pd.DataFrame, corpus: str = "Pile", measure: str = "pearson_r", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def events(corr: pd.DataFrame, corpus: str = "Pile", measure: str = "pearson_r", n_boot: int = 1000,
+           seed: int = 0) -> pd.DataFrame:
     """The n-gram correlation peaks as timeline events (:data:`lhp_core.metrics.events.COLUMNS`).
 
     One ``kind="peak"`` row per (model, run, n) and one pooled row (seed -1) per (model, n).

@@ -248,8 +248,8 @@ def numeric_column(table: pd.DataFrame, column: str, role: str) -> np.ndarray:
     bad = num.isna() & col.notna()
     if bad.any():
         examples = sorted({str(v) for v in col[bad]})[:3]
-        raise ValueError(f"{role} column {column!r} has {int(bad.sum())} values that are not numbers (e.g. {examples}); "
-                         f"if they mean missing, convert first: table[{column!r}] = "
+        raise ValueError(f"{role} column {column!r} has {int(bad.sum())} values that are not numbers "
+                         f"(e.g. {examples}); if they mean missing, convert first: table[{column!r}] = "
                          f"pd.to_numeric(table[{column!r}], errors='coerce')")
     return num.to_numpy(dtype=float)
 
@@ -562,7 +562,8 @@ class DeltaLL:
 
     @property
     def se(self) -> float:
-        """Standard error of the mean over words, ``std(per_word, ddof=1) / sqrt(n)`` (nats; Aoyama & Wilcox's ``sem``)."""
+        """Standard error of the mean over words, ``std(per_word, ddof=1) / sqrt(n)``
+        (nats; Aoyama & Wilcox's ``sem``)."""
         return float(np.std(self.per_word, ddof=1) / np.sqrt(len(self.per_word)))
 
     def bootstrap(self, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
@@ -801,7 +802,8 @@ def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: 
         out = {}
         for name, site, text in (("surprisal", "logprobs_bow", "word surprisal, word-boundary corrected "
                                   "(Pimentel & Meister 2024)"),
-                                 ("surprisal_naive", "logprobs", "word surprisal as the plain sum of its subword tokens")):
+                                 ("surprisal_naive", "logprobs",
+                                  "word surprisal as the plain sum of its subword tokens")):
             lp = ck.features(site, "word_sum").values.astype(np.float64)
             out[name] = (schema.WORD, -lp / LOG2, {"units": "bits", "description": text})
         return xr.Dataset(out, coords={schema.WORD: np.arange(stim.n_words)})
@@ -870,7 +872,8 @@ def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", 
         "ppp": (ms, ppp_, {"units": unit, "description": "mean held-out Delta LL per word (PPP)"}),
         "ppp_lo": (ms, lo, {"units": unit, "description": "lower end of the 95 % t interval across folds"}),
         "ppp_hi": (ms, hi, {"units": unit, "description": "upper end of the 95 % t interval across folds"}),
-        "ppp_se": (ms, se, {"units": unit, "description": "standard error over words: std(delta_ll, ddof=1) / sqrt(n)"}),
+        "ppp_se": (ms, se, {"units": unit,
+                            "description": "standard error over words: std(delta_ll, ddof=1) / sqrt(n)"}),
         "delta_ll": (dims, per, {"units": "nats", "description": "held-out Delta LL of each kept word"}),
     }, coords={**coords, schema.WORD: np.flatnonzero(d.keep)})
     rng = "none" if d.rt_range is None else f"{d.rt_range[0]:g}-{d.rt_range[1]:g} ms"

@@ -61,7 +61,8 @@ def _batched_sse(x: np.ndarray, y: np.ndarray, bps: np.ndarray) -> np.ndarray:
     (C,) residual sums of squares
     """
     D = np.concatenate(
-        [np.broadcast_to(hinge_design(x, [])[None], (bps.shape[0], x.size, 2)), np.maximum(x[None, :, None] - bps[:, None, :], 0.0)],
+        [np.broadcast_to(hinge_design(x, [])[None], (bps.shape[0], x.size, 2)),
+         np.maximum(x[None, :, None] - bps[:, None, :], 0.0)],
         axis=2,
     )
     # lstsq per candidate through one batched QR: the hinge columns can be nearly
@@ -133,7 +134,8 @@ def _check_curve(x: np.ndarray, y: np.ndarray, n_breaks: int, min_points: int) -
     return x[order], y[order]
 
 
-def fit_piecewise(x: np.ndarray, y: np.ndarray, n_breaks: int, min_points: int = 3, refine: bool = True) -> PiecewiseFit:
+def fit_piecewise(x: np.ndarray, y: np.ndarray, n_breaks: int, min_points: int = 3,
+                  refine: bool = True) -> PiecewiseFit:
     """Least-squares continuous piecewise-linear fit with ``n_breaks`` breakpoints.
 
     Parameters
@@ -183,7 +185,8 @@ def fit_piecewise(x: np.ndarray, y: np.ndarray, n_breaks: int, min_points: int =
             return np.inf
         return _sse(x, y, b)[0]
 
-    res = minimize(objective, start, method="Nelder-Mead", options={"xatol": 1e-6 * (x[-1] - x[0] + 1e-12), "fatol": 1e-14})
+    res = minimize(objective, start, method="Nelder-Mead",
+                   options={"xatol": 1e-6 * (x[-1] - x[0] + 1e-12), "fatol": 1e-14})
     bps = res.x if res.fun <= best[0] else start
     sse, coef = _sse(x, y, bps)
     slopes = coef[1] + np.concatenate([[0.0], np.cumsum(coef[2:])])
@@ -291,7 +294,8 @@ def segment(
         rng = np.random.default_rng(seed)
         boots = np.empty((n_boot, 2))
         for b in bar(range(n_boot), desc="bootstrap breakpoints", disable=not progress):
-            boots[b] = fit_piecewise(x, fitted + rng.choice(resid, size=x.size, replace=True), 2, min_points, refine=False).breakpoints
+            boots[b] = fit_piecewise(x, fitted + rng.choice(resid, size=x.size, replace=True), 2, min_points,
+                                     refine=False).breakpoints
         q = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
         seg.break_lo, seg.break_hi, seg.boot_breakpoints = q[0], q[1], boots
     return seg

@@ -14,7 +14,7 @@ the human category labels.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -505,16 +505,16 @@ _ALIGNMENT_TEXT = {
 
 
 def alignment_over_training(
-    ap: "xr.Dataset",
+    ap: xr.Dataset,
     members: pd.DataFrame,
     human_sim: np.ndarray,
     top_k: int = 50,
-    embedding_rsa: "xr.DataArray | None" = None,
+    embedding_rsa: xr.DataArray | None = None,
     benchmarks: Mapping[str, pd.DataFrame] | None = None,
     n_perm: int = 500,
     n_boot: int = 500,
     seed: int = 0,
-) -> "xr.Dataset":
+) -> xr.Dataset:
     """All expert measures for every (model, step).
 
     Parameters
@@ -595,7 +595,8 @@ def alignment_over_training(
         ds[k].attrs.update(units=units, description=text)
     for name in benchmarks or {}:
         ds[f"rsa_{name}"].attrs.update(units="Spearman rho", description=f"RSA of expert overlap with {name} ratings")
-        ds[f"n_pairs_{name}"].attrs.update(units="pairs", description=f"{name} pairs with both words among the concepts")
+        ds[f"n_pairs_{name}"].attrs.update(units="pairs",
+                                           description=f"{name} pairs with both words among the concepts")
     for k, text in (("onset_step", "first step whose bootstrap lower bound stays above the null's 95th percentile"),
                     ("onset_q05", "5th percentile of the onset over concept resamples that find one"),
                     ("onset_q95", "95th percentile of the onset over concept resamples that find one")):

@@ -36,10 +36,11 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,9 @@ class Item:
 
     def __post_init__(self) -> None:
         if not self.options or not 0 <= self.answer < len(self.options):
-            raise ValueError(f"item needs >= 1 option and a valid answer index, got {len(self.options)} / {self.answer}")
+            raise ValueError(
+                f"item needs >= 1 option and a valid answer index, got {len(self.options)} / {self.answer}"
+            )
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,8 @@ def copy_items(vocab: Sequence[str], n: int, seed: int = 0, length: int = 8, pro
     items = []
     for _ in range(n):
         seq = [vocab[j] for j in rng.choice(len(vocab), size=length, replace=False)]
-        items.append(Item(context=" ".join(seq) + "\n" + " ".join(seq[:prompt]), options=(" " + " ".join(seq[prompt:]),)))
+        items.append(Item(context=" ".join(seq) + "\n" + " ".join(seq[:prompt]),
+                          options=(" " + " ".join(seq[prompt:]),)))
     return items
 
 
@@ -452,17 +456,20 @@ class HFScorer:
                     lp = logp[i, k - 1: len(ids) - 1]  # position p predicts token p + 1
                     logprob[j] += float(lp.gather(1, tgt[:, None]).sum())
                     greedy[j] &= bool((lp.argmax(-1) == tgt).all())
-        return [Continuation(logprob=float(lp), greedy=bool(g), n_tokens=n) for lp, g, n in zip(logprob, greedy, n_cont)]
+        return [Continuation(logprob=float(lp), greedy=bool(g), n_tokens=n)
+                for lp, g, n in zip(logprob, greedy, n_cont)]
 
 
 # ------------------------------------------------------------------ over training
 
 
-def build_items(tasks: Sequence[str], n_items: int, seed: int, cache_dir: str | Path | None = None) -> dict[str, list[Item]]:
+def build_items(tasks: Sequence[str], n_items: int, seed: int,
+                cache_dir: str | Path | None = None) -> dict[str, list[Item]]:
     """Items of every task, built once (reading the corpus takes seconds) and kept as JSON in ``cache_dir``."""
     out: dict[str, list[Item]] = {}
     for t in tasks:
-        path = Path(cache_dir) / f"items-{re.sub(r'[^A-Za-z0-9._-]+', '_', t)}-{n_items}-{seed}.json" if cache_dir else None
+        path = (Path(cache_dir) / f"items-{re.sub(r'[^A-Za-z0-9._-]+', '_', t)}-{n_items}-{seed}.json"
+                if cache_dir else None)
         if path is not None and path.exists():
             out[t] = [Item(d["context"], tuple(d["options"]), d["answer"]) for d in json.loads(path.read_text())]
             continue
@@ -470,7 +477,8 @@ def build_items(tasks: Sequence[str], n_items: int, seed: int, cache_dir: str | 
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: chapters may run side by side
-            tmp.write_text(json.dumps([{"context": i.context, "options": list(i.options), "answer": i.answer} for i in out[t]]))
+            tmp.write_text(json.dumps([{"context": i.context, "options": list(i.options), "answer": i.answer}
+                                       for i in out[t]]))
             tmp.replace(path)
     return out
 
@@ -481,7 +489,8 @@ def _items_dir() -> Path:
 
 #: Units and one-line descriptions of the battery's per-task variables.
 VARIABLES = {
-    "accuracy": ("share of items", "share of items whose correct option scores highest (single option: greedy decode is exact)"),
+    "accuracy": ("share of items",
+                 "share of items whose correct option scores highest (single option: greedy decode is exact)"),
     "prob_correct": ("probability", "probability of the correct option, normalised over options (single option: raw)"),
     "brier": ("squared probability error", "squared error of the option probabilities against the one-hot answer"),
     "logprob": ("nats", "log-probability of the correct continuation"),

@@ -10,8 +10,8 @@ on the same axis: held-out loss, the task battery, instruction following and a P
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,16 +60,18 @@ class Brain:
             sm = seg.summary()
             rows.append({"model": m, "BIC picks": sm["k_bic"], "LOO picks": sm["k_loo"],
                          "2-break phases": sm["phases_2break"],
-                         "break 1 (tokens)": f"{10 ** sm['break1']:.3g} [{10 ** sm['break1_lo']:.3g}, {10 ** sm['break1_hi']:.3g}]",
-                         "break 2 (tokens)": f"{10 ** sm['break2']:.3g} [{10 ** sm['break2_lo']:.3g}, {10 ** sm['break2_hi']:.3g}]",
+                         "break 1 (tokens)": f"{10 ** sm['break1']:.3g} "
+                                             f"[{10 ** sm['break1_lo']:.3g}, {10 ** sm['break1_hi']:.3g}]",
+                         "break 2 (tokens)": f"{10 ** sm['break2']:.3g} "
+                                             f"[{10 ** sm['break2_lo']:.3g}, {10 ** sm['break2_hi']:.3g}]",
                          "three phases": sm["three_phases"]})
         return pd.DataFrame(rows)
 
     def companions(self) -> pd.DataFrame:
         """Long table ``model, step, tokens_seen, measure, value`` of every curve on the shared axis."""
         rec = self.suite.training_record()
-        parts = [rec["val_loss"].sel(model=self.models).to_dataframe().reset_index().rename(columns={"val_loss": "value"})
-                 .assign(measure="held-out loss (nats/token)"),
+        parts = [rec["val_loss"].sel(model=self.models).to_dataframe().reset_index()
+                 .rename(columns={"val_loss": "value"}).assign(measure="held-out loss (nats/token)"),
                  self.tasks["accuracy"].mean(schema.TASK).to_dataframe(name="value").reset_index()
                  .assign(measure="task battery: mean accuracy"),
                  self.following["instruction_following"].to_dataframe(name="value").reset_index()
@@ -91,13 +93,15 @@ class Brain:
         null = float(self.scores["null_q95"].sel(model=self.big, step=fin).max())
         out = [Finding(
             "brain_three_phases", "brain alignment rises, falls, then rises again over training", SOURCE,
-            f"Three phases supported in {n3} of {len(self.models)} models. Model {self.big}: BIC picks {sm['k_bic']} and "
-            f"leave-one-out {sm['k_loo']} breakpoint(s); the 2-breakpoint fit reads {sm['phases_2break']}.",
+            f"Three phases supported in {n3} of {len(self.models)} models. Model {self.big}: "
+            f"BIC picks {sm['k_bic']} and leave-one-out {sm['k_loo']} breakpoint(s); "
+            f"the 2-breakpoint fit reads {sm['phases_2break']}.",
             self.suite.id, three_phase_verdict(n3, len(self.models), r > null)),
             Finding("brain_alignment_above_chance", "trained language models predict language-network responses",
                     "Tuckute et al. 2024",
                     f"Model {self.big}, final checkpoint: r = {r:.3f} [{lo:.3f}, {hi:.3f}] (best layer), permutation "
-                    f"null 95th percentile {null:.3f}; untrained {float(self.best['r'].sel(model=self.big).dropna(schema.STEP)[0]):.3f}.",
+                    f"null 95th percentile {null:.3f}; untrained "
+                    f"{float(self.best['r'].sel(model=self.big).dropna(schema.STEP)[0]):.3f}.",
                     self.suite.id, "holds" if lo > null else "does not hold at this scale")]
         return out
 

@@ -7,8 +7,8 @@ its held-out loss) and on Pythia's published evaluations (8 sizes, at LAMBADA lo
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -83,8 +83,8 @@ class Emergence:
         return [
             Finding("loss_collapse", "equal pre-training loss gives equal downstream performance across sizes", SOURCE,
                     f"Pythia, {len(self.pythia_sizes)} sizes: for {close} of the {len(lc)} tasks the models learn, one "
-                    f"curve of LAMBADA loss explains within {COLLAPSE_TOLERANCE} of the R² of one curve per size (median "
-                    f"R² {lc.r2_shared.median():.3f} shared, {lc.r2_per_size.median():.3f} per size, "
+                    f"curve of LAMBADA loss explains within {COLLAPSE_TOLERANCE} of the R² of one curve per size "
+                    f"(median R² {lc.r2_shared.median():.3f} shared, {lc.r2_per_size.median():.3f} per size, "
                     f"{lc.r2_leave_one_size_out.median():.3f} on a size left out); over all {len(pc)} tasks, mean "
                     f"{pc.r2_shared.mean():.3f} against {pc.r2_per_size.mean():.3f}. Our suite: "
                     f"{acc.r2_shared.mean():.2f} shared vs {acc.r2_per_size.mean():.2f} per size.",
@@ -202,8 +202,10 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
     models = list(models or s.models)
     steps = shared_steps(s, models, steps, max_steps)
     battery = T.task_battery_over_steps(s, models, steps, n_items=n_items, seed=seed, device=device, progress=progress)
-    tidy = em.loss_table(battery.drop_vars(["chance", "checkpoint_id", schema.TOKENS_SEEN]).to_dataframe().reset_index(),
-                         s.training_record())
+    tidy = em.loss_table(
+        battery.drop_vars(["chance", "checkpoint_id", schema.TOKENS_SEEN]).to_dataframe().reset_index(),
+        s.training_record(),
+    )
     long = tidy.melt(id_vars=["model", "step", "task", "loss"], value_vars=list(T.METRICS), var_name="metric")
     chance = battery["chance"].to_series()
     band = lambda t, c: em.item_band(c, n_items)  # noqa: E731

@@ -10,8 +10,8 @@ compares expert overlap with SPoSE similarity, feature norms and word-similarity
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -82,7 +82,8 @@ class Experts:
         return [
             Finding("experts_track_humans", "expert-neuron overlap tracks human similarity, better than embeddings",
                     SOURCE,
-                    f"Model {self.big}, step {int(f.step)}: Spearman {f.rsa_jaccard:.3f} [{f.ci_low:.3f}, {f.ci_high:.3f}] "
+                    f"Model {self.big}, step {int(f.step)}: Spearman {f.rsa_jaccard:.3f} "
+                    f"[{f.ci_low:.3f}, {f.ci_high:.3f}] "
                     f"with SPoSE (null 95th percentile {f.null_q95:.3f}; input embeddings {f.rsa_embedding:.3f}); "
                     + (f"first above the null for good at step {onset:.0f}." if np.isfinite(onset)
                        else "never above the null for good."),
@@ -91,7 +92,8 @@ class Experts:
                     f"Model {self.big}: {f.containment:.1%} of a member's experts are experts of its category "
                     f"(null 95th percentile {f.containment_null_q95:.1%}); clustering by expert overlap recovers the "
                     f"THINGS categories with ARI {f.ari:.2f} (null 95th percentile {f.ari_null_q95:.2f}).",
-                    self.suite.id, "holds" if f.containment > f.containment_null_q95 else "does not hold at this scale"),
+                    self.suite.id,
+                    "holds" if f.containment > f.containment_null_q95 else "does not hold at this scale"),
         ]
 
     def events(self) -> pd.DataFrame:
@@ -166,7 +168,8 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
                                        per_category=per_category, min_sentences=min_sentences)
     category_words = list(dict.fromkeys(members["category"]))
     texts, table = concepts.build_stimuli(members["word"].tolist() + category_words, pool, n_corpus=n_corpus,
-                                          n_template=n_template, n_negative_pool=n_negative_pool, seed=seed, index=index)
+                                          n_template=n_template, n_negative_pool=n_negative_pool, seed=seed,
+                                          index=index)
     held = float(pool.set_index("text").loc[texts.loc[texts.source == "corpus", "text"], "split"].eq("held_out").mean())
     steps = shared_steps(s, models, steps, max_steps)
     ap = experts.expert_ap_over_steps(s, texts, table, models, steps, device=device, progress=progress)

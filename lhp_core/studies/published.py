@@ -119,13 +119,15 @@ class Published:
                     + f"; Kruskal-Wallis over the seeded sizes rejects one peak step for every n (largest p "
                     f"{float(self.consistency['kruskal_p'].max()):.3f}).",
                     SUITE, "holds" if max(folds.values()) <= SAME_TOKENS_FOLD else "contradicted"),
-            Finding("blimp_order_consistent", "grammatical phenomena are learnt in the same order in every training run",
+            Finding("blimp_order_consistent",
+                    "grammatical phenomena are learnt in the same order in every training run",
                     "van der Wal et al. 2025 (PolyPythias)",
                     f"Pythia-160m, {self.acq.sizes['seed']} runs, {self.order.n_units} BLiMP paradigms: mean pairwise "
                     f"Spearman rho of acquisition orders {self.order.mean_rho:.3f} (label-shuffle null max "
                     f"{float(self.order.null.max()):.2f}, p = {self.order.p_value:.4f}).",
                     SUITE, "holds" if self.order.p_value < 0.05 and self.order.mean_rho > 0.5 else "contradicted"),
-            Finding("inverse_scaling_in_training", "some tasks get worse as pre-training goes on", "Michaelov & Bergen 2023",
+            Finding("inverse_scaling_in_training", "some tasks get worse as pre-training goes on",
+                    "Michaelov & Bergen 2023",
                     f"{n_holm} of {n_pairs} (size, task) pairs fall significantly with training after Holm correction"
                     + (f" ({', '.join(tasks_holm)})" if tasks_holm else "") + ".",
                     SUITE, "holds" if n_holm > 0 else "does not hold at this scale"),
@@ -149,7 +151,8 @@ class Published:
                "blimp_acquired_all_seeds": int((self.acq["n_acquired"] == self.acq.sizes["seed"]).sum()),
                "blimp_never_acquired": int((self.acq["n_acquired"] == 0).sum()),
                "isp_n_declines": int(self.trends["declines"].astype(bool).sum()),
-               "isp_n_declines_holm": int((self.trends["declines"].astype(bool) & (self.trends["p_holm"] < 0.05)).sum())}
+               "isp_n_declines_holm": int((self.trends["declines"].astype(bool)
+                                           & (self.trends["p_holm"] < 0.05)).sum())}
         for m in p["model"].values:
             for n in p[schema.NGRAM].values:
                 q = p.sel(model=m, ngram=n)

@@ -13,8 +13,8 @@ bootstrap interval over words, and whether the two coincide.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -90,8 +90,8 @@ class Reading:
         plain = s[s.variant == "plain"].set_index("model")
         big = plain.loc[self.big]
         out = [Finding("ppp_rise_fall", "PPP rises early in training, peaks, then falls", SOURCE,
-                       f"Model {self.big}: PPP {big.ppp_first:.4f} at step 0, peak {big.ppp_peak_value:.4f} nats/word at "
-                       f"step {big.ppp_peak:.0f} [{big.ppp_peak_lo:.0f}, {big.ppp_peak_hi:.0f}], last "
+                       f"Model {self.big}: PPP {big.ppp_first:.4f} at step 0, peak {big.ppp_peak_value:.4f} "
+                       f"nats/word at step {big.ppp_peak:.0f} [{big.ppp_peak_lo:.0f}, {big.ppp_peak_hi:.0f}], last "
                        f"{big.ppp_last:.4f} (GPT-3: {self.gpt3.mean:.4f} [{self.gpt3.lo:.4f}, {self.gpt3.hi:.4f}]).",
                        self.suite, rise_fall_verdict(self.ppp["plain", "ns_spr"].sel(model=self.big), big.ppp_peak))]
         n_found = int(plain.transition_found.sum())
@@ -109,7 +109,8 @@ class Reading:
             out.append(Finding(
                 "copyreg_keeps_ppp", "suppressing the transition keeps PPP higher", SOURCE,
                 f"Model {twin.name} trained with the copy penalty: largest induction score {twin.induction_last:.2f} "
-                f"against {same.induction_last:.2f}; final PPP {twin.ppp_last:.4f} against {same.ppp_last:.4f} nats/word.",
+                f"against {same.induction_last:.2f}; final PPP {twin.ppp_last:.4f} against {same.ppp_last:.4f} "
+                "nats/word.",
                 self.variants["copyreg"].id, copyreg_verdict(same.induction_last, twin.induction_last,
                                                              same.ppp_last, twin.ppp_last)))
         return out
@@ -150,7 +151,8 @@ class Reading:
             icl_last_big=float(self.icl["plain"]["icl"].sel(model=self.big).dropna(schema.STEP).values[-1]),
             n_coincide=int(plain.coincide.sum()), last_step=int(hd[schema.STEP].values[-1]),
             ppp_ns_last_big_naive=self.naive_ppp, bow_abs_diff_bits=self.bow_abs_diff,
-            head_convention=str(self.params.get("head_convention")), ppp_exclusions=str(self.params.get("ppp_exclusions")),
+            head_convention=str(self.params.get("head_convention")),
+            ppp_exclusions=str(self.params.get("ppp_exclusions")),
         )
         out.update({f"ppp_ns_last_big_spill{k}": v for k, v in self.spillover_ppp.items()})
         out.update({f"induction_last_big_{k}": v for k, v in self.conventions.items()})
@@ -175,7 +177,8 @@ def choices_table(study: Reading) -> pd.DataFrame:
              "value": round(v, 3), "measure": "largest induction score"} for k, v in study.conventions.items()]
     rows += [{"choice": f"self-paced spillover {k}", "value": round(v, 4), "measure": "PPP (nats/word)"}
              for k, v in study.spillover_ppp.items()]
-    rows += [{"choice": "naive subword-sum surprisal", "value": round(study.naive_ppp, 4), "measure": "PPP (nats/word)"},
+    rows += [{"choice": "naive subword-sum surprisal", "value": round(study.naive_ppp, 4),
+              "measure": "PPP (nats/word)"},
              {"choice": "word-boundary correction: mean |change|", "value": round(study.bow_abs_diff, 3),
               "measure": "surprisal (bits/word)"}]
     return pd.DataFrame(rows, columns=["choice", "measure", "value"])
@@ -247,7 +250,9 @@ def run(suite: str, copyreg_suite: str | None = None, models: Sequence[str] | No
     for v, s in variants.items():
         sel[v] = [m for m in (models or s.models) if m in s.models]
         if not sel[v]:
-            raise ValueError(f"none of models={models} is in {s.id} ({s.models}); add one of them or set copyreg_suite=''")
+            raise ValueError(
+                f"none of models={models} is in {s.id} ({s.models}); add one of them or set copyreg_suite=''"
+            )
     ns = reading.natural_stories_table(ns_stories)
     pv = reading.provo_table(provo_passages)
     tables = {"ns": ns, "pv": pv}

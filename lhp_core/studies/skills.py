@@ -9,8 +9,8 @@ Chinchilla loss fit.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -70,7 +70,8 @@ class Skills:
         t, n = self.theta_lv, self.n_lv
         p = self.params
         return dict(
-            max_gap_random=float(self.gap_random.max()), mean_gap_random=float(self.gap_random.mean()), level=p["level"],
+            max_gap_random=float(self.gap_random.max()), mean_gap_random=float(self.gap_random.mean()),
+            level=p["level"],
             theta_lv_k1=t[1], theta_lv_k2=t[2], theta_lv_k4=t.get(4, float("nan")), theta_ratio_1_2=t[1] / t[2],
             n_lv_k1=n[1], n_lv_k2=n[2], n_lv_ratio_2_1=n[2] / n[1], bound_violation=self.bound_violation,
             slingshot_at_n_lv=self.sling_at_n_lv, slingshot_kprime=max(n), k=self.k_mid, beta=p["beta"],
@@ -94,9 +95,11 @@ def run(n_skills: int = 200, n_pieces: int = 20000, ks: Sequence[int] = (2, 4, 6
     g = sg.SkillGraph.random(n_skills, n_pieces, k_mid, seed=seed)
     rows = []
     for th in thetas[thetas < beta]:
-        rows += [{"theta": th, "incompetent": 1 - sg.competence(g, sg.adversarial_failures(g, float(th), beta, seed=seed), beta),
+        rows += [{"theta": th,
+                  "incompetent": 1 - sg.competence(g, sg.adversarial_failures(g, float(th), beta, seed=seed), beta),
                   "who": "adversarial failures"},
-                 {"theta": th, "incompetent": 1 - sg.competence(g, sg.random_failures(n_pieces, float(th), seed=seed), beta),
+                 {"theta": th,
+                  "incompetent": 1 - sg.competence(g, sg.random_failures(n_pieces, float(th), seed=seed), beta),
                   "who": "random failures"},
                  {"theta": th, "incompetent": sg.incompetence_bound(float(th), k_mid, beta,
                                                                     skills_per_piece=n_skills / n_pieces),
@@ -110,7 +113,8 @@ def run(n_skills: int = 200, n_pieces: int = 20000, ks: Sequence[int] = (2, 4, 6
             comp = np.interp(th, d["theta"], d["competence"], left=d["competence"].iloc[0], right=0.0)
             for n_, t_, c_ in zip(N, th, comp):
                 scale_rows.append({"c": c, "kprime": kp, "N": n_, "theta": t_, "competence": c_,
-                                   "slingshot": sg.slingshot_factor(c_, world_skills, kp, k_mid, 20 * n_, tokens_per_piece)})
+                                   "slingshot": sg.slingshot_factor(c_, world_skills, kp, k_mid, 20 * n_,
+                                                                    tokens_per_piece)})
     scale = pd.DataFrame(scale_rows)
     c_mid = nats_per_failure[len(nats_per_failure) // 2]
     sc = scale[scale["c"] == c_mid]

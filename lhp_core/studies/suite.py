@@ -6,8 +6,8 @@ steps hold identical weights and that no file changed after training.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

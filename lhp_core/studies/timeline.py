@@ -91,7 +91,8 @@ class Timeline:
             for v in r.variants:
                 tag = "" if v == "plain" else f" ({v})"
                 h = r.heads[v]
-                for score, name in (("induction", "largest induction score"), ("prev_token", "largest previous-token score")):
+                for score, name in (("induction", "largest induction score"),
+                                    ("prev_token", "largest previous-token score")):
                     add(name, _tag(h[score].max([schema.LAYER, schema.HEAD]), tag))
                 add("ICL score (nats)", _tag(r.icl[v]["icl"], tag), 0.0)
                 add("PPP, Natural Stories SPR (nats/word)", _tag(r.ppp[v, "ns_spr"]["ppp"], tag), 0.0)
@@ -118,7 +119,8 @@ class Timeline:
         pairs = self.order_table()
         tested = pairs[pairs.n_models >= 2]
         consistent = int(tested.consistent.sum())
-        out = [Finding("timeline_order_across_sizes", "developmental events come in the same order whatever the model size",
+        out = [Finding("timeline_order_across_sizes",
+                       "developmental events come in the same order whatever the model size",
                        SOURCE, f"{consistent} of {len(tested)} pairs of events found in at least two models keep one "
                        f"order (before, overlapping or after) in every model of {self.suite_id}"
                        + _exceptions(tested) + ".", self.suite_id,
@@ -129,7 +131,8 @@ class Timeline:
             ppairs = pair_orders(pev)
             ptested = ppairs[ppairs.n_models >= 2]
             pcons = int(ptested.consistent.sum())
-            out.append(Finding("timeline_order_pythia", "developmental events come in the same order whatever the model "
+            out.append(Finding("timeline_order_pythia",
+                               "developmental events come in the same order whatever the model "
                                "size (Pythia, published measurements)", SOURCE,
                                f"{pcons} of {len(ptested)} pairs of events found in at least two Pythia sizes keep one "
                                "order in every size" + _exceptions(ptested) + ".", published.SUITE,
@@ -251,7 +254,8 @@ def run(profile: str = "default", studies=tuple(STUDIES), with_published: bool =
         results[name] = _call(STUDIES[name], book.chapter_arguments(profile, name))
     pub = thresholds = None
     if with_published:
-        pub_args = book.chapter_arguments(profile, "published") if (book.repo_root() / "book" / "published.ipynb").is_file() else {}
+        pub_args = (book.chapter_arguments(profile, "published")
+                    if (book.repo_root() / "book" / "published.ipynb").is_file() else {})
         pub = _call(published, pub_args)
         if "emergence" in results:
             thresholds = results["emergence"].pythia_events()

@@ -28,7 +28,8 @@ def phases_figure(study) -> alt.FacetChart:
     band = alt.Chart(pd.DataFrame(bands)).mark_rect(opacity=0.12).encode(
         x=alt.X("start:Q", **style.log_axis(best[schema.TOKENS_SEEN], "tokens seen")), x2="end:Q",
         color=alt.Color("segment:N", title="2-breakpoint segment"))
-    err = alt.Chart(best).mark_errorbar().encode(x=x, y=alt.Y("r_lo:Q", title="brain score r (best layer)"), y2="r_hi:Q")
+    err = alt.Chart(best).mark_errorbar().encode(x=x, y=alt.Y("r_lo:Q", title="brain score r (best layer)"),
+                                                 y2="r_hi:Q")
     pts = alt.Chart(best).mark_line(point=True, color="black").encode(
         x=x, y="r:Q", tooltip=[schema.STEP, "best_layer", alt.Tooltip("r:Q", format=".3f")])
     fit = alt.Chart(pd.DataFrame(fits)).mark_line(strokeDash=[5, 3], color="gray").encode(x=x, y="fit:Q")
@@ -50,10 +51,11 @@ def depth_figure(study) -> alt.HConcatChart:
         y=alt.Y(f"{schema.LAYER}:O", sort="descending"),
         color=alt.Color("r:Q", scale=alt.Scale(scheme="viridis"), title="r"),
         tooltip=[schema.MODEL, schema.STEP, schema.LAYER, alt.Tooltip("r:Q", format=".3f")],
-    ).properties(width=style.HALF, height=90).facet(row=alt.Row(f"{schema.MODEL}:N", title=None,
-                                                                 header=alt.Header(labelOrient="top", labelAnchor="start")))
+    ).properties(width=style.HALF, height=90).facet(
+        row=alt.Row(f"{schema.MODEL}:N", title=None, header=alt.Header(labelOrient="top", labelAnchor="start")))
     profile = alt.Chart(heat).mark_line(point=True).encode(
-        x=alt.X(f"{schema.LAYER}:O"), y=alt.Y("r:Q", title="brain score r"), color=style.model_color(heat[schema.MODEL]),
+        x=alt.X(f"{schema.LAYER}:O"), y=alt.Y("r:Q", title="brain score r"),
+        color=style.model_color(heat[schema.MODEL]),
     ).properties(width=style.SMALL + 40, height=style.HEIGHT, title="layer profile")
     return alt.hconcat(hm, charts.step_scrubber(profile, steps, name="brain_step"))
 
@@ -64,7 +66,8 @@ def companions_figure(study) -> alt.FacetChart:
     comp = comp[comp[schema.TOKENS_SEEN] > 0]
     return alt.Chart(comp).mark_line(point=True).encode(
         x=style.tokens_x(comp[schema.TOKENS_SEEN]), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-        color=style.model_color(comp[schema.MODEL]), tooltip=[schema.MODEL, schema.STEP, alt.Tooltip("value:Q", format=".3f")],
+        color=style.model_color(comp[schema.MODEL]),
+        tooltip=[schema.MODEL, schema.STEP, alt.Tooltip("value:Q", format=".3f")],
     ).properties(width=style.WIDE, height=80).facet(
         row=alt.Row("measure:N", title=None, header=alt.Header(labelOrient="top", labelAnchor="start",
                                                                 labelFontWeight="bold"))
@@ -93,7 +96,8 @@ def prediction_inspector(study):
     fin = study.final_step(m)
     steps = [int(s) for s in study.scores[schema.STEP].values]
     layers = [int(v) for v in study.scores[schema.LAYER].values]
-    return inspectors.live(lambda model, step, layer: brain_metrics.inspect_predictions(study.scores, study.table, model,
-                                                                                        step, layer),
-                           model=inspectors.dropdown(study.models, value=m), step=inspectors.slider(steps, value=fin),
-                           layer=inspectors.dropdown(layers, value=int(study.best["best_layer"].sel(model=m, step=fin))))
+    return inspectors.live(
+        lambda model, step, layer: brain_metrics.inspect_predictions(study.scores, study.table, model, step, layer),
+        model=inspectors.dropdown(study.models, value=m), step=inspectors.slider(steps, value=fin),
+        layer=inspectors.dropdown(layers, value=int(study.best["best_layer"].sel(model=m, step=fin))),
+    )

@@ -40,7 +40,8 @@ WIDTH, HEIGHT = 420, 260
 
 def _require(data: pd.DataFrame, columns: Sequence[str], where: str) -> None:
     if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"{where} needs a tidy pandas DataFrame, got {type(data).__name__} (use ds.to_dataframe().reset_index())")
+        raise TypeError(f"{where} needs a tidy pandas DataFrame, got {type(data).__name__} "
+                        "(use ds.to_dataframe().reset_index())")
     missing = [c for c in columns if c not in data.columns]
     if missing:
         raise KeyError(f"{where}: columns {missing} missing; the table has {list(data.columns)}")
@@ -114,7 +115,8 @@ def line_over_training(
     return chart.properties(title=title) if title else chart
 
 
-def checkpoint_schedule(data: pd.DataFrame, x: str = schema.STEP, row: str = schema.MODEL, title: str | None = None) -> alt.Chart:
+def checkpoint_schedule(data: pd.DataFrame, x: str = schema.STEP, row: str = schema.MODEL,
+                        title: str | None = None) -> alt.Chart:
     """One tick per saved checkpoint, per model, on a symlog axis (step 0 is shown)."""
     _require(data, [x, row], "checkpoint_schedule")
     chart = (
@@ -130,19 +132,21 @@ def checkpoint_schedule(data: pd.DataFrame, x: str = schema.STEP, row: str = sch
     return chart.properties(title=title) if title else chart
 
 
-def bars(data: pd.DataFrame, x: str, y: str, color: str | None = None, log_y: bool = False, title: str | None = None) -> alt.Chart:
+def bars(data: pd.DataFrame, x: str, y: str, color: str | None = None, log_y: bool = False,
+         title: str | None = None) -> alt.Chart:
     """Bar chart of ``y`` per category ``x`` (kept in table order)."""
     _require(data, [x, y] + ([color] if color else []), "bars")
     enc = {
         "x": alt.X(f"{x}:N", sort=list(pd.unique(data[x])), title=x.replace("_", " ")),
         # Unstacked bars on a log scale start at the domain minimum instead of at zero.
-        "y": alt.Y(f"{y}:Q", scale=alt.Scale(type="log") if log_y else alt.Undefined, stack=None if log_y else alt.Undefined,
-                   title=y.replace("_", " ")),
+        "y": alt.Y(f"{y}:Q", scale=alt.Scale(type="log") if log_y else alt.Undefined,
+                   stack=None if log_y else alt.Undefined, title=y.replace("_", " ")),
         "tooltip": list(data.columns),
     }
     if color:
         enc["color"] = alt.Color(f"{color}:N")
-    chart = alt.Chart(data).mark_bar().encode(**enc).properties(width=min(WIDTH, 60 * data[x].nunique() + 40), height=HEIGHT)
+    chart = alt.Chart(data).mark_bar().encode(**enc).properties(width=min(WIDTH, 60 * data[x].nunique() + 40),
+                                                                height=HEIGHT)
     return chart.properties(title=title) if title else chart
 
 

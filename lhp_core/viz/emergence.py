@@ -87,8 +87,8 @@ def pythia_at_step(study) -> alt.Chart:
 
 def item_table(study, task: str = "agreement", index: int = 0, device: str = "cpu"):
     """One battery item at the largest model's last checkpoint: every option's log-probability."""
-    return style.table(T.inspect_item(study.suite, study.models[-1], study.steps[-1], task, index, n_items=study.n_items,
-                          seed=study.params.get("seed", 0), device=device))
+    return style.table(T.inspect_item(study.suite, study.models[-1], study.steps[-1], task, index,
+                                      n_items=study.n_items, seed=study.params.get("seed", 0), device=device))
 
 
 def item_inspector(study, device: str = "cpu"):

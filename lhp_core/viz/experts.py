@@ -47,8 +47,8 @@ def similarity_matrices(study) -> alt.Chart:
                                                                    top_k=study.top_k).values)
         for src, mat in (("model (expert Jaccard)", jac), ("human (SPoSE dot)", hum)):
             i, j = np.meshgrid(range(len(words)), range(len(words)), indexing="ij")
-            rows.append(pd.DataFrame({"step": int(s), "a": np.asarray(words)[i.ravel()], "b": np.asarray(words)[j.ravel()],
-                                      "source": src, "sim": mat.ravel()}))
+            rows.append(pd.DataFrame({"step": int(s), "a": np.asarray(words)[i.ravel()],
+                                      "b": np.asarray(words)[j.ravel()], "source": src, "sim": mat.ravel()}))
     mat = pd.concat(rows, ignore_index=True)
     mat["value"] = mat.groupby(["step", "source"])["sim"].rank(pct=True).round(3)
     steps = sorted(int(s) for s in ap[schema.STEP].values)
@@ -76,7 +76,8 @@ def expert_explorer(study, n_experts: int = 5, k: int = 3) -> alt.HConcatChart:
         best = np.argsort(-row, kind="stable")[:n_experts]
         for rank, u in enumerate(best):
             label = f"L{int(final['layer'].values[u])} {final['module'].values[u]} #{int(final['unit'].values[u])}"
-            tops.append({"concept": c, "rank": rank + 1, "neuron": int(u), "unit": label, "ap": round(float(row[u]), 3)})
+            tops.append({"concept": c, "rank": rank + 1, "neuron": int(u), "unit": label,
+                         "ap": round(float(row[u]), 3)})
             for s, v in zip(ap[schema.STEP].values, ap.sel(concept=c).values[:, u]):
                 traj.append({"concept": c, "neuron": int(u), schema.STEP: int(s), schema.TOKENS_SEEN: tokens[int(s)],
                              "ap": round(float(v), 3)})

@@ -81,7 +81,8 @@ def model_dataset(results: Results, model: str) -> xr.Dataset:
 
 
 def _unit_vars(ds: xr.Dataset, unit: str) -> list[str]:
-    return [v for v, da in ds.data_vars.items() if schema.STEP in da.dims and schema.LAYER in da.dims and unit in da.dims]
+    return [v for v, da in ds.data_vars.items()
+            if schema.STEP in da.dims and schema.LAYER in da.dims and unit in da.dims]
 
 
 def _check_index(ds: xr.Dataset, dim: str, value: int) -> None:
@@ -91,18 +92,23 @@ def _check_index(ds: xr.Dataset, dim: str, value: int) -> None:
         raise IndexError(f"{dim} {value} out of range; valid {dim}s: {ds[dim].values.min()}..{ds[dim].values.max()}")
 
 
-def _trajectory(results: Results, model: str, step: int, layer: int, unit_dim: str, unit: int, variables: list[str] | None) -> alt.Chart:
+def _trajectory(results: Results, model: str, step: int, layer: int, unit_dim: str, unit: int,
+                variables: list[str] | None) -> alt.Chart:
     ds = model_dataset(results, model)
     for dim, value in ((schema.STEP, step), (schema.LAYER, layer), (unit_dim, unit)):
         _check_index(ds, dim, value)
     names = variables or _unit_vars(ds, unit_dim)
     if not names:
-        raise ValueError(f"model {model!r} has no variable with dims (step, layer, {unit_dim}); variables: {list(ds.data_vars)}")
+        raise ValueError(
+            f"model {model!r} has no variable with dims (step, layer, {unit_dim}); variables: {list(ds.data_vars)}"
+        )
     sel = ds[names].sel({schema.LAYER: layer, unit_dim: unit})
     extra = [d for d in sel.dims if d != schema.STEP]
     if extra:
-        raise ValueError(f"variables {names} have extra dims {extra} beyond (step, layer, {unit_dim}); pass variables=[...] to pick scalar ones")
-    table = sel.to_dataframe().reset_index().melt(id_vars=[schema.STEP], value_vars=names, var_name="measure", value_name="value")
+        raise ValueError(f"variables {names} have extra dims {extra} beyond (step, layer, {unit_dim}); "
+                         "pass variables=[...] to pick scalar ones")
+    table = sel.to_dataframe().reset_index().melt(id_vars=[schema.STEP], value_vars=names, var_name="measure",
+                                                  value_name="value")
     lines = (
         alt.Chart(table)
         .mark_line(point=True)
@@ -113,13 +119,16 @@ def _trajectory(results: Results, model: str, step: int, layer: int, unit_dim: s
             tooltip=[schema.STEP, "measure", "value"],
         )
     )
-    rule = alt.Chart(pd.DataFrame({schema.STEP: [step]})).mark_rule(strokeDash=[4, 3], color="gray").encode(x=f"{schema.STEP}:Q")
+    rule = alt.Chart(pd.DataFrame({schema.STEP: [step]})).mark_rule(strokeDash=[4, 3], color="gray").encode(
+        x=f"{schema.STEP}:Q")
     return alt.layer(lines, rule).properties(
-        width=charts.WIDTH, height=charts.HEIGHT, title=f"{model} · layer {layer} · {unit_dim} {unit} (selected step {step})"
+        width=charts.WIDTH, height=charts.HEIGHT,
+        title=f"{model} · layer {layer} · {unit_dim} {unit} (selected step {step})",
     )
 
 
-def inspect_head(results: Results, model: str, step: int, layer: int, head: int, variables: list[str] | None = None) -> alt.Chart:
+def inspect_head(results: Results, model: str, step: int, layer: int, head: int,
+                 variables: list[str] | None = None) -> alt.Chart:
     """Every per-head measure of one attention head across training, the selected step marked.
 
     Parameters
@@ -132,7 +141,8 @@ def inspect_head(results: Results, model: str, step: int, layer: int, head: int,
     return _trajectory(results, model, step, layer, schema.HEAD, head, variables)
 
 
-def inspect_neuron(results: Results, model: str, step: int, layer: int, neuron: int, variables: list[str] | None = None) -> alt.Chart:
+def inspect_neuron(results: Results, model: str, step: int, layer: int, neuron: int,
+                   variables: list[str] | None = None) -> alt.Chart:
     """Every per-neuron measure of one MLP neuron across training (dims ``(step, layer, neuron)``)."""
     return _trajectory(results, model, step, layer, schema.NEURON, neuron, variables)
 
@@ -150,7 +160,9 @@ def inspect_heads_at_step(results: Results, model: str, step: int, variable: str
     return (
         alt.Chart(table)
         .mark_rect()
-        .encode(x=f"{schema.HEAD}:O", y=f"{schema.LAYER}:O", color=alt.Color("value:Q", scale=alt.Scale(scheme="viridis")), tooltip=[schema.LAYER, schema.HEAD, "value"])
+        .encode(x=f"{schema.HEAD}:O", y=f"{schema.LAYER}:O",
+                color=alt.Color("value:Q", scale=alt.Scale(scheme="viridis")),
+                tooltip=[schema.LAYER, schema.HEAD, "value"])
         .properties(title=f"{model} · {variable} at step {step}")
     )
 
@@ -210,7 +222,8 @@ def _widget(name: str, control: Any) -> Any:
                        continuous_update=False)
 
 
-def inspector(results: Results, draw: Callable[..., alt.Chart], layer: bool = False, head: bool = False, neuron: bool = False, **fixed: Any):
+def inspector(results: Results, draw: Callable[..., alt.Chart], layer: bool = False, head: bool = False,
+              neuron: bool = False, **fixed: Any):
     """Controls around ``draw(results, model=, step=, [layer=, head=, neuron=], **fixed)``.
 
     The step control slides over the checkpoints actually present for the chosen model; the

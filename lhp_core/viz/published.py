@@ -48,7 +48,8 @@ def peaks_figure(study) -> alt.Chart:
             if bool(q["pooled_interior"]):
                 tps = PYTHIA_TOKENS_PER_STEP
                 rows.append({"model": m, "n-gram": int(n), "tokens": float(q.pooled_step) * tps,
-                             "lo": float(q.pooled_lo) * tps, "hi": float(q.pooled_hi) * tps, "step": float(q.pooled_step)})
+                             "lo": float(q.pooled_lo) * tps, "hi": float(q.pooled_hi) * tps,
+                             "step": float(q.pooled_step)})
     data = pd.DataFrame(rows)
     order = size_order(p["model"].values)
     axis = style.log_axis(pd.concat([data.lo, data.hi]), "tokens seen at the peak")
@@ -56,8 +57,8 @@ def peaks_figure(study) -> alt.Chart:
     pts = alt.Chart(data).mark_point(filled=True, size=50).encode(
         x=alt.X("model:N", sort=order, title=None), y=y, color=alt.Color("n-gram:O", title="n-gram order"),
         tooltip=["model", "n-gram", "step"])
-    err = alt.Chart(data).mark_rule().encode(x=alt.X("model:N", sort=order), y=alt.Y("lo:Q", scale=axis["scale"]), y2="hi:Q",
-                                             color=alt.Color("n-gram:O"))
+    err = alt.Chart(data).mark_rule().encode(x=alt.X("model:N", sort=order), y=alt.Y("lo:Q", scale=axis["scale"]),
+                                             y2="hi:Q", color=alt.Color("n-gram:O"))
     return alt.layer(err, pts).properties(width=style.WIDE, height=style.HEIGHT,
                                           title="where each n-gram correlation peaks, per size")
 
@@ -85,8 +86,9 @@ def inverse_scaling_figure(study) -> alt.FacetChart:
     return alt.Chart(d).mark_line(point=alt.OverlayMarkDef(size=10)).encode(
         x=x, y=alt.Y("accuracy:Q", title=None), color=style.model_color(d["model"]),
         tooltip=["model", schema.STEP, alt.Tooltip("accuracy:Q", format=".3f")],
-    ).properties(width=style.SMALL, height=100).facet(facet=alt.Facet("task_name:N", title=None), columns=3).resolve_scale(
-        y="independent")
+    ).properties(width=style.SMALL, height=100).facet(
+        facet=alt.Facet("task_name:N", title=None), columns=3
+    ).resolve_scale(y="independent")
 
 
 def semantic_table(study):

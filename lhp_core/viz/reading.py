@@ -93,7 +93,8 @@ def attention_chart(pattern: np.ndarray, title: str = "attention on the inductio
     q, k = np.tril_indices(pattern.shape[0])
     df = pd.DataFrame({"query": q, "key": k, "attention": pattern[q, k]})
     return alt.Chart(df).mark_rect().encode(
-        x=alt.X("key:O", axis=alt.Axis(labels=False, ticks=False)), y=alt.Y("query:O", axis=alt.Axis(labels=False, ticks=False)),
+        x=alt.X("key:O", axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("query:O", axis=alt.Axis(labels=False, ticks=False)),
         color=alt.Color("attention:Q", scale=alt.Scale(domain=[0, 1], scheme="greys")),
         tooltip=["query", "key", "attention"],
     ).properties(width=style.HALF, height=style.HALF, title=title)
@@ -109,7 +110,8 @@ def inspect_head_attention(scores: xr.Dataset, model: str, step: int, layer: int
     """
     traj = inspectors.inspect_head(scores, model, step, layer, head)
     net, tok = loader(model, int(step))
-    pattern = attention_patterns(net, np.asarray(probe_ids)[0], tok.bos_token_id if bos else None, device)[layer - 1, head]
+    pattern = attention_patterns(net, np.asarray(probe_ids)[0], tok.bos_token_id if bos else None,
+                                 device)[layer - 1, head]
     return alt.hconcat(traj, attention_chart(pattern, f"layer {layer} head {head}, step {step}"))
 
 
@@ -140,8 +142,10 @@ def head_explorer(study) -> alt.VConcatChart:
     pattern = pattern[pattern["attention"] >= 0.005]  # the blank rest keeps the page small
     side = style.HALF - 20
     attn = alt.Chart(pattern).mark_rect().encode(
-        x=alt.X("key:O", axis=alt.Axis(labels=False, ticks=False), scale=alt.Scale(domain=list(range(att.shape[-1])))),
-        y=alt.Y("query:O", axis=alt.Axis(labels=False, ticks=False), scale=alt.Scale(domain=list(range(att.shape[-1])))),
+        x=alt.X("key:O", axis=alt.Axis(labels=False, ticks=False),
+                scale=alt.Scale(domain=list(range(att.shape[-1])))),
+        y=alt.Y("query:O", axis=alt.Axis(labels=False, ticks=False),
+                scale=alt.Scale(domain=list(range(att.shape[-1])))),
         color=alt.Color("attention:Q", scale=alt.Scale(domain=[0, 1], scheme="greys"), legend=None),
         tooltip=["query", "key", alt.Tooltip("attention:Q", format=".3f")],
     ).transform_filter(pick).properties(width=side, height=side, title="its attention on a repeated sequence")

@@ -10,8 +10,10 @@ from lhp_core.viz import style
 def competence_figure(study) -> alt.LayerChart:
     """Competence on skills and k'-tuples against θ (menus: k, failure mode); dashed: binomial closed form."""
     ks = study.params["ks"]
-    k_param = alt.param(name="k_sel", value=study.k_mid, bind=alt.binding_select(options=ks, name="skills per piece k "))
-    mode = alt.param(name="mode_sel", value="skills", bind=alt.binding_radio(options=["random", "skills"], name="failures "))
+    k_param = alt.param(name="k_sel", value=study.k_mid,
+                        bind=alt.binding_select(options=ks, name="skills per piece k "))
+    mode = alt.param(name="mode_sel", value="skills",
+                     bind=alt.binding_radio(options=["random", "skills"], name="failures "))
     long = study.grid.melt(id_vars=["mode", "k", "kprime", "theta"], value_vars=["competence", "expected"],
                            var_name="source", value_name="fraction_competent")
     base = alt.Chart(long).transform_filter("datum.k == k_sel && datum.mode == mode_sel").encode(

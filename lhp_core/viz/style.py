@@ -1,10 +1,11 @@
 """One look for every chart of the book: colours per model size, readable log axes, column widths.
 
 A model keeps its colour in every chapter: :func:`model_color` maps the known model ids (lhp
-suites smallest to largest, then Pythia's sizes; :func:`lhp_core.suites.size_order`) onto one fixed palette, so ``l`` is the same
-colour in the reading and the brain chapter and on the Timeline. Log axes over tokens or steps
-get ticks at powers of ten only, labelled ``1k``, ``10M`` (:func:`log_axis`), so labels never
-collide. :data:`COLUMN` is the width a chart may take in the book's text column.
+suites smallest to largest, then Pythia's sizes; :func:`lhp_core.suites.size_order`) onto one
+fixed palette, so ``l`` is the same colour in the reading and the brain chapter and on the
+Timeline. Log axes over tokens or steps get ticks at powers of ten only, labelled ``1k``,
+``10M`` (:func:`log_axis`), so labels never collide. :data:`COLUMN` is the width a chart may
+take in the book's text column.
 """
 from __future__ import annotations
 

@@ -98,7 +98,8 @@ def overwrite_of_a_folder_that_is_not_a_store(c: Ctx) -> None:
         sweep(str(c.suite), stim(), folder, overwrite=True, **SMALL)
     code, _, err = c.cli("sweep", c.suite, "--stimuli", _txt(c), "--out", folder, "--overwrite", "--models", "s",
                          "--steps", "24", "--device", "cpu")
-    assert code == 1 and err.count("\n") == 1 and err.startswith("lhp sweep: error:") and "not an lhp results store" in err
+    assert (code == 1 and err.count("\n") == 1 and err.startswith("lhp sweep: error:")
+            and "not an lhp results store" in err)
     assert digest(folder) == before
 
 
@@ -272,7 +273,8 @@ def flipped_byte_in_a_checkpoint(c: Ctx) -> None:
     root = c.copy()
     _flip_byte(root / "s" / "step24" / "model.safetensors")
     out = c.tmp / "r.zarr"
-    with pytest.raises(CorruptCheckpoint, match=r"s/step24 have sha256 .*training_record.nc lists.*delete that step folder and "
+    with pytest.raises(CorruptCheckpoint, match=r"s/step24 have sha256 .*training_record.nc lists.*"
+                                                r"delete that step folder and "
                                                 r"re-run `lhp train --preset tiny --out .*suite`: it re-creates"):
         sweep(str(root), stim(), out, **SMALL)
     assert open_results(out, "s")["complete"].values.tolist() == [True, False]
@@ -421,12 +423,15 @@ def version_and_help(c: Ctx) -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["sweep", "S", "--stimuli", "x", "--out", "o", "--steps", "lg:3"], "invalid step spec 'lg:3'; use all, log, log:N"),
+    (["sweep", "S", "--stimuli", "x", "--out", "o", "--steps", "lg:3"],
+     "invalid step spec 'lg:3'; use all, log, log:N"),
     (["sweep", "S", "--stimuli", "x", "--out", "o", "--steps", "log:0"], "invalid step spec 'log:0'"),
     (["sweep", "S", "--stimuli", "x", "--out", "o", "--steps", "0,-8"], "invalid step spec '0,-8'"),
-    (["sweep", "S", "--stimuli", "x", "--out", "o", "--batch-size", "0"], "--batch-size: expected an integer >= 1, got 0"),
+    (["sweep", "S", "--stimuli", "x", "--out", "o", "--batch-size", "0"],
+     "--batch-size: expected an integer >= 1, got 0"),
     (["sweep", "S", "--stimuli", "x", "--out", "o", "--max-length", "2"], "--max-length: expected an integer >= 3"),
-    (["sweep", "S", "--stimuli", "x", "--out", "o", "--workers", "two"], "--workers: expected an integer >= 1, got 'two'"),
+    (["sweep", "S", "--stimuli", "x", "--out", "o", "--workers", "two"],
+     "--workers: expected an integer >= 1, got 'two'"),
     (["sweep", "S", "--stimuli", "x", "--out", "o", "--device", "gpu"], "--device: expected cpu, cuda, cuda:N or mps"),
     (["sweep", "S", "--stimuli", "x", "--out", "o", "--dtype", "fp8"], "--dtype: invalid choice"),
     (["train", "--preset", "tiny", "--threads", "0"], "--threads: expected an integer >= 1"),

@@ -37,7 +37,8 @@ def test_expert_ap_matches_sklearn_and_model(tiny_suite: Path, tmp_path: Path, m
     part = table[table.concept == "dog"]
     sel = x.sel(stimulus=part.stimulus.values).values
     for u in (0, 7, sel.shape[1] - 1):
-        assert abs(float(a.sel(step=24, concept="dog").values[u]) - average_precision_score(part.label, sel[:, u])) < 1e-6
+        assert abs(float(a.sel(step=24, concept="dog").values[u])
+                   - average_precision_score(part.label, sel[:, u])) < 1e-6
     # the stored max-pooled unit equals a direct forward pass: last unit = MLP output of the last block
     model, tok = checkpoints.load(suite, "s", 24)
     text = texts.text.iloc[0]

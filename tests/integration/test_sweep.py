@@ -177,7 +177,8 @@ T.sweep(T.LocalSuite({root!r}), T.stimuli(), {out!r}, wait={wait!r}, **T.SWEEP_A
 """
 
 
-def start_sweep(suite, out: Path, tmp: Path, point: str = "", wait: bool = False) -> tuple[subprocess.Popen, Path, Path]:
+def start_sweep(suite, out: Path, tmp: Path, point: str = "",
+                wait: bool = False) -> tuple[subprocess.Popen, Path, Path]:
     """A sweep in a subprocess that stops at ``point`` (see SCRIPT) until ``go`` exists; returns
     ``(process, flag, go)``: ``flag`` appears once it has stopped there."""
     flag, go = tmp / f"flag-{point}-{time.time_ns()}", tmp / f"go-{point}-{time.time_ns()}"
@@ -288,7 +289,8 @@ def test_dask_two_workers_equal_serial(suite, serial_store, tmp_path):
 
 
 def test_rerun_with_other_configuration_is_refused(suite, serial_store):
-    with pytest.raises(ValueError, match=r"another configuration \(reducers: .* in the store, \[\"word_last\"\] now\).*new --out"):
+    with pytest.raises(ValueError,
+                       match=r"another configuration \(reducers: .* in the store, \[\"word_last\"\] now\).*new --out"):
         sweep(suite, stimuli(), serial_store, **{**SWEEP_ARGS, "reducers": ["word_last"]})
 
 
@@ -304,7 +306,8 @@ def test_select_steps():
 
 
 def test_head_scores_and_linear_sites_in_store(suite, tmp_path):
-    args = {**SWEEP_ARGS, "sites": ["heads", "linear"], "reducers": ["stimulus_mean"], "head_scores": ["bos", "entropy"]}
+    args = {**SWEEP_ARGS, "sites": ["heads", "linear"], "reducers": ["stimulus_mean"],
+            "head_scores": ["bos", "entropy"]}
     args["max_length"] = 16  # head scores need every probe in one window
     out = sweep(suite, stimuli(), tmp_path / "h.zarr", models=["s"], steps="0,3", **args)
     heads = open_results(out, "s", site="heads")
@@ -312,7 +315,8 @@ def test_head_scores_and_linear_sites_in_store(suite, tmp_path):
     lin = open_results(out, "s", site="linear")
     assert set(lin["neuron_module"].values.tolist()) == {"qkv", "attn_dense", "mlp_in", "mlp_out"}
     model, tok = load_local(suite, "s", 3)
-    direct = extract(model, tok, stimuli(), ["heads", "linear"], ["stimulus_mean"], ["bos", "entropy"], batch_size=2, max_length=16)
+    direct = extract(model, tok, stimuli(), ["heads", "linear"], ["stimulus_mean"], ["bos", "entropy"], batch_size=2,
+                     max_length=16)
     np.testing.assert_array_equal(heads["entropy"].sel(step=3).values, direct.values["heads"]["entropy"])
     np.testing.assert_array_equal(lin["stimulus_mean"].sel(step=3).values, direct.values["linear"]["stimulus_mean"])
     merged = open_results(out, "s")

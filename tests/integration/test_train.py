@@ -14,10 +14,10 @@ import torch
 import xarray as xr
 
 from lhp_core.checkpoints import load
-from lhp_core.weights import weights_sha256
-from lhp_core.suites import get_suite
 from lhp_core.presets import PRESETS
+from lhp_core.suites import get_suite
 from lhp_core.train import train
+from lhp_core.weights import weights_sha256
 
 TINY = PRESETS["tiny"]
 
@@ -32,7 +32,8 @@ def test_training_record_contents(tiny_suite: Path) -> None:
     for v in ("train_loss", "val_loss", "probe_first_loss", "probe_second_loss", "wall_time", "weights_sha256"):
         assert v in rec and rec[v].notnull().all()
     np.testing.assert_array_equal(rec["tokens_seen"].sel(model="m").values, rec["step"].values * TINY.tokens_per_step)
-    for k in ("preset", "recipe", "git_commit", "device", "torch_version", "seed", "copy_reg", "repeat_frac", "span_min"):
+    for k in ("preset", "recipe", "git_commit", "device", "torch_version", "seed", "copy_reg", "repeat_frac",
+              "span_min"):
         assert k in rec.attrs
     assert rec.attrs["copy_reg"] == 0.0 and rec.attrs["device"] == "cpu"
     # Losses start near log(vocab) (uniform prediction) and fall.

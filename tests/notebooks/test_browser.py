@@ -4,8 +4,9 @@ Every request to a host other than this machine (loopback) is aborted and record
 page fails if it made any: the book must not even try the network (a CDN script tag fails
 here although the page may still look fine). For each page of the table of contents: no
 such request, no JavaScript error or console error beyond :data:`ALLOWED_ERRORS`, and every
-chart drawn with marks; on pages with a step slider, moving it must change the chart. Screenshots go to ``test-artifacts/``; with
-``LHP_UPDATE_SCREENSHOT=1`` the README's ``docs/book.png`` is refreshed from the real book.
+chart drawn with marks; on pages with a step slider, moving it must change the chart.
+Screenshots go to ``test-artifacts/``; with ``LHP_UPDATE_SCREENSHOT=1`` the README's
+``docs/book.png`` is refreshed from the real book.
 """
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ def browser():
 
 def _local(url: str) -> bool:
     parts = urlsplit(url)
-    return parts.scheme in ("data", "blob", "file") or (parts.scheme in ("http", "https") and parts.hostname in LOOPBACK)
+    return (parts.scheme in ("data", "blob", "file")
+            or (parts.scheme in ("http", "https") and parts.hostname in LOOPBACK))
 
 
 def _closed_page(browser):
@@ -204,8 +206,11 @@ def test_a_cdn_request_fails_the_page_check(browser, tmp_path: Path) -> None:
 
 
 #: aria-labels vega gives the marks of the chart whose text contains the argument.
-MARK_LABELS = """(text) => { const c = [...document.querySelectorAll('.lhp-chart')].find(el => el.innerText.includes(text));
-  return c ? [...c.querySelectorAll('path[aria-label], text[aria-label]')].map(p => p.getAttribute('aria-label')) : null; }"""
+MARK_LABELS = (
+    "(text) => { const c = [...document.querySelectorAll('.lhp-chart')].find(el => el.innerText.includes(text));\n"
+    "  return c ? [...c.querySelectorAll('path[aria-label], text[aria-label]')]"
+    ".map(p => p.getAttribute('aria-label')) : null; }"
+)
 OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 

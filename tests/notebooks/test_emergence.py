@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def rec(ci_records: dict[str, dict]) -> dict:
     return ci_records["emergence"]

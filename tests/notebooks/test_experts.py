@@ -1,7 +1,6 @@
 """book/experts.ipynb at `ci` size (lhp-micro, 20 THINGS concepts from 4 categories): check its recorded numbers."""
 from __future__ import annotations
 
-
 import pytest
 
 from lhp_core import book

@@ -28,7 +28,8 @@ def _pile_curves() -> dict:
 def test_one_gram_peaks_before_five_gram_where_the_data_say_so(rec: dict) -> None:
     curves = _pile_curves()
     runs = {(s, seed) for s, seed, _ in curves}
-    before = sum(max(curves[s, seed, 1], key=curves[s, seed, 1].get) <= max(curves[s, seed, 5], key=curves[s, seed, 5].get)
+    before = sum(max(curves[s, seed, 1], key=curves[s, seed, 1].get)
+                 <= max(curves[s, seed, 5], key=curves[s, seed, 5].get)
                  for s, seed in runs)
     assert rec["n_runs"] == len(runs) == 55
     assert rec["n_runs_1gram_before_5gram"] == before

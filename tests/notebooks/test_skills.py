@@ -6,7 +6,6 @@ import math
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def rec(ci_records: dict[str, dict]) -> dict:
     return ci_records["skills"]

@@ -40,9 +40,10 @@ def test_acquisition_step_of_hand_built_curves(acc, step, previous) -> None:
 
 
 def _table(curves: dict[tuple[int, str], list[float]]) -> pd.DataFrame:
-    meta = {"p1": ("syntax", "Island effects"), "p2": ("syntax", "Island effects"), "p3": ("semantics", "NPI licensing"),
-            "p4": ("syntaxsemantics", "NPI licensing")}
-    rows = [("pythia-160m", seed, int(s), *meta[par], par, a) for (seed, par), acc in curves.items() for s, a in zip(STEPS, acc)]
+    meta = {"p1": ("syntax", "Island effects"), "p2": ("syntax", "Island effects"),
+            "p3": ("semantics", "NPI licensing"), "p4": ("syntaxsemantics", "NPI licensing")}
+    rows = [("pythia-160m", seed, int(s), *meta[par], par, a)
+            for (seed, par), acc in curves.items() for s, a in zip(STEPS, acc)]
     return pd.DataFrame(rows, columns=["model", "seed", "step", "field", "phenomenon", "paradigm", "accuracy"])
 
 
@@ -59,19 +60,23 @@ def test_acquisition_dataset_and_phenomenon_means() -> None:
         np.testing.assert_equal(float(ds["acquisition_step"].sel(seed=seed, task=p)), expected)
         assert bool(ds["acquired"].sel(seed=seed, task=p)) == (not np.isnan(expected))
         assert float(ds["initial_accuracy"].sel(seed=seed, task=p)) == acc[0]
-    assert ds["phenomenon"].sel(task="p4").item() == "NPI licensing" and ds["field"].sel(task="p4").item() == "syntaxsemantics"
-    assert int(ds["n_acquired"].sel(task="p3")) == int(sum(not np.isnan(_brute(STEPS, curves[(s, "p3")], 0.65)) for s in (0, 1, 2)))
+    assert ds["phenomenon"].sel(task="p4").item() == "NPI licensing"
+    assert ds["field"].sel(task="p4").item() == "syntaxsemantics"
+    assert int(ds["n_acquired"].sel(task="p3")) == int(sum(not np.isnan(_brute(STEPS, curves[(s, "p3")], 0.65))
+                                                           for s in (0, 1, 2)))
     assert np.isnan(ds["median_step"].sel(task="p3"))  # seed 1 never acquired it
     steps = [_brute(STEPS, curves[(s, "p1")], 0.65) for s in (0, 1, 2)]
     if not np.isnan(steps).any():
         assert float(ds["median_step"].sel(task="p1")) == sorted(steps)[1]
-        assert (float(ds["first_step"].sel(task="p1")), float(ds["last_step"].sel(task="p1"))) == (min(steps), max(steps))
+        assert ((float(ds["first_step"].sel(task="p1")), float(ds["last_step"].sel(task="p1")))
+                == (min(steps), max(steps)))
     for var in ds.data_vars:
         assert ds[var].attrs["units"] and ds[var].attrs["description"], var
 
     phen = aq.acquisition(table, margin=0.15, level="phenomenon")
     # NPI licensing sits under two fields: two units, not one
-    assert sorted(phen["task"].values) == ["semantics/NPI licensing", "syntax/Island effects", "syntaxsemantics/NPI licensing"]
+    assert sorted(phen["task"].values) == ["semantics/NPI licensing", "syntax/Island effects",
+                                           "syntaxsemantics/NPI licensing"]
     for seed in (0, 1, 2):
         island = np.mean([curves[(seed, "p1")], curves[(seed, "p2")]], axis=0)
         np.testing.assert_equal(float(phen["acquisition_step"].sel(seed=seed, task="syntax/Island effects")),

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
-import tomllib
 import yaml
 
 from lhp_core import book, cli
@@ -33,10 +33,12 @@ def tiny_book(tmp_path: Path) -> Path:
     """A repo-like folder: _config.yml, book/_toc.yml, book/profiles.yml and two chapters."""
     (tmp_path / "book").mkdir()
     (tmp_path / "_config.yml").write_text("title: t\nexecute:\n  execute_notebooks: 'off'\n")
-    (tmp_path / "book" / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: good\n  - file: bad\n")
+    (tmp_path / "book" / "_toc.yml").write_text("format: jb-book\nroot: intro\n"
+                                                "chapters:\n  - file: good\n  - file: bad\n")
     (tmp_path / "book" / "intro.md").write_text("# intro\n")
     (tmp_path / "book" / "profiles.yml").write_text(yaml.safe_dump({
-        "ci": {"common": {"suite": "x", "models": None, "steps": None, "device": "cpu"}, "chapters": {"good": {"n": 21}}},
+        "ci": {"common": {"suite": "x", "models": None, "steps": None, "device": "cpu"},
+               "chapters": {"good": {"n": 21}}},
         "default": {"common": {"suite": "y", "models": ["s"], "steps": [0, 8], "device": "cpu"}},
     }))
     _notebook(tmp_path / "book" / "good.ipynb", [
@@ -98,7 +100,8 @@ def test_failing_chapter_names_notebook_and_cell(tiny_book: Path, tmp_path: Path
         book.execute_chapter("bad", "ci", tmp_path / "exec", root=tiny_book)
     msg = str(err.value)
     assert "book/bad.ipynb" in msg and "ValueError: broken on purpose" in msg
-    assert "failed in cell 3 (In [4] of the executed copy)" in msg, msg  # source cell 3; papermill injected one before it
+    # source cell 3; papermill injected one before it
+    assert "failed in cell 3 (In [4] of the executed copy)" in msg, msg
     with pytest.raises(book.BookError, match="holds no record"):
         book.read_record(tmp_path / "exec" / "bad.ipynb")
 
@@ -151,7 +154,8 @@ def test_notebook_defaults_are_the_default_profile() -> None:
                     if isinstance(n, ast.Assign)}
         for key, value in book.chapter_parameters("default", chapter, profiles).items():
             if key != "profile":
-                assert defaults.get(key, "<missing>") == value, f"{chapter}.ipynb: {key} = {defaults.get(key)!r}, profile {value!r}"
+                assert defaults.get(key, "<missing>") == value, \
+                    f"{chapter}.ipynb: {key} = {defaults.get(key)!r}, profile {value!r}"
 
 
 def test_suites_needed_collects_every_suite_parameter() -> None:
@@ -165,7 +169,7 @@ def test_suites_needed_collects_every_suite_parameter() -> None:
 
 
 def _names(reqs: list[str]) -> dict[str, str]:
-    return {re.split(r"[<>=!~\[ ;]", r, 1)[0].lower().replace("_", "-"): r.replace(" ", "") for r in reqs}
+    return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-"): r.replace(" ", "") for r in reqs}
 
 
 def test_environment_yml_matches_pyproject() -> None:
@@ -182,12 +186,14 @@ def test_readme_lists_every_dataset_and_license() -> None:
     readme = (ROOT / "README.md").read_text()
     for path in sorted((ROOT / "data_manifests").glob("*.yaml")):
         manifest = yaml.safe_load(path.read_text())
-        row = next((l for l in readme.splitlines() if l.startswith(f"| `{manifest['id']}` |")), None)
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{manifest['id']}` |")), None)
         assert row is not None, f"README.md lacks a row for dataset {manifest['id']}"
         assert manifest["license"] in row, f"README.md row of {manifest['id']} does not state {manifest['license']!r}"
-    assert "pip install torch==2.13.0 && pip install -e . && LHP_DATA_MIRROR=../shared/data lhp book --profile default" in readme
+    assert ("pip install torch==2.13.0 && pip install -e . && "
+            "LHP_DATA_MIRROR=../shared/data lhp book --profile default") in readme
     assert 'pip install -e ".[test]"' in readme and "python -m pytest tests" in readme
-    assert (ROOT / "docs" / "book.png").is_file(), "README screenshot missing: LHP_UPDATE_SCREENSHOT=1 pytest tests/notebooks/test_browser.py"
+    assert (ROOT / "docs" / "book.png").is_file(), \
+        "README screenshot missing: LHP_UPDATE_SCREENSHOT=1 pytest tests/notebooks/test_browser.py"
 
 
 def _parallel_book(root: Path, chapters: list[str]) -> None:
@@ -201,7 +207,8 @@ def _parallel_book(root: Path, chapters: list[str]) -> None:
     _notebook(root / "book" / "env.ipynb", [
         ("parameters", COMMON),
         ("", ("import os\nfrom lhp_core.book import record\n"
-             "record(**{v: os.environ.get(v, 'unset') for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')})")),
+             "record(**{v: os.environ.get(v, 'unset') "
+             "for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')})")),
     ])
 
 
@@ -262,7 +269,8 @@ def test_relative_data_mirror_is_the_callers_folder(tiny_book: Path, tmp_path: P
     monkeypatch.setenv("LHP_CACHE", str(tmp_path / "empty-cache"))  # no cached copy to fall back on
     for jobs in (1, 2):
         run = book.build_book("par", build=False, root=tiny_book, out=tmp_path / f"j{jobs}", progress=False, jobs=jobs)
-        assert Path(book.read_record(run.executed["fetching"])["path"]).resolve() == (mirror / "word_similarity" / "SOURCE.md").resolve()
+        assert (Path(book.read_record(run.executed["fetching"])["path"]).resolve()
+                == (mirror / "word_similarity" / "SOURCE.md").resolve())
     assert os.environ["LHP_DATA_MIRROR"] == str(tiny_book / os.path.relpath(mirror, tiny_book))
 
 
@@ -273,8 +281,9 @@ def test_missing_relative_mirror_is_named_in_the_error(tmp_path: Path, monkeypat
     monkeypatch.setenv("LHP_DATA_MIRROR", "../no/such/mirror")
     monkeypatch.setenv("LHP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("pooch.retrieve", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("offline")))
-    with pytest.raises(DataUnavailable, match=r"LHP_DATA_MIRROR=\.\./no/such/mirror, which is not a folder as seen from "
-                                              + re.escape(str(tmp_path))):
+    with pytest.raises(DataUnavailable,
+                       match=r"LHP_DATA_MIRROR=\.\./no/such/mirror, which is not a folder as seen from "
+                             + re.escape(str(tmp_path))):
         fetch("word_similarity", "SOURCE.md")
 
 
@@ -285,7 +294,8 @@ def test_only_declared_parameters_are_injected(tiny_book: Path, tmp_path: Path, 
     good = tiny_book / "book" / "good.ipynb"
     params = book.chapter_parameters("ci", "good", profiles)
     assert "profile" in params
-    assert book.injected_parameters(good, params) == {"suite": "x", "models": None, "steps": None, "device": "cpu", "n": 21}
+    assert book.injected_parameters(good, params) == {"suite": "x", "models": None, "steps": None, "device": "cpu",
+                                                      "n": 21}
     _notebook(tiny_book / "book" / "declares.ipynb", [
         ("parameters", COMMON + "profile = 'default'"),
         ("", "from lhp_core.book import record\nrecord(profile=profile)"),
@@ -301,7 +311,8 @@ def test_only_declared_parameters_are_injected(tiny_book: Path, tmp_path: Path, 
     out = book.execute_chapter("good", "ci", tmp_path / "exec", root=tiny_book)
     injected = next(c for c in nbformat.read(out, as_version=4).cells if "injected-parameters" in c.metadata.tags)
     assert "profile" not in injected.source and "n = 21" in injected.source
-    assert book.read_record(book.execute_chapter("declares", "ci", tmp_path / "exec", root=tiny_book)) == {"profile": "ci"}
+    executed = book.execute_chapter("declares", "ci", tmp_path / "exec", root=tiny_book)
+    assert book.read_record(executed) == {"profile": "ci"}
     logged = caplog.text + "".join(capfd.readouterr())
     assert "Passed unknown parameter" not in logged
     # The kernels talk over IPC sockets: ipykernel has no plain-TCP warning to give.
@@ -338,7 +349,8 @@ def test_book_run_leaves_no_widget_state(tiny_book: Path, tmp_path: Path) -> Non
 
 
 def test_summary_line_reports_wall_time() -> None:
-    run = book.BookRun("ci", seconds={"a": 700.4, "b": 637.8, "c": 0.2}, jobs=2, wall_seconds=680.2, total_seconds=1021.0)
+    run = book.BookRun("ci", seconds={"a": 700.4, "b": 637.8, "c": 0.2}, jobs=2, wall_seconds=680.2,
+                       total_seconds=1021.0)
     assert book.summary(run) == ("3 chapters in 680 s wall time (1338 s of chapter time, 2 at a time); "
                                  "1021 s in all with training and the HTML build")
     one = book.BookRun("ci", seconds={"suite": 40.0}, jobs=1, wall_seconds=41.0, total_seconds=41.0)
@@ -423,7 +435,8 @@ def test_chapters_are_parameters_library_calls_and_a_record() -> None:
             tags = cell.metadata.get("tags", [])
             assert "parameters" in tags or {"hide-input", "remove-cell"} & set(tags), \
                 f"{chapter}.ipynb: a code cell shows its input; tag it hide-input (folded in the page)"
-    assert total <= CHAPTER_CODE_LINES_BEFORE // 2, f"{total} chapter code lines; at most {CHAPTER_CODE_LINES_BEFORE // 2}"
+    assert total <= CHAPTER_CODE_LINES_BEFORE // 2, \
+        f"{total} chapter code lines; at most {CHAPTER_CODE_LINES_BEFORE // 2}"
 
 
 def test_intro_holds_the_generated_findings_table_marker() -> None:

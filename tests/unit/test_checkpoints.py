@@ -13,9 +13,9 @@ import torch
 
 from lhp_core import suites, weights
 from lhp_core.checkpoints import TokenizerMismatch, load
-from lhp_core.weights import CorruptCheckpoint, weights_sha256
-from lhp_core.suites import SuiteError, get_suite
 from lhp_core.presets import PRESETS, Size, make_config
+from lhp_core.suites import SuiteError, get_suite
+from lhp_core.weights import CorruptCheckpoint, weights_sha256
 from tests.hub_cache import fake_hub_snapshot
 
 TINY = PRESETS["tiny"]
@@ -201,7 +201,8 @@ def test_unknown_suite_model_step_list_valid_ones(tiny_suite: Path) -> None:
         load(tiny_suite, "xl", 0)
     with pytest.raises(SuiteError, match=r"no checkpoint at step 3; nearest saved steps: \[1, 2, 4, 8\]"):
         load(tiny_suite, "m", 3)
-    with pytest.raises(SuiteError, match=r"no checkpoint at step 5500; nearest saved steps: \[4000, 5000, 6000, 7000\]"):
+    with pytest.raises(SuiteError,
+                       match=r"no checkpoint at step 5500; nearest saved steps: \[4000, 5000, 6000, 7000\]"):
         get_suite("pythia").check_step("pythia-70m", 5500)
 
 

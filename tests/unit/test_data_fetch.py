@@ -31,7 +31,8 @@ def shared() -> Path:
     """The data mirror chosen by tests/conftest.py (read at test time: the env var is set by a fixture)."""
     mirror = config.data_mirror()
     if mirror is None or not mirror.is_dir():
-        pytest.fail("no data mirror: set LHP_DATA_MIRROR to the shared data folder (../shared/data beside the checkout)")
+        pytest.fail("no data mirror: set LHP_DATA_MIRROR to the shared data folder "
+                    "(../shared/data beside the checkout)")
     return mirror
 
 SMALL = ("brain_tuckute2024", "LICENSE_drive_suppress_brains")  # 1 kB: cheap to copy and tamper with

@@ -29,7 +29,8 @@ def test_words_table() -> None:
     )
     # sub-token count equals the number of words.tsv rows with a numeric field
     with open(fetch("naturalstories", "words.tsv")) as fh:
-        n_sub = sum(1 for code, _ in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if code.split(".")[2].isdigit())
+        n_sub = sum(1 for code, _ in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+                    if code.split(".")[2].isdigit())
     assert w.n_subtokens.sum() == n_sub
 
 

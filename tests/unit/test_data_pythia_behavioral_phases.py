@@ -100,7 +100,8 @@ def test_regressions_match_the_file() -> None:
     assert set(pythia["ngrams"]) == {"matched", "unmatched"}
     r = next(r for r in raw if r["ModelFamily"] == "pythia" and r["ModelSize"] == "2_8b" and r["ModelStep"] == "4000"
              and r["RegressionType"] == "MatchedNgram_WCDCC")
-    hit = pythia[(pythia["model"] == "pythia-2.8b") & (pythia["step"] == 4000) & (pythia["regression"] == "MatchedNgram_WCDCC")]
+    hit = pythia[(pythia["model"] == "pythia-2.8b") & (pythia["step"] == 4000)
+                 & (pythia["regression"] == "MatchedNgram_WCDCC")]
     assert len(hit) == 1
     assert (hit["r2"].iloc[0], hit["r2_val"].iloc[0]) == (float(r["Rsquared"]), float(r["Rsquared_val"]))
     assert (hit["ngrams"].iloc[0], hit["semantic"].iloc[0], hit["seed"].iloc[0]) == ("matched", "wcd_cc", 1234)

@@ -34,7 +34,8 @@ def test_paradigms_and_phenomena(raw) -> None:
     par = pb.paradigms()
     assert len(par) == 67 == len({r["paradigm"] for r in raw})
     assert set(par["paradigm"]) == {r["paradigm"].removeprefix("blimp_") for r in raw}
-    assert par.groupby("field").size().to_dict() == {"morphology": 18, "semantics": 9, "syntax": 26, "syntaxsemantics": 14}
+    assert par.groupby("field").size().to_dict() == {"morphology": 18, "semantics": 9, "syntax": 26,
+                                                     "syntaxsemantics": 14}
     # one phenomenon name sits under two fields: (field, phenomenon) is the key
     npi = par[par["phenomenon"] == "NPI licensing"].groupby("field").size().to_dict()
     assert npi == {"semantics": 5, "syntaxsemantics": 2}

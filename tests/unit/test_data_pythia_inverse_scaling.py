@@ -1,4 +1,5 @@
-"""Inverse-scaling loader: 8 sizes x 8 steps x 12 tasks, values re-read with the csv module; the paper's tests parsed."""
+"""Inverse-scaling loader: 8 sizes x 8 steps x 12 tasks, values re-read with the csv module; the paper's
+tests parsed."""
 from __future__ import annotations
 
 import csv

@@ -9,7 +9,8 @@ from lhp_core.data import word_similarity as ws
 from lhp_core.data.fetch import fetch
 
 
-@pytest.mark.parametrize("name, n", [("simlex999", 999), ("men", 3000), ("wordsim353", 353), ("mturk287", 287), ("mturk771", 771)])
+@pytest.mark.parametrize("name, n", [("simlex999", 999), ("men", 3000), ("wordsim353", 353), ("mturk287", 287),
+                                     ("mturk771", 771)])
 def test_counts_columns_and_scale(name: str, n: int) -> None:
     df = ws.load(name)
     assert len(df) == n

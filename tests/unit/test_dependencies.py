@@ -29,7 +29,8 @@ USED_WITHOUT_IMPORT = {
 }
 
 #: Of the test extra, run rather than imported.
-TEST_TOOLS = {"pytest-timeout": "pytest plugin (--timeout)", "playwright": "pytest.importorskip in the browser test"}
+TEST_TOOLS = {"pytest-timeout": "pytest plugin (--timeout)", "playwright": "pytest.importorskip in the browser test",
+              "ruff": "the linter .ci/run runs (ruff check .)"}
 
 
 def _name(requirement: str) -> str:

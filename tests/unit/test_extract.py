@@ -85,7 +85,7 @@ def _reference(model, tok, stimuli, max_length):
         words = [text[a:b] for a, b in spans]
         ids, word = _ref_tokens(tok, words)
         n = len(ids)
-        resid = np.zeros((3, n, 32)); mlp = np.zeros((2, n, 48)); lp = np.zeros(n)
+        resid, mlp, lp = np.zeros((3, n, 32)), np.zeros((2, n, 48)), np.zeros(n)
         stride = width // 2
         runs = {}
         for j in range(n):  # the window with the most left context: the first one holding j
@@ -94,7 +94,8 @@ def _reference(model, tok, stimuli, max_length):
             if start not in runs:
                 x = torch.tensor(np.concatenate([[tok.bos_token_id], ids[start:start + width]]))[None]
                 mlp_in = {}
-                hooks = [blk.mlp.register_forward_pre_hook(lambda mod, a, i=i: mlp_in.__setitem__(i, a[0]))
+                hooks = [blk.mlp.register_forward_pre_hook(
+                             lambda mod, a, i=i, mlp_in=mlp_in: mlp_in.__setitem__(i, a[0]))
                          for i, blk in enumerate(model.model.layers)] if model.config.model_type in GATED else []
                 with torch.no_grad():
                     r = model(x, output_hidden_states=True, labels=x)

@@ -160,7 +160,8 @@ def test_position_losses_match_cross_entropy_and_icl(bpe):
     x = torch.as_tensor(np.concatenate([np.full((len(wins), 1), bpe.bos_token_id), wins], 1))
     with torch.inference_mode():
         logits = model(input_ids=x).logits[:, :-1]
-    ref = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
+    ref = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
+                                            reduction="none")
     np.testing.assert_allclose(loss, ref.view(len(wins), -1).numpy(), atol=1e-5)
     assert heads.icl_score(loss, 3, 30) == pytest.approx(float(loss[:, 30].mean() - loss[:, 3].mean()))
     assert heads.icl_positions(2048) == (50, 500)
@@ -228,7 +229,8 @@ def test_perfect_heads_score_one_in_their_convention_and_their_share_of_rows_in_
     ind = [_one_hot_rows(S, {q: q - L + 1 for q in range(L + 1, S)})]
     prev = [_one_hot_rows(S, {q: q - 1 for q in range(1, S)})]
     assert heads.scores_from_patterns(ind, "lhp")["induction"][0, 0] == 1.0
-    assert heads.scores_from_patterns(ind, "transformer_lens", ids)["induction"][0, 0] == pytest.approx(L / S, abs=1e-15)
+    assert heads.scores_from_patterns(ind, "transformer_lens", ids)["induction"][0, 0] == pytest.approx(L / S,
+                                                                                                        abs=1e-15)
     assert heads.scores_from_patterns(prev, "lhp")["prev_token"][0, 0] == 1.0
     assert heads.scores_from_patterns(prev, "transformer_lens", ids)["prev_token"][0, 0] == pytest.approx((S - 1) / S)
 
@@ -247,8 +249,8 @@ def test_transformer_lens_counts_every_earlier_occurrence_of_a_token():
     assert got["induction"][0, 0] == pytest.approx(ind, abs=1e-14)
     assert got["prev_token"][0, 0] == pytest.approx(prev, abs=1e-14)
     det = heads.detection_pattern(torch.as_tensor(seq), "induction")
-    assert [(q, k) for q, k in zip(*np.nonzero(det.numpy()))] == [(3, 2), (5, 2), (5, 4), (6, 3), (7, 2), (7, 4), (7, 6),
-                                                                  (8, 5)]
+    assert [(q, k) for q, k in zip(*np.nonzero(det.numpy()))] == [(3, 2), (5, 2), (5, 4), (6, 3), (7, 2), (7, 4),
+                                                                  (7, 6), (8, 5)]
 
 
 def test_hand_wired_model_in_transformer_lens_normalisation():

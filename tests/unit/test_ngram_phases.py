@@ -20,7 +20,8 @@ def _curve(peak_index: int) -> np.ndarray:
     return 1.0 - (np.arange(len(STEPS)) - peak_index) ** 2 / 400.0
 
 
-def _table(runs: dict[tuple[str, int], list[int]], semantic: dict[tuple[str, int], np.ndarray] | None = None) -> pd.DataFrame:
+def _table(runs: dict[tuple[str, int], list[int]],
+           semantic: dict[tuple[str, int], np.ndarray] | None = None) -> pd.DataFrame:
     rows = []
     for (model, seed), peak_idx in runs.items():
         for n, idx in enumerate(peak_idx, start=1):
@@ -53,8 +54,10 @@ def test_peaks_of_hand_built_curves() -> None:
         final = [1.0 - (19 - i) ** 2 / 400.0 for i in idx]
         assert ds["drop"].sel(model=model, seed=seed).values == pytest.approx([1.0 - f for f in final], abs=1e-12)
     assert np.isnan(ds["peak_step"].sel(model="pythia-1b", seed=1)).all()  # no such run
-    assert ds["in_order"].sel(model="pythia-70m", seed=1) == 1 and ds["strictly_in_order"].sel(model="pythia-70m", seed=1) == 1
-    assert ds["in_order"].sel(model="pythia-70m", seed=2) == 1 and ds["strictly_in_order"].sel(model="pythia-70m", seed=2) == 0
+    assert ds["in_order"].sel(model="pythia-70m", seed=1) == 1
+    assert ds["strictly_in_order"].sel(model="pythia-70m", seed=1) == 1
+    assert ds["in_order"].sel(model="pythia-70m", seed=2) == 1
+    assert ds["strictly_in_order"].sel(model="pythia-70m", seed=2) == 0
     assert ds["in_order"].sel(model="pythia-1b", seed=1234) == 0
     assert ds["interior"].sel(model="pythia-1b", seed=1234).values.tolist() == [1, 1, 1, 1, 0]
     assert ds["peak_tokens"].sel(model="pythia-70m", seed=1, ngram=1) == 128 * 2_097_152
@@ -68,7 +71,8 @@ def test_pooled_peak_is_the_argmax_of_the_seed_mean() -> None:
     for n in range(1, 6):
         mean = (_curve(RUNS[("pythia-70m", 1)][n - 1]) + _curve(RUNS[("pythia-70m", 2)][n - 1])) / 2
         assert ds["pooled_step"].sel(model="pythia-70m", ngram=n) == STEPS[int(np.argmax(mean))]
-        lo, hi = float(ds["pooled_lo"].sel(model="pythia-70m", ngram=n)), float(ds["pooled_hi"].sel(model="pythia-70m", ngram=n))
+        lo = float(ds["pooled_lo"].sel(model="pythia-70m", ngram=n))
+        hi = float(ds["pooled_hi"].sel(model="pythia-70m", ngram=n))
         seeds_peaks = {STEPS[RUNS[("pythia-70m", s)][n - 1]] for s in (1, 2)}
         # A resample of two runs is {1, 1}, {2, 2} (a quarter each) or both: the 2.5 / 97.5 %
         # quantiles of its argmax are the two runs' own peaks.
@@ -76,7 +80,8 @@ def test_pooled_peak_is_the_argmax_of_the_seed_mean() -> None:
     one = ds.sel(model="pythia-1b")
     assert (one["pooled_step"] == one["pooled_lo"]).all() and (one["pooled_step"] == one["pooled_hi"]).all()
     assert one["pooled_step"].values.tolist() == [STEPS[i] for i in RUNS[("pythia-1b", 1234)]]
-    assert bool(ds["pooled_in_order"].sel(model="pythia-70m")) and not bool(ds["pooled_in_order"].sel(model="pythia-1b"))
+    assert bool(ds["pooled_in_order"].sel(model="pythia-70m"))
+    assert not bool(ds["pooled_in_order"].sel(model="pythia-1b"))
 
 
 def test_size_consistency_against_scipy_kruskal() -> None:

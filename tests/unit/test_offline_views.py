@@ -36,7 +36,8 @@ def _dash_symbols(svg: str) -> list[str]:
 
 def test_line_over_training_dash_legend_shows_each_pattern() -> None:
     """The suite chapter's train vs held-out loss: two dash patterns in the legend, not two black dots."""
-    table = pd.DataFrame([{'model': m, 'step': s, 'tokens_seen': s * 64, 'split': sp, 'loss': 5.0 - s / 10 - (sp == "train")}
+    table = pd.DataFrame([{'model': m, 'step': s, 'tokens_seen': s * 64, 'split': sp,
+                           'loss': 5.0 - s / 10 - (sp == "train")}
                           for m in ("s", "m") for s in STEPS for sp in ("train", "held-out")])
     chart = charts.line_over_training(table, "loss", dash="split")
     svg = vlc.vegalite_to_svg(chart.to_dict())
@@ -47,14 +48,16 @@ def test_line_over_training_dash_legend_shows_each_pattern() -> None:
     assert sum(g.count("<path") for g in points) == len(table[table.tokens_seen > 0])
     # Five measures (the experts chapter's RSA chart): five distinct patterns.
     five = table.assign(split=[f"measure{i % 5}" for i in range(len(table))])
-    assert len(set(_dash_symbols(vlc.vegalite_to_svg(charts.line_over_training(five, "loss", dash="split").to_dict())))) == 5
+    five_chart = charts.line_over_training(five, "loss", dash="split")
+    assert len(set(_dash_symbols(vlc.vegalite_to_svg(five_chart.to_dict())))) == 5
     # The chart still takes a step scrubber.
     scrubbed = charts.step_scrubber(chart, STEPS[1:])
     assert "step 4" in vlc.vegalite_to_svg(scrubbed.to_dict())
 
 
 def test_ppp_chart_dash_legend_shows_each_variant() -> None:
-    ppp = pd.DataFrame([{'model': "s", 'step': s, 'tokens_seen': s * 64, 'variant': v, 'ppp': 0.1 * s, 'ppp_lo': 0.0, 'ppp_hi': 0.5}
+    ppp = pd.DataFrame([{'model': "s", 'step': s, 'tokens_seen': s * 64, 'variant': v, 'ppp': 0.1 * s,
+                         'ppp_lo': 0.0, 'ppp_hi': 0.5}
                         for s in STEPS for v in ("plain", "copyreg")])
     dashes = _dash_symbols(vlc.vegalite_to_svg(vr.ppp_chart(ppp).to_dict()))
     assert len(dashes) == 2 and len(set(dashes)) == 2, dashes

@@ -41,8 +41,10 @@ def test_embedding_similarity() -> None:
 
 def test_rsa_matches_scipy_spearman_over_pairs() -> None:
     rng = np.random.default_rng(1)
-    a = rng.normal(size=(8, 8)); a = a + a.T
-    b = a + rng.normal(size=(8, 8)); b = b + b.T
+    a = rng.normal(size=(8, 8))
+    a = a + a.T
+    b = a + rng.normal(size=(8, 8))
+    b = b + b.T
     iu = np.triu_indices(8, 1)
     assert sim.rsa(a, b) == pytest.approx(spearmanr(a[iu], b[iu]).statistic, abs=TOL)
     assert sim.rsa(a, a) == pytest.approx(1.0, abs=TOL)
@@ -117,7 +119,8 @@ def test_adjusted_rand_equals_sklearn() -> None:
     labels = sim.cluster_labels(block, 4)
     r = np.random.default_rng(5)
     expected = [adjusted_rand_score(r.permutation(cats), labels) for _ in range(300)]
-    np.testing.assert_allclose(sim.cluster_agreement_null(block, cats, n_perm=300, seed=5), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sim.cluster_agreement_null(block, cats, n_perm=300, seed=5), expected,
+                               rtol=0, atol=1e-12)
 
 
 def test_onset_step() -> None:
@@ -166,7 +169,8 @@ def test_alignment_over_training_on_planted_structure() -> None:
     human = x @ x.T
     import pandas as pd
 
-    res = sim.alignment_over_training(xr.Dataset({"ap": ap.expand_dims(model=["m"])}), pd.DataFrame({"word": members, "category": cats}), human,
+    res = sim.alignment_over_training(xr.Dataset({"ap": ap.expand_dims(model=["m"])}),
+                                      pd.DataFrame({"word": members, "category": cats}), human,
                                       top_k=15, n_perm=100, n_boot=100)
     late_res = res.sel(model="m", step=100)
     assert float(late_res.ari) == pytest.approx(1.0)

@@ -9,14 +9,17 @@ import xarray as xr
 from lhp_core import findings
 from lhp_core.metrics import changepoint, emergence, heads, reading
 from lhp_core.metrics.events import event_table
-from lhp_core.studies import brain, emergence as em_study, experts, reading as rd, timeline
+from lhp_core.studies import brain, experts, timeline
+from lhp_core.studies import emergence as em_study
+from lhp_core.studies import reading as rd
 
 
 def _ppp(values, lo=None, hi=None, steps=(0, 10, 100, 1000)):
     v = np.asarray(values, float)
     lo = v - 0.001 if lo is None else np.asarray(lo, float)
     hi = v + 0.001 if hi is None else np.asarray(hi, float)
-    return xr.Dataset({"ppp": ("step", v), "ppp_lo": ("step", lo), "ppp_hi": ("step", hi)}, coords={"step": list(steps)})
+    return xr.Dataset({"ppp": ("step", v), "ppp_lo": ("step", lo), "ppp_hi": ("step", hi)},
+                      coords={"step": list(steps)})
 
 
 def test_rise_fall_verdict() -> None:
@@ -48,7 +51,8 @@ def test_other_verdict_rules() -> None:
     assert em_study.collapse_verdict(table.iloc[:2]) == "holds"
     assert em_study.collapse_verdict(table.iloc[:0]) == "not measurable here"
     assert em_study.persist_verdict(3, 3, 0) == "not measurable here"
-    assert em_study.persist_verdict(2, 3, 1) == "holds" and em_study.persist_verdict(1, 3, 1) == "does not hold at this scale"
+    assert em_study.persist_verdict(2, 3, 1) == "holds"
+    assert em_study.persist_verdict(1, 3, 1) == "does not hold at this scale"
     assert experts.alignment_verdict(0.2, 0.1, 0.3, 0.1) == "holds"
     assert experts.alignment_verdict(0.2, 0.1, 0.3, 0.4) == "contradicted"
     assert experts.alignment_verdict(0.05, 0.1, 0.3, 0.1) == "does not hold at this scale"
@@ -118,7 +122,8 @@ def test_timeline_orders_events_and_checks_consistency() -> None:
     ac = pairs.loc[("A: peak", "C: onset")]
     assert ac.relations == "s: overlap, m: before" and not ac.consistent
     assert pairs.loc[("B: transition", "C: onset"), "relations"] == "s: after, m: before"
-    assert [timeline.relation(*iv) for iv in ((1, 2, 3, 4), (3, 4, 1, 2), (1, 3, 2, 4))] == ["before", "after", "overlap"]
+    assert ([timeline.relation(*iv) for iv in ((1, 2, 3, 4), (3, 4, 1, 2), (1, 3, 2, 4))]
+            == ["before", "after", "overlap"])
 
 
 def test_findings_round_trip_through_a_record() -> None:

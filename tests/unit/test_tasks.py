@@ -159,7 +159,8 @@ def test_hf_scorer_cuts_long_items_to_the_context(tiny_lm) -> None:
     nearest context), scored as one window: what a model trained on max_len tokens can see."""
     model, tok = tiny_lm
     context, cont = "wind blew hard outside all night and the cat sat on the old mat", " long until"
-    full = [tok.bos_token_id] + tok.encode(context, add_special_tokens=False) + tok.encode(cont, add_special_tokens=False)
+    full = ([tok.bos_token_id] + tok.encode(context, add_special_tokens=False)
+            + tok.encode(cont, add_special_tokens=False))
     n_cont = len(tok.encode(cont, add_special_tokens=False))
     assert len(full) > 9
     (got,) = T.HFScorer(model, tok, max_len=8).score([(context, cont)])

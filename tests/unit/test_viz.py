@@ -22,10 +22,10 @@ STEPS = [0, 1, 2, 4, 8, 16]
 @pytest.fixture
 def table() -> pd.DataFrame:
     rows = [
-        dict(model=m, step=s, tokens_seen=s * 512, layer=l, score=(l + 1) * np.log1p(s) + k)
+        dict(model=m, step=s, tokens_seen=s * 512, layer=layer, score=(layer + 1) * np.log1p(s) + k)
         for k, m in enumerate(["s", "m"])
         for s in STEPS
-        for l in range(4)
+        for layer in range(4)
     ]
     return pd.DataFrame(rows)
 
@@ -38,7 +38,8 @@ def _points(svg: str) -> int:
 
 @pytest.mark.parametrize("initial", [None, 0, 4])
 def test_step_scrubber_filters_to_selected_step(table: pd.DataFrame, initial: int | None) -> None:
-    chart = charts.step_scrubber(table, STEPS, initial=initial).mark_line(point=True).encode(x="layer:Q", y="score:Q", color="model:N")
+    chart = charts.step_scrubber(table, STEPS, initial=initial).mark_line(point=True).encode(
+        x="layer:Q", y="score:Q", color="model:N")
     svg = vlc.vegalite_to_svg(chart.to_dict())
     index = len(STEPS) - 1 if initial is None else STEPS.index(initial)
     expected = charts.rows_at_step(table, STEPS, index)
@@ -109,7 +110,8 @@ def results() -> dict[str, xr.Dataset]:
     for model, (n_layer, n_head) in {"s": (2, 2), "m": (3, 4)}.items():
         shape = (len(STEPS), n_layer, n_head)
         out[model] = xr.Dataset(
-            {"induction": (("step", "layer", "head"), rng.random(shape)), "prev_token": (("step", "layer", "head"), rng.random(shape))},
+            {"induction": (("step", "layer", "head"), rng.random(shape)),
+             "prev_token": (("step", "layer", "head"), rng.random(shape))},
             coords={"step": STEPS, "layer": np.arange(n_layer), "head": np.arange(n_head)},
         )
     return out
@@ -142,7 +144,8 @@ def test_inspectors_bad_input(results: dict[str, xr.Dataset]) -> None:
     with pytest.raises(KeyError, match="no 'neuron' dimension"):
         inspectors.inspect_neuron(results, "s", 0, 0, 0)
     with pytest.raises(ValueError, match="no variable with dims"):
-        inspectors.inspect_neuron({"s": results["s"].rename(head="neuron").drop_vars(["induction", "prev_token"]).assign(x=("neuron", [0.0, 1.0]))}, "s", 0, 0, 0)
+        no_unit_vars = results["s"].rename(head="neuron").drop_vars(["induction", "prev_token"])
+        inspectors.inspect_neuron({"s": no_unit_vars.assign(x=("neuron", [0.0, 1.0]))}, "s", 0, 0, 0)
 
 
 def test_inspector_widget_calls_the_plain_function(results: dict[str, xr.Dataset]) -> None:
