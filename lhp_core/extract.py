@@ -134,9 +134,11 @@ def extract(
             for name, fn in scores.items():
                 head_acc[name][layer][:, state["stim"]] = fn(t, info).float().T
             return
-        flat = t.reshape(-1, t.shape[-1])[state["kept_flat"]]
+        flat = t.reshape(-1, t.shape[-1])
+        flat = flat[state["kept_flat"]] if state["kept_slice"] is None else flat[state["kept_slice"]]
         for a in acc[site].values():
-            a.add(layer, flat, state["group"][a.reducer.group], state["token"])
+            g = a.reducer.group
+            a.add(layer, flat, state["group"][g], state["token"], all_grouped=state["all_grouped"][g])
 
     prev_attn = getattr(model.config, "_attn_implementation", None)
     if "heads" in sites and prev_attn != "eager":
@@ -216,14 +218,21 @@ def _run_batch(model, enc: Encoded, batch: list[int], device, n_layers: int, gro
         pos = np.nonzero(enc.keep[w])[0]
         kept_flat.append(b * width + pos)
         token.append(enc.token_of[w][pos])
-    kept_flat_t = torch.as_tensor(np.concatenate(kept_flat), device=device)
-    token_t = torch.as_tensor(np.concatenate(token), device=device)
+    kept_np, token_np = np.concatenate(kept_flat), np.concatenate(token)
+    kept_flat_t = torch.as_tensor(kept_np, device=device)
+    token_t = torch.as_tensor(token_np, device=device)
+    # One unpadded window keeps a contiguous run of positions (all after BOS): a view, not a gather.
+    contiguous = len(kept_np) > 0 and kept_np[-1] - kept_np[0] == len(kept_np) - 1
+    kept_slice = slice(int(kept_np[0]), int(kept_np[-1]) + 1) if contiguous else None
     ids_t = torch.as_tensor(ids, device=device)
     mask_t = torch.as_tensor(mask, device=device)
     state.update(
         kept_flat=kept_flat_t,
+        kept_slice=kept_slice,
         token=token_t,
         group={g: idx[token_t] for g, idx in group_of.items()},
+        # known on the host, so the device is never asked (no sync on a GPU)
+        all_grouped={g: bool((enc.group_index(g)[token_np] >= 0).all()) for g in group_of},
         stim=torch.as_tensor(enc.window_stimulus[batch], device=device),
         info=BatchInfo(ids_t, mask_t, mask_t.sum(1)),
     )

@@ -71,13 +71,17 @@ class Accumulator:
         self.count = torch.zeros((n_slots, n_groups), dtype=torch.float32, device=device)
         self.last_token = last_token  # [n_groups]: global index of each group's last token
 
-    def add(self, slot: int, values: torch.Tensor, group: torch.Tensor, token: torch.Tensor) -> None:
+    def add(self, slot: int, values: torch.Tensor, group: torch.Tensor, token: torch.Tensor,
+            all_grouped: bool = False) -> None:
         """Pool ``values`` ``[n, *feature]`` of tokens ``token`` ``[n]`` into groups ``group`` ``[n]``.
 
-        Tokens with ``group == -1`` (whitespace-only tokens for word reducers) are skipped.
+        Tokens with ``group == -1`` (whitespace-only tokens for word reducers) are skipped;
+        ``all_grouped=True`` says the caller knows there are none (no copy of ``values`` is made).
         """
-        ok = group >= 0
-        values, group, token = values[ok].float(), group[ok], token[ok]
+        if not all_grouped:
+            ok = group >= 0
+            values, group, token = values[ok], group[ok], token[ok]
+        values = values.float()
         op = self.reducer.op
         if op in ("mean", "sum"):
             self.values[slot].index_add_(0, group, values)
@@ -92,12 +96,15 @@ class Accumulator:
         self.count[slot].index_add_(0, group, torch.ones_like(group, dtype=torch.float32))
 
     def result(self) -> torch.Tensor:
-        """Pooled values ``[n_slots, n_groups, *feature]``; NaN for slots/groups never filled."""
+        """Pooled values ``[n_slots, n_groups, *feature]``; NaN for slots/groups never filled.
+
+        Computed in place (the accumulator is finished: a step's pooled arrays are the largest thing a
+        sweep holds, so no second copy is made); call it once, after the last :meth:`add`.
+        """
         empty = (self.count == 0).view(*self.count.shape, *([1] * (self.values.dim() - 2)))
-        out = self.values
         if self.reducer.op == "mean":
-            out = out / self.count.clamp(min=1).view_as(empty)
-        return out.masked_fill(empty, float("nan"))
+            self.values.div_(self.count.clamp(min=1).view_as(empty))
+        return self.values.masked_fill_(empty, float("nan"))
 
 
 # ---- head scores ------------------------------------------------------------------------

@@ -59,6 +59,7 @@ SiteMap(...)`` takes precedence over discovery.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -145,8 +146,11 @@ def site_map(model: nn.Module) -> SiteMap:
     arch = model.config.model_type
     if arch in SITE_MAPS:
         return SITE_MAPS[arch]
+    found = _DISCOVERED.get(model)
+    if found is not None:
+        return found
     try:
-        return _discover(model)
+        found = _discover(model)
     except _NotFound as e:
         raise NotImplementedError(
             f"cannot map the sites of architecture {arch!r} ({type(model).__name__}): {e}. Modules found: "
@@ -154,6 +158,13 @@ def site_map(model: nn.Module) -> SiteMap:
             "final_norm=..., attn=..., attn_out=..., mlp=..., mlp_out=..., linear={'qkv': (...), 'attn_dense': (...), "
             "'mlp_in': (...), 'mlp_out': (...)}) with blocks/final_norm relative to the model and the rest to a block"
         ) from None
+    _DISCOVERED[model] = found
+    return found
+
+
+# A sweep asks for a checkpoint's site map a dozen times (checks, hooks, sizes); walking the module tree
+# each time cost a small model a few percent of its forward pass. Keyed weakly: a released model drops out.
+_DISCOVERED: weakref.WeakKeyDictionary[nn.Module, SiteMap] = weakref.WeakKeyDictionary()
 
 
 def blocks(model: nn.Module) -> nn.ModuleList:

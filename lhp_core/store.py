@@ -509,7 +509,6 @@ def write_region(path: str | Path, model: str, index: int, step: int, values: Ma
     with _quiet():
         for site in groups:
             group = zarr.open_group(str(path), mode="r+", path=group_path(model, site))
-            _check_step(group, model, index, step)
             for name, arr in values[site].items():
                 target = group[name]
                 arr = np.asarray(arr, dtype=np.float32)
@@ -521,24 +520,17 @@ def write_region(path: str | Path, model: str, index: int, step: int, values: Ma
                 target[index] = arr
 
 
-def _check_step(group, model: str, index: int, step: int) -> None:
-    stored = int(group[D.STEP][index])
-    if stored != step:
-        raise StoreError(f"step index {index} of model {model!r} holds step {stored}, not {step}")
-
-
 def mark_complete(path: str | Path, model: str, index: int, step: int, weights_sha256: str, n_tokens: int) -> None:
     """Flag (model, step) complete; called only after every site group of that step is written."""
-    _set_completion(path, model, index, step, True, weights_sha256, n_tokens)
+    _set_completion(path, model, index, True, weights_sha256, n_tokens)
 
 
-def _set_completion(path: str | Path, model: str, index: int, step: int, complete: bool, weights_sha256: str,
+def _set_completion(path: str | Path, model: str, index: int, complete: bool, weights_sha256: str,
                     n_tokens: int) -> None:
     import zarr
 
     with _quiet():
         group = zarr.open_group(str(path), mode="r+", path=model)
-        _check_step(group, model, index, step)
         # Set, the flag goes last and cleared, first: an interruption never leaves a step marked complete
         # with another step's hash or token count.
         if not complete:
@@ -551,7 +543,7 @@ def _set_completion(path: str | Path, model: str, index: int, step: int, complet
 
 def mark_incomplete(path: str | Path, model: str, index: int, step: int) -> None:
     """Clear (model, step)'s completion (its checkpoint changed since): the next sweep recomputes it."""
-    _set_completion(path, model, index, step, False, "", 0)
+    _set_completion(path, model, index, False, "", 0)
 
 
 def recorded_hashes(path: str | Path, model: str) -> dict[int, str]:

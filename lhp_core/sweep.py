@@ -193,6 +193,11 @@ def _variables(job: Job) -> dict[str, dict[str, str]]:
 
 
 def _allocate(job: Job, model_id: str, tokens_seen: list[int], model, tok) -> None:
+    St.allocate(job.out, model_id, *_layout(job, model_id, tokens_seen, model, tok))
+
+
+def _layout(job: Job, model_id: str, tokens_seen: list[int], model, tok) -> tuple[dict, dict]:
+    """The store groups and attrs of one model (:func:`lhp_core.store.template`); checks its sites first."""
     check_sites(job.sites, model)
     enc = encode(job.stimuli, tok, job.max_length or context_length(job.suite, model))
     word_stim, word_text = job.stimuli.word_table()
@@ -212,7 +217,7 @@ def _allocate(job: Job, model_id: str, tokens_seen: list[int], model, tok) -> No
              "d_model": int(feats["resid"][0]), "source": str(getattr(model.config, "_name_or_path", "") or ""),
              "revision": str(getattr(job.suite, "revision", "") or ""), "tokens_seen_source": source,
              "checkpoints": json.dumps(where)}
-    St.allocate(job.out, model_id, groups, attrs)
+    return groups, attrs
 
 
 def _provenance(suite: Any, model: str, steps: Sequence[int]) -> tuple[str, dict[str, str]]:
@@ -442,10 +447,13 @@ def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, pbar) -> No
     t0, n_tok = time.perf_counter(), 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lhp-prefetch") as loader, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="lhp-writer") as writer:
-        written = None
+        written, allocating, seen = None, None, set()
 
         def drain() -> None:
-            nonlocal n_tok, written
+            nonlocal n_tok, written, allocating
+            if allocating is not None:
+                allocating.result()  # a failed allocation stops the sweep before any region is written
+                allocating = None
             if written is not None:
                 m_done, step_done, fut = written
                 n_tok += fut.result()  # a failed write stops the sweep here; completed steps stay
@@ -458,9 +466,15 @@ def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, pbar) -> No
         for i, (m, step) in enumerate(tasks):
             loaded = nxt.result()
             nxt = loader.submit(job.load, *tasks[i + 1]) if i + 1 < len(tasks) else None
-            if not St.is_allocated(job.out, m):
-                drain()  # a model's groups are allocated with no write in flight
-                _allocate(job, m, tokens_seen[m], loaded[0], loaded[1])
+            if m not in seen:
+                seen.add(m)
+                if not St.is_allocated(job.out, m):
+                    # The writer thread allocates while the first checkpoint computes (creating a store's
+                    # arrays costs a small model's sweep a forward pass); it runs its tasks in order, so
+                    # the allocation follows the last write of the previous model and precedes this one's.
+                    layout = _layout(job, m, tokens_seen[m], loaded[0], loaded[1])
+                    drain()
+                    allocating = writer.submit(St.allocate, job.out, m, *layout)
             res, sha = compute_task(job, m, step, loaded)
             del loaded
             drain()
