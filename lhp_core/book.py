@@ -482,37 +482,41 @@ def _execute_job(job: tuple[str, str, Path, Path, int, str | None]) -> tuple[str
     return chapter, path, time.perf_counter() - start
 
 
-def _execute_all(todo: list[str], profile: str, stage: Path, root: Path, jobs: int, run: BookRun,
+def _execute_all(groups: list[list[str]], profile: str, stage: Path, root: Path, jobs: int, run: BookRun,
                  show: bool) -> None:
-    """Execute chapters ``jobs`` at a time, each kernel with ``cores // jobs`` threads.
+    """Execute chapters group after group, up to ``jobs`` side by side, each kernel with the cores shared out.
 
-    The chapters' models are small: a kernel gains little from a second thread, and two kernels
-    sharing two cores with two threads each spin against each other, so side by side with one
+    A later group starts when the one before has finished (the Timeline reads every other chapter's
+    cached results). One progress display (:class:`lhp_core.progress.Monitor`) counts all chapters of
+    all groups. The chapters' models are small: a kernel gains little from a second thread, and two
+    kernels sharing two cores with two threads each spin against each other, so side by side with one
     thread each is the fast way through the book on a small CPU machine. Each chapter runs in a
-    worker process (also when ``jobs == 1``), so this process shows one progress display
-    (:class:`lhp_core.progress.Monitor`) while the kernels work.
+    worker process (also when ``jobs == 1``), so this process shows the display while the kernels work.
     """
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    run.jobs = jobs
+    groups = [g for g in groups if g]
+    run.jobs = min(jobs, max(len(g) for g in groups))
     start = time.perf_counter()
-    with Monitor("chapters", len(todo), prefix="[lhp book]", enabled=show) as mon:
-        mon.write(f"executing {', '.join(todo)} ({profile}), {jobs} at a time with {threads} thread(s) each")
-        # spawn: a forked worker would inherit this process's thread pools.
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_execute_job, (c, profile, stage, root, threads,
-                                                  str(mon.status_path(c)) if show else None)): c for c in todo}
-            for fut in mon.wait(futures):
-                if fut.exception() is not None:
-                    for other in futures:
-                        other.cancel()  # chapters not started yet; running ones finish on their own
-                    mon.write(f"{futures[fut]} failed; waiting for the chapters still running")
-                    raise fut.exception()
-                chapter, path, seconds = fut.result()
-                run.executed[chapter], run.seconds[chapter] = path, seconds
-                mon.finished(chapter, seconds)
-                models = widget_models(path)
-                if models:
-                    mon.write(_widget_warning(chapter, models))
+    with Monitor("chapters", sum(len(g) for g in groups), prefix="[lhp book]", enabled=show) as mon:
+        for group in groups:
+            width = min(jobs, len(group))
+            threads = max(1, (os.cpu_count() or 1) // width)
+            mon.write(f"executing {', '.join(group)} ({profile}), {width} at a time with {threads} thread(s) each")
+            # spawn: a forked worker would inherit this process's thread pools.
+            with ProcessPoolExecutor(width, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(_execute_job, (c, profile, stage, root, threads,
+                                                      str(mon.status_path(c)) if show else None)): c for c in group}
+                for fut in mon.wait(futures):
+                    if fut.exception() is not None:
+                        for other in futures:
+                            other.cancel()  # chapters not started yet; running ones finish on their own
+                        mon.write(f"{futures[fut]} failed; waiting for the chapters still running")
+                        raise fut.exception()
+                    chapter, path, seconds = fut.result()
+                    run.executed[chapter], run.seconds[chapter] = path, seconds
+                    mon.finished(chapter, seconds)
+                    models = widget_models(path)
+                    if models:
+                        mon.write(_widget_warning(chapter, models))
     run.wall_seconds = time.perf_counter() - start
 
 
@@ -661,12 +665,7 @@ def build_book(
     first = list(profiles[profile].get("start_first") or [])
     last = [c for c in (profiles[profile].get("run_last") or []) if c in todo]
     start_order = sorted([c for c in todo if c not in last], key=lambda c: first.index(c) if c in first else len(first))
-    wall = 0.0
-    for group in (start_order, last):
-        if group:
-            _execute_all(group, profile, stage, root, min(jobs, len(group)), run, progress)
-            wall += run.wall_seconds
-    run.wall_seconds, run.jobs = wall, min(jobs, max(len(start_order), 1))
+    _execute_all([start_order, last], profile, stage, root, jobs, run, progress)
     run.executed = {c: run.executed[c] for c in todo}  # toc order, whatever order they ran in
     if build:
         executed = {c for c in chapters(root) if (stage / f"{c}.ipynb").is_file()}

@@ -373,6 +373,31 @@ def test_cli_ends_with_the_summary_line(tiny_book: Path, tmp_path: Path, capsys:
     assert not any("\r" in line for line in lines)
 
 
+def test_chapters_run_last_are_counted_with_the_others(tiny_book: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chapter the profile runs last (the Timeline) starts after the others, and one count runs k/n over all."""
+    _parallel_book(tiny_book, ["env", "good", "last"])
+    _notebook(tiny_book / "book" / "last.ipynb", [("parameters", COMMON), ("", "from lhp_core.book import record\n"
+                                                                           "record(ok=True)")])
+    profiles = yaml.safe_load((tiny_book / "book" / "profiles.yml").read_text())
+    profiles["par"]["run_last"] = ["last"]
+    (tiny_book / "book" / "profiles.yml").write_text(yaml.safe_dump(profiles))
+    monkeypatch.setattr(book, "repo_root", lambda: tiny_book)
+    monkeypatch.setattr(book, "PROFILES", (*book.PROFILES, "par"))
+    assert book.run(cli_args(["--profile", "par", "--no-build", "--jobs", "2", "--out", str(tmp_path)])) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    done = [re.match(r"\[lhp book\] (\w+) done in \d+ s \(chapters (\d+)/(\d+),", line) for line in lines]
+    done = [m.groups() for m in done if m]
+    assert [(k, n) for _, k, n in done] == [("1", "3"), ("2", "3"), ("3", "3")]
+    assert done[-1][0] == "last"
+    assert re.fullmatch(r"\[lhp book\] 3 chapters in \d+ s wall time \(\d+ s of chapter time, 2 at a time\)"
+                        r"(; \d+ s in all with training and the HTML build)?", lines[-1]), lines[-1]
+    started = {c: nbformat.read(tmp_path / "executed" / f"{c}.ipynb", as_version=4).metadata.papermill
+               for c in ("env", "good", "last")}
+    assert started["last"].start_time >= max(started["env"].end_time, started["good"].end_time)
+
+
 def cli_args(argv: list[str]):
     import argparse
 
