@@ -39,10 +39,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -438,15 +439,45 @@ def _invalidate_changed(out: Path, suite: LocalSuite, models: Sequence[str], ste
                 done[m][step] = False
 
 
+class _Inline(Executor):
+    """An executor that runs each task at once in the caller's thread (a finished future back)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001  (handed to whoever asks the future, as a thread would)
+            fut.set_exception(exc)
+        return fut
+
+
+def overlaps(device: torch.device | str) -> bool:
+    """Whether loading and writing run beside the compute (threads) or between steps (inline).
+
+    Beside a GPU they cost the compute nothing. On a CPU they need a core the model does not use:
+    with torch's intra-op threads on every core, a prefetch or a write preempts one of them and
+    every parallel op waits at its barrier for it, which on 2 cores made a sweep 10-25 % slower
+    than doing the same work in turn (benchmarks/README.md).
+    """
+    if torch.device(device).type != "cpu":
+        return True
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return torch.get_num_threads() < cores
+
+
+def _background(name: str, device: torch.device | str) -> Executor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) if overlaps(device) else _Inline()
+
+
 def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, pbar) -> None:
     """One checkpoint computes while the next loads (prefetch thread) and the previous one is
-    written (writer thread). At most one region waits to be written, so host memory holds two
-    checkpoints' pooled results at most, however many steps there are."""
+    written (writer thread), where a core is free for them (:func:`overlaps`); otherwise in turn.
+    At most one region waits to be written, so host memory holds two checkpoints' pooled results
+    at most, however many steps there are."""
     if not tasks:
         return
     t0, n_tok = time.perf_counter(), 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lhp-prefetch") as loader, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="lhp-writer") as writer:
+    with _background("lhp-prefetch", job.device) as loader, _background("lhp-writer", job.device) as writer:
         written, allocating, seen = None, None, set()
 
         def drain() -> None:

@@ -397,10 +397,14 @@ def test_bfloat16_sweep_records_the_checkpoint_files_hash(tiny_suite, tmp_path):
     np.testing.assert_array_equal(open_results(out, "m")["weights_sha256"].values, listed)
 
 
-def test_failures_stop_the_sweep_and_keep_what_was_written(suite, serial_store, tmp_path, monkeypatch):
+@pytest.mark.parametrize("overlap", [True, False], ids=["beside-compute", "in-turn"])
+def test_failures_stop_the_sweep_and_keep_what_was_written(suite, serial_store, tmp_path, monkeypatch, overlap):
     """NaN activations at one checkpoint, or a failing write, stop the sweep with the error; the
-    steps before stay complete and a re-run finishes the store as an uninterrupted sweep would."""
+    steps before stay complete and a re-run finishes the store as an uninterrupted sweep would.
+    Both ways of scheduling loads and writes (threads beside the compute, or in turn) behave alike."""
     import lhp_core.store as St
+
+    monkeypatch.setattr("lhp_core.sweep.overlaps", lambda device: overlap)
 
     def nan_at_s3(s, model, step, device="cpu", dtype=torch.float32):
         m, tok = load_local(s, model, step, device, dtype)
@@ -450,3 +454,20 @@ def test_sweep_of_a_bfloat16_saved_suite_hashes_its_files(tmp_path):
     want = [file_sha256(tmp_path / "bf16" / "s" / f"step{s}") for s in STEPS]
     assert open_results(out, "s")["weights_sha256"].values.tolist() == want
     assert len(set(want)) == len(STEPS)
+
+
+def test_loads_and_writes_overlap_the_compute_only_where_a_core_is_free(monkeypatch):
+    from lhp_core import sweep as SW
+
+    assert SW.overlaps("cuda") and SW.overlaps(torch.device("cuda", 1))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert not SW.overlaps("cpu")  # every core runs the model: loads and writes go in turn
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert SW.overlaps("cpu")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    with SW._background("x", "cpu") as ex:
+        assert isinstance(ex, SW._Inline)
+        done = ex.submit(lambda a: a + 1, 1)
+        failed = ex.submit(lambda: 1 / 0)
+    assert done.result() == 2 and isinstance(failed.exception(), ZeroDivisionError)
