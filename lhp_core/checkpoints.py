@@ -271,26 +271,29 @@ def load(
 
 def load_tokenizer(suite: str | Path | Suite, model: str, step: int):
     """The tokenizer of one checkpoint, without loading its weights (to build probes and windows)."""
+    source, kwargs = _pretrained_source(suite, model, step, tokenizer=True)
+    return AutoTokenizer.from_pretrained(source, **kwargs)
+
+
+def load_config(suite: str | Path | Suite, model: str, step: int):
+    """The model config of one checkpoint, without loading its weights."""
+    source, kwargs = _pretrained_source(suite, model, step)
+    return AutoConfig.from_pretrained(source, **kwargs)
+
+
+def _pretrained_source(suite: str | Path | Suite, model: str, step: int,
+                       tokenizer: bool = False) -> tuple[str | Path, dict[str, str]]:
+    """What ``from_pretrained`` is given for one checkpoint: a hub repo and its revision, or a folder."""
     s = get_suite(suite)
-    model_id = s.resolve_model(model)
-    s.check_step(model_id, int(step))
+    model_id, step = s.resolve_model(model), int(step)
+    s.check_step(model_id, step)
     if isinstance(s, HubSuite):
-        repo, rev = s.hub_ref(model_id, int(step))
-        return AutoTokenizer.from_pretrained(repo, revision=rev)
-    return AutoTokenizer.from_pretrained(_tokenizer_dir(s, model_id, int(step), s.checkpoint_path(model_id, int(step))))
+        repo, rev = s.hub_ref(model_id, step)
+        return repo, {"revision": rev}
+    path = s.checkpoint_path(model_id, step)
+    return (_tokenizer_dir(s, model_id, step, path) if tokenizer else path), {}
 
 
 def _tokenizer_dir(s: Suite, model: str, step: int, path: Path) -> Path:
     """Where a checkpoint's tokenizer is: the suite says (local suites), else the checkpoint folder."""
     return s.tokenizer_dir(model, step) if isinstance(s, LocalSuite) else path
-
-
-def load_config(suite: str | Path | Suite, model: str, step: int):
-    """The model config of one checkpoint, without loading its weights."""
-    s = get_suite(suite)
-    model_id = s.resolve_model(model)
-    s.check_step(model_id, int(step))
-    if isinstance(s, HubSuite):
-        repo, rev = s.hub_ref(model_id, int(step))
-        return AutoConfig.from_pretrained(repo, revision=rev)
-    return AutoConfig.from_pretrained(s.checkpoint_path(model_id, int(step)))
