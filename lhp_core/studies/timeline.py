@@ -3,8 +3,9 @@
 No single paper answers *in what order do these things happen during training?* Each study of the
 book locates its own events (a transition, a peak, a threshold crossing, an onset) with an interval;
 :func:`run` calls every study with the parameters its chapter ran with (so it reads their cached
-results), lines the events up on tokens seen, per model, and asks which pairs of events keep one order
-in every model. Published Pythia measurements (:mod:`lhp_core.studies.published`, and the emergence
+results), lines the events up on tokens seen, per model, and asks whether any pair of events comes in
+one order in one model and the other order in another (:func:`pair_order`; overlapping intervals leave
+a model's order open). Published Pythia measurements (:mod:`lhp_core.studies.published`, and the emergence
 thresholds of Pythia's own evaluations) give the same view at real scale.
 """
 from __future__ import annotations
@@ -117,27 +118,17 @@ class Timeline:
     # ------------------------------------------------------------------ claims
     def findings(self) -> list[Finding]:
         pairs = self.order_table()
-        tested = pairs[pairs.n_models >= 2]
-        consistent = int(tested.consistent.sum())
+        text, verdict = order_verdict(pairs[pairs.n_models >= 2], "models", self.suite_id)
         out = [Finding("timeline_order_across_sizes",
                        "developmental events come in the same order whatever the model size",
-                       SOURCE, f"{consistent} of {len(tested)} pairs of events found in at least two models keep one "
-                       f"order (before, overlapping or after) in every model of {self.suite_id}"
-                       + _exceptions(tested) + ".", self.suite_id,
-                       ("holds" if consistent == len(tested) else "contradicted") if len(tested) else
-                       "not measurable here")]
+                       SOURCE, text, self.suite_id, verdict)]
         if self.published is not None:
-            pev = self.pythia_events()
-            ppairs = pair_orders(pev)
-            ptested = ppairs[ppairs.n_models >= 2]
-            pcons = int(ptested.consistent.sum())
+            ppairs = pair_orders(self.pythia_events())
+            text, verdict = order_verdict(ppairs[ppairs.n_models >= 2], "sizes", "Pythia")
             out.append(Finding("timeline_order_pythia",
                                "developmental events come in the same order whatever the model "
-                               "size (Pythia, published measurements)", SOURCE,
-                               f"{pcons} of {len(ptested)} pairs of events found in at least two Pythia sizes keep one "
-                               "order in every size" + _exceptions(ptested) + ".", published.SUITE,
-                               "holds" if len(ptested) and pcons == len(ptested) else
-                               ("contradicted" if len(ptested) else "not measurable here")))
+                               "size (Pythia, published measurements)", SOURCE, text,
+                               published.SUITE, verdict))
         return out
 
     def numbers(self) -> dict:
@@ -146,7 +137,7 @@ class Timeline:
         pairs = self.order_table()
         out = {"suite": self.suite_id, "n_events": int(len(ev)), "n_events_found": int(len(found)),
                "n_models": int(ev.model.nunique()), "n_event_pairs": int((pairs.n_models >= 2).sum()),
-               "n_event_pairs_consistent": int(pairs[pairs.n_models >= 2].consistent.sum()),
+               **{f"n_event_pairs_{o}": int((pairs[pairs.n_models >= 2].order == o).sum()) for o in ORDERS},
                "events_inside_step_range": bool(_inside(found, self.studies)),
                "intervals_contain_steps": bool(((found.step_lo <= found.step) & (found.step <= found.step_hi)).all())}
         if self.published is not None:
@@ -155,14 +146,13 @@ class Timeline:
         return out
 
 
-def _exceptions(tested: pd.DataFrame, n: int = 2) -> str:
-    """The first pairs whose order differs between models, for a finding's text."""
-    bad = tested[~tested.consistent]
+def _exceptions(bad: pd.DataFrame, n: int = 2) -> str:
+    """The first of ``bad`` pairs with their relation per model, for a finding's text."""
     if bad.empty:
         return ""
     shown = "; ".join(f"{r.first} vs {r.second} ({r.relations})" for r in bad.head(n).itertuples())
     more = f" and {len(bad) - n} more" if len(bad) > n else ""
-    return f"; not: {shown}{more}"
+    return f" ({shown}{more})"
 
 
 def _tag(da, tag: str):
@@ -217,17 +207,36 @@ def relation(a_lo: float, a_hi: float, b_lo: float, b_hi: float) -> str:
     return "overlap"
 
 
+ORDERS = ("reversed", "same", "unresolved")
+"""How a pair of events is ordered across models: ``reversed`` (before in one model, after in another),
+``same`` (one order in every model that resolves it, at least two do) or ``unresolved``."""
+
+
+def pair_order(relations: list[str]) -> str:
+    """The order across models of one pair of events, from its relation in each model.
+
+    Overlapping intervals leave a model's order open, so they neither confirm nor contradict an
+    order: a pair is ``reversed`` when one model has it before and another after, ``same`` when at
+    least two models resolve it and agree, else ``unresolved``.
+    """
+    resolved = {r for r in relations if r != "overlap"}
+    if resolved == {"before", "after"}:
+        return "reversed"
+    return "same" if sum(r != "overlap" for r in relations) >= 2 else "unresolved"
+
+
 def pair_orders(events: pd.DataFrame) -> pd.DataFrame:
-    """For every pair of events found in at least one model: their relation in each model and whether it is
-    the same in every model that has both (``consistent``).
+    """For every pair of events found in at least one model: their relation in each model and their
+    order across models (:func:`pair_order`).
 
     Returns
     -------
-    DataFrame ``first, second, n_models, relations`` (model: relation, ...), ``consistent``.
+    DataFrame ``first, second, n_models, relations`` (model: relation, ...), ``order``.
     """
+    columns = ["first", "second", "n_models", "relations", "order"]
     found = events[events.found].copy()
     if found.empty:
-        return pd.DataFrame(columns=["first", "second", "n_models", "relations", "consistent"])
+        return pd.DataFrame(columns=columns)
     found["event"] = [event_name(r) for r in found.itertuples()]
     # One interval per (model, event): several rows (e.g. per seed) keep the pooled or first one.
     per = found.drop_duplicates(["model", "event"]).set_index(["model", "event"])
@@ -242,8 +251,22 @@ def pair_orders(events: pd.DataFrame) -> pd.DataFrame:
         if rel:
             rows.append({"first": a, "second": b, "n_models": len(rel),
                          "relations": ", ".join(f"{m}: {v}" for m, v in rel.items()),
-                         "consistent": len(set(rel.values())) == 1})
-    return pd.DataFrame(rows, columns=["first", "second", "n_models", "relations", "consistent"])
+                         "order": pair_order(list(rel.values()))})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def order_verdict(tested: pd.DataFrame, units: str, of: str) -> tuple[str, str]:
+    """The measured text and verdict of "events come in the same order whatever the size", from the
+    pairs found in at least two ``units`` (models, sizes) ``of`` a suite: contradicted by any reversed
+    pair, held where at least one pair is resolved and none reverses."""
+    n = tested["order"].value_counts().reindex(list(ORDERS), fill_value=0)
+    text = (f"{len(tested)} pairs of events found in at least two {units} of {of}: {n['same']} in one order in "
+            f"every {units[:-1]} that resolves it (at least two do), {n['reversed']} reversed between {units}"
+            + _exceptions(tested[tested.order == "reversed"])
+            + f", {n['unresolved']} overlapping in all but at most one {units[:-1]}.")
+    if n["reversed"]:
+        return text, "contradicted"
+    return text, "holds" if n["same"] else "not measurable here"
 
 
 def run(profile: str = "default", studies=tuple(STUDIES), with_published: bool = True) -> Timeline:

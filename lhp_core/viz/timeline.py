@@ -113,6 +113,8 @@ def event_table(table: pd.DataFrame):
 
 
 def order_table(pairs: pd.DataFrame):
-    """Pairs of events found in at least two models, inconsistent first."""
-    p = pairs[pairs.n_models >= 2].sort_values(["consistent", "n_models"], ascending=[True, False])
+    """Pairs of events found in at least two models: reversed first, then those in one order, then unresolved."""
+    p = pairs[pairs.n_models >= 2].copy()
+    p["rank"] = p["order"].map({"reversed": 0, "same": 1, "unresolved": 2})
+    p = p.sort_values(["rank", "n_models"], ascending=[True, False]).drop(columns="rank")
     return style.table(p.rename(columns={"n_models": "models"}))

@@ -44,9 +44,14 @@ def test_ordering_tables_follow_the_steps(rec: dict, tl) -> None:
             model, rel = item.rsplit(": ", 1)
             a, b = per.loc[(model, row.first)], per.loc[(model, row.second)]
             assert rel == timeline.relation(a.step_lo, a.step_hi, b.step_lo, b.step_hi)
-        assert row.consistent == (len({i.rsplit(": ", 1)[1] for i in row.relations.split(", ")}) == 1)
-    assert rec["n_event_pairs"] == int((pairs.n_models >= 2).sum())
-    assert rec["n_event_pairs_consistent"] == int(pairs[pairs.n_models >= 2].consistent.sum())
+        assert row.order == timeline.pair_order([i.rsplit(": ", 1)[1] for i in row.relations.split(", ")])
+    tested = pairs[pairs.n_models >= 2]
+    assert rec["n_event_pairs"] == len(tested)
+    assert [rec[f"n_event_pairs_{o}"] for o in timeline.ORDERS] == [int((tested.order == o).sum())
+                                                                     for o in timeline.ORDERS]
+    verdict = {f.id: f.verdict for f in findings.from_record(rec)}["timeline_order_across_sizes"]
+    assert verdict == ("contradicted" if rec["n_event_pairs_reversed"] else
+                       "holds" if rec["n_event_pairs_same"] else "not measurable here")
     assert rec["pythia_n_events_found"] > 50  # n-gram peaks, BLiMP acquisitions, thresholds, declines
 
 

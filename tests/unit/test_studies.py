@@ -117,13 +117,39 @@ def test_timeline_orders_events_and_checks_consistency() -> None:
     assert s.set_index("event").loc["A: peak", "overlaps"] == "C: onset"  # [5, 20] and [12, 30] share steps
     assert "D: peak" not in set(order.event)  # not found: not on the timeline
     pairs = timeline.pair_orders(ev).set_index(["first", "second"])
-    assert pairs.loc[("A: peak", "B: transition"), "consistent"]  # before in both models
     assert pairs.loc[("A: peak", "B: transition"), "relations"] == "s: before, m: before"
+    assert pairs.loc[("A: peak", "B: transition"), "order"] == "same"
     ac = pairs.loc[("A: peak", "C: onset")]
-    assert ac.relations == "s: overlap, m: before" and not ac.consistent
-    assert pairs.loc[("B: transition", "C: onset"), "relations"] == "s: after, m: before"
+    assert ac.relations == "s: overlap, m: before" and ac.order == "unresolved"  # only m tells the order
+    bc = pairs.loc[("B: transition", "C: onset")]
+    assert bc.relations == "s: after, m: before" and bc.order == "reversed"
     assert ([timeline.relation(*iv) for iv in ((1, 2, 3, 4), (3, 4, 1, 2), (1, 3, 2, 4))]
             == ["before", "after", "overlap"])
+    text, verdict = timeline.order_verdict(pairs.reset_index(), "models", "x")
+    assert verdict == "contradicted"
+    assert text == ("3 pairs of events found in at least two models of x: 1 in one order in every model that "
+                    "resolves it (at least two do), 1 reversed between models (B: transition vs C: onset "
+                    "(s: after, m: before)), 1 overlapping in all but at most one model.")
+
+
+@pytest.mark.parametrize(("relations", "order"), [
+    (["before", "before"], "same"), (["after", "after", "after"], "same"),
+    (["before", "overlap", "before"], "same"),  # an overlap leaves one model's order open
+    (["before", "after"], "reversed"), (["before", "overlap", "after"], "reversed"),
+    (["before", "overlap"], "unresolved"), (["overlap", "overlap"], "unresolved"), (["after"], "unresolved"),
+])
+def test_pair_order_across_models(relations: list[str], order: str) -> None:
+    assert timeline.pair_order(relations) == order
+
+
+def test_order_verdict_holds_only_with_a_resolved_pair_and_no_reversal() -> None:
+    def pairs(orders):
+        return pd.DataFrame({"first": list("abc")[:len(orders)], "second": list("xyz")[:len(orders)],
+                             "n_models": 2, "relations": "s: ?, m: ?", "order": orders})
+
+    assert timeline.order_verdict(pairs(["same", "unresolved"]), "sizes", "P")[1] == "holds"
+    assert timeline.order_verdict(pairs(["unresolved", "unresolved"]), "sizes", "P")[1] == "not measurable here"
+    assert timeline.order_verdict(pairs(["same", "reversed", "same"]), "sizes", "P")[1] == "contradicted"
 
 
 def test_findings_round_trip_through_a_record() -> None:
