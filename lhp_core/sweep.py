@@ -456,8 +456,8 @@ def overlaps(device: torch.device | str) -> bool:
 
     Beside a GPU they cost the compute nothing. On a CPU they need a core the model does not use:
     with torch's intra-op threads on every core, a prefetch or a write preempts one of them and
-    every parallel op waits at its barrier for it, which on 2 cores made a sweep 10-25 % slower
-    than doing the same work in turn (benchmarks/README.md).
+    every parallel op waits at its barrier for it: on 2 cores a 5-step per-word sweep took
+    1.53-1.78 s with the threads and 1.42-1.49 s in turn (benchmarks/README.md).
     """
     if torch.device(device).type != "cpu":
         return True
