@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+import zarr
 
 from lhp_core import schema as D
 from lhp_core.reducers import HEAD_SCORE_INFO, HEAD_SCORES, get_reducer
@@ -247,8 +248,6 @@ def is_store(path: str | Path) -> bool:
         return True
     if not (path / "zarr.json").is_file() and not (path / ".zgroup").is_file():
         return False
-    import zarr
-
     try:
         attrs = zarr.open_group(str(path), mode="r").attrs
     except Exception:  # noqa: BLE001 - any unreadable root is "not provably a store"
@@ -340,8 +339,6 @@ def initialise(path: str | Path, attrs: Mapping[str, Any], config: Mapping[str, 
     StoreError
         ``path`` is not a store (nothing is touched), or it holds another configuration.
     """
-    import zarr
-
     D.check_attrs(attrs, "store")
     path = Path(path)
     check_usable(path)
@@ -419,8 +416,6 @@ def _differences(stored: Mapping[str, Any], attrs: Mapping[str, Any], config: Ma
 
 def consolidate(path: str | Path) -> None:
     """Write the consolidated metadata of a finished store (one atomic write of the root metadata)."""
-    import zarr
-
     with _quiet():
         zarr.consolidate_metadata(str(path))
 
@@ -447,8 +442,6 @@ def unconsolidate(path: str | Path) -> None:
 
 
 def is_allocated(path: str | Path, model: str) -> bool:
-    import zarr
-
     try:
         return zarr.open_group(str(path), mode="r", path=model).attrs.get("allocated") == 1
     except (KeyError, FileNotFoundError, ValueError):  # zarr >= 3.1's GroupNotFoundError is both of the last two
@@ -458,8 +451,6 @@ def is_allocated(path: str | Path, model: str) -> bool:
 def allocate(path: str | Path, model: str, groups: Mapping[str, xr.Dataset], attrs: Mapping[str, Any]) -> None:
     """Write metadata and coordinates of one model's groups; data stays unwritten (NaN)."""
     D.check_attrs(attrs, f"model {model}")
-    import zarr
-
     with _quiet():
         # The model group first (mode "w" clears a half-allocated model), its site groups next,
         # and the `allocated` attr last: an interrupted allocation is redone.
@@ -504,8 +495,6 @@ def steps_of(path: str | Path, model: str) -> list[int]:
 def write_region(path: str | Path, model: str, index: int, step: int, values: Mapping[str, Mapping[str, np.ndarray]],
                  groups: Sequence[str]) -> None:
     """Write one (model, step) into the site groups: ``values[site][name]`` without the step axis."""
-    import zarr
-
     with _quiet():
         for site in groups:
             group = zarr.open_group(str(path), mode="r+", path=group_path(model, site))
@@ -527,8 +516,6 @@ def mark_complete(path: str | Path, model: str, index: int, step: int, weights_s
 
 def _set_completion(path: str | Path, model: str, index: int, complete: bool, weights_sha256: str,
                     n_tokens: int) -> None:
-    import zarr
-
     with _quiet():
         group = zarr.open_group(str(path), mode="r+", path=model)
         # Set, the flag goes last and cleared, first: an interruption never leaves a step marked complete
@@ -556,8 +543,6 @@ def recorded_hashes(path: str | Path, model: str) -> dict[int, str]:
 
 # ---- reading ----------------------------------------------------------------------------
 def models_in(path: str | Path) -> list[str]:
-    import zarr
-
     with _quiet():
         root = zarr.open_group(str(path), mode="r")
         return sorted(k for k in root.group_keys() if root[k].attrs.get("allocated") == 1)
@@ -589,8 +574,6 @@ def open_results(path: str | Path, model: str | None = None, site: str | None = 
         if model not in valid:
             raise KeyError(f"model {model!r} not in {path}; models there: {', '.join(valid)}")
         base = xr.open_zarr(str(path), group=model, consolidated=cons)
-        import zarr
-
         sites = sorted(zarr.open_group(str(path), mode="r", use_consolidated=cons)[model].group_keys())
         if site is not None:
             if site not in sites:
