@@ -92,6 +92,10 @@ def _inverse_scaling(p: str) -> tuple[str | None, str | None]:
     return f"{RAW}/jmichaelov/emergent-inabilities/eb36a6c85b852601f283c4a045221b44373fb987/{p}", None
 
 
+def _wordbank(p: str) -> tuple[str | None, str | None]:
+    return f"{RAW}/langcog/wordbank-datapage/a4a13722a40a8c3de5eaebfdd5d642f4d6850095/{p}", None
+
+
 DATASETS: dict[str, dict] = {
     "naturalstories": dict(
         title="Natural Stories (self-paced reading)",
@@ -279,6 +283,24 @@ DATASETS: dict[str, dict] = {
         "  year={2022}\n}",
         loader="lhp_core.data.pythia_inverse_scaling",
         url=_inverse_scaling,
+    ),
+    "wordbank": dict(
+        title="Wordbank: children's word production on the MacArthur-Bates CDI (American English, Words & Sentences)",
+        description="Parent reports of whether each of 9,093 American English-learning children aged 16-30 months "
+        "produces each of the 680 words of the CDI Words & Sentences form (with the word's CDI category), and "
+        "Wordbank's own age-of-acquisition estimates (months, rounded) for 588 of those words.",
+        license="CC BY 4.0 for Wordbank, some contributing datasets CC BY-NC 4.0 (the pooled files do not say which: "
+        "treat as CC BY-NC 4.0); site code MIT",
+        citation="@article{frank2017wordbank,\n  title={Wordbank: an open repository for developmental vocabulary "
+        "data},\n  author={Frank, Michael C. and Braginsky, Mika and Yurovsky, Daniel and Marchman, Virginia A.},\n"
+        "  journal={Journal of Child Language},\n  volume={44},\n  number={3},\n  pages={677--694},\n"
+        "  year={2017},\n  doi={10.1017/S0305000916000209}\n}\n"
+        "@book{fenson2007cdi,\n  title={MacArthur-Bates Communicative Development Inventories: User's Guide and "
+        "Technical Manual},\n  author={Fenson, Larry and Marchman, Virginia A. and Thal, Donna J. and Dale, Philip S. "
+        "and Reznick, J. Steven and Bates, Elizabeth},\n  edition={2},\n  publisher={Paul H. Brookes},\n"
+        "  year={2007}\n}",
+        loader="lhp_core.data.wordbank",
+        url=_wordbank,
     ),
 }
 

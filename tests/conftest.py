@@ -109,13 +109,25 @@ def device(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("--device")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _data_mirror() -> None:
-    """Point the fetch layer at ``../shared/data`` unless the caller chose a mirror."""
+def _point_at_shared_data() -> None:
+    """Point the fetch layer at ``../shared/data`` unless the caller chose a mirror.
+
+    Done when this conftest is imported, before collection: test modules may read data at import
+    time (parametrize lists built from a corpus), and a fixture would come too late for them.
+    """
     if "LHP_DATA_MIRROR" not in os.environ:
         shared = ROOT.parent / "shared" / "data"
         if shared.is_dir():
             os.environ["LHP_DATA_MIRROR"] = str(shared)
+
+
+_point_at_shared_data()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_mirror() -> None:
+    """The mirror chosen at import (kept as a fixture: session fixtures that read data depend on it)."""
+    _point_at_shared_data()
 
 
 @pytest.fixture(scope="session")

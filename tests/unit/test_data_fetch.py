@@ -40,7 +40,7 @@ SMALL = ("brain_tuckute2024", "LICENSE_drive_suppress_brains")  # 1 kB: cheap to
 DATASETS = {
     "naturalstories", "provo_motr", "brain_tuckute2024", "things",
     "word_similarity", "feature_norms", "corpora", "pythia_evals",
-    "pythia_behavioral_phases", "pythia_blimp", "pythia_inverse_scaling",
+    "pythia_behavioral_phases", "pythia_blimp", "pythia_inverse_scaling", "wordbank",
 }
 
 
