@@ -9,12 +9,22 @@ over all of the model's runs in the data, which repeats the run's row when there
 ``kind``, ``step``, ``step_lo``, ``step_hi`` (the interval; equal to ``step`` when there is
 none), ``tokens_seen``, ``tokens_lo``, ``tokens_hi`` (the steps times tokens per step) and
 ``found`` (False where the event did not happen in the data; its steps are then NaN).
+
+A study's ``curves`` function returns the measures it follows over training as :class:`Curve`
+objects: a name (written once, where the measure is defined; an event on that curve carries the
+same name in ``measure``), units, the chance or null level, and the values on ``(model, step)``
+with the ``tokens_seen`` coordinate. The Timeline draws one panel per curve name and puts each
+event on the panel of its ``measure``, reading nothing else of a study.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+import xarray as xr
 
+from lhp_core import schema
 from lhp_core.data.pythia_evals import TOKENS_PER_STEP
 
 COLUMNS = [
@@ -68,3 +78,47 @@ def event_table(rows: pd.DataFrame, tokens_per_step: float | np.ndarray = TOKENS
     for step_col, token_col in (("step", "tokens_seen"), ("step_lo", "tokens_lo"), ("step_hi", "tokens_hi")):
         out[token_col] = steps[step_col].to_numpy() * per_row
     return out[COLUMNS].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One measure a study follows over training, as the Timeline draws it.
+
+    Attributes
+    ----------
+    name
+        The measure's name, e.g. ``"largest induction score"``; events on this curve have it as ``measure``.
+    units
+        Units of ``values`` (``"nats/word"``, ``"share"``, ``"Spearman rho"``, ...).
+    values
+        ``(model, step)`` with coordinate ``tokens_seen(model, step)``; NaN where a model lacks a step.
+    null
+        The chance or null level drawn beside the curve, or None where the study defines none.
+    description
+        One sentence: what is measured, on what.
+    """
+
+    name: str
+    units: str
+    values: xr.DataArray
+    null: float | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        dims = set(self.values.dims)
+        if dims != {schema.MODEL, schema.STEP}:
+            raise ValueError(f"curve {self.name!r} has dims {tuple(self.values.dims)}; reduce it to "
+                             f"({schema.MODEL}, {schema.STEP}) first (e.g. .max('{schema.HEAD}'))")
+        if schema.TOKENS_SEEN not in self.values.coords:
+            raise ValueError(f"curve {self.name!r} has no {schema.TOKENS_SEEN} coordinate; keep the one the "
+                             "measure runner gives (lhp_core.measures.over_steps)")
+
+    @property
+    def label(self) -> str:
+        """The panel title: name and units."""
+        return f"{self.name} ({self.units})"
+
+    def frame(self) -> pd.DataFrame:
+        """Long table ``model, step, tokens_seen, value`` (NaN values dropped)."""
+        df = self.values.to_dataframe(name="value").reset_index()
+        return df[[schema.MODEL, schema.STEP, schema.TOKENS_SEEN, "value"]].dropna(subset=["value"])
