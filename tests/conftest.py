@@ -122,6 +122,9 @@ def _point_at_shared_data() -> None:
 
 
 _point_at_shared_data()
+# Before anything imports huggingface_hub (it reads the variable once): transformers from 5.25 asks the hub
+# about kernels when some models (GPT-Neo) are built from a config, which no test may do.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
