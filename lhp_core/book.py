@@ -57,9 +57,14 @@ from typing import Any
 from unittest import mock
 
 import nbformat
+import papermill
 import yaml
+from IPython import get_ipython
+from IPython.display import display
+from papermill.exceptions import PapermillExecutionError
+from traitlets.config import Config
 
-from lhp_core import findings
+from lhp_core import findings, train
 from lhp_core.config import pin_paths
 from lhp_core.progress import BOOK_RUN_VAR, Monitor, reporting_to
 
@@ -136,11 +141,6 @@ def record(**numbers: Any) -> dict[str, int | float | str | bool]:
     if not numbers:
         raise ValueError("record() needs at least one key=value pair")
     data = {k: _flat_value(k, v) for k, v in numbers.items()}
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython ships with ipykernel
-        return data
     if get_ipython() is not None:
         display({RECORD_MIMETYPE: data, "text/plain": f"lhp record: {len(data)} values"}, raw=True)
     return data
@@ -229,8 +229,6 @@ def injected_parameters(notebook: str | Path, params: Mapping[str, Any]) -> dict
     params
         What :func:`chapter_parameters` gives for it.
     """
-    import papermill
-
     declared = set(papermill.inspect_notebook(str(notebook)))
     undeclared = [k for k in params if k not in declared and k not in OPTIONAL_KEYS]
     if undeclared:
@@ -342,8 +340,6 @@ def suites_needed(profile: str, todo: Iterable[str], profiles: Mapping[str, Any]
 
 
 def _ensure_suites(ids: list[str], device: str, show: bool) -> None:
-    from lhp_core import train
-
     # Training missing lhp suites happens here, once and side by side, rather than inside a chapter's kernel.
     start = time.perf_counter()
     if show:
@@ -373,8 +369,6 @@ def _kernel_config(sockets: str) -> Any:
     Over TCP anyone on the machine may connect, and ipykernel warns about it ("Kernel is running
     over TCP without encryption"); Windows has no IPC transport and keeps TCP.
     """
-    from traitlets.config import Config
-
     if os.name == "nt":
         return Config()
     return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
@@ -398,9 +392,6 @@ def execute_chapter(
     BookError
         Naming the notebook, the failing cell and the exception, if a cell raises.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     pin_paths()  # the kernel runs in book/: a relative LHP_DATA_MIRROR must keep naming the caller's folder
     root = root or repo_root()
     src = root / "book" / f"{chapter}.ipynb"

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from huggingface_hub import snapshot_download
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from lhp_core.suites import HubSuite, LocalSuite, Suite, get_suite
 from lhp_core.tokenizer import (
@@ -48,8 +50,6 @@ def checkpoint_sha256(suite: str | Path | Suite, model: str, step: int) -> str |
     s = get_suite(suite)
     model_id = s.resolve_model(model)
     if isinstance(s, HubSuite):
-        from huggingface_hub import snapshot_download
-
         repo, rev = s.hub_ref(model_id, int(step))
         try:
             path = Path(snapshot_download(repo, revision=rev, allow_patterns=["*.safetensors"], local_files_only=True))
@@ -151,8 +151,6 @@ def _check_tokenizer(suite: Suite, model: str, tokenizer, where: str) -> None:
         saved = suite.root / "tokenizer"
         if listed and not listed.startswith(f"{FINGERPRINT_VERSION}:") and key not in _FINGERPRINTS \
                 and (saved / "tokenizer.json").exists():
-            from transformers import AutoTokenizer
-
             _FINGERPRINTS[key] = (tokenizer_fingerprint(AutoTokenizer.from_pretrained(saved)), str(saved))
     ref = _FINGERPRINTS.get(key)
     if ref is None:
@@ -193,8 +191,6 @@ def _no_weights_bar():
     Sweeps show one bar over checkpoints; a bar per load is hundreds of lines in a terminal and
     hundreds of widget states saved in an executed notebook (megabytes per chapter).
     """
-    from transformers.utils import logging as hf_logging
-
     was = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:

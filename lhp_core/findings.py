@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
 import pandas as pd
+from IPython.display import Markdown
 
 #: The verdicts a finding can have, in words a reader understands without the method.
 VERDICTS = ("holds", "does not hold at this scale", "contradicted", "not measurable here")
@@ -131,6 +132,4 @@ def admonition_text(findings: Iterable[Finding], title: str = "What this chapter
 
 def admonition(findings: Iterable[Finding], title: str = "What this chapter found"):
     """The chapter's opening box (an ``IPython.display.Markdown`` object the book renders as MyST)."""
-    from IPython.display import Markdown  # chapters only; the library does not need IPython otherwise
-
     return Markdown(admonition_text(findings, title))

@@ -44,14 +44,10 @@ from lhp_core.store import models_in, open_results, steps_of
 from lhp_core.suites import Suite, get_suite
 from lhp_core.sweep import DTYPES, select_steps, sweep
 
-#: Drivers of the studies register here by id (``lhp_core.metrics.*``), so tools such as the
-#: book's Timeline can list every measure the library computes over training.
-MEASURES: Registry[Callable[..., xr.Dataset]] = Registry(
-    "measure",
-    providers=["lhp_core.metrics.loss", "lhp_core.metrics.reading", "lhp_core.metrics.heads",
-               "lhp_core.metrics.tasks", "lhp_core.metrics.instruct", "lhp_core.metrics.brain",
-               "lhp_core.metrics.probing", "lhp_core.metrics.experts", "lhp_core.metrics.similarity"],
-)
+#: Drivers register here by id when their ``lhp_core.metrics`` module is imported, so tools such as the
+#: book's Timeline can list the measures of the families they import. The registry does not import its
+#: providers itself: they import this module for the runner, and the pair would be an import circle.
+MEASURES: Registry[Callable[..., xr.Dataset]] = Registry("measure")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ one accumulator per (site, reducer), so only the pooled arrays ever move to the 
 
 Head scores are the attention-pattern analogue: a function
 ``(pattern: Tensor[batch, head, query, key], info: BatchInfo) -> Tensor[batch, head]``
-registered in :data:`HEAD_SCORES` (``lhp_core.metrics.heads`` registers previous-token,
-induction and duplicate-token scores there; ``bos`` and ``entropy`` are built in).
+registered in :data:`HEAD_SCORES`: ``bos``, ``entropy`` and the previous-token, induction and
+duplicate-token scores of the induction probe (:mod:`lhp_core.metrics.heads`), in its ``"lhp"`` and
+``"transformer_lens"`` conventions, all defined here so that the registry is complete on import.
 """
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ class BatchInfo:
 
 
 HeadScore = Callable[[torch.Tensor, BatchInfo], torch.Tensor]
-HEAD_SCORES: Registry[HeadScore] = Registry("head score", providers=["lhp_core.metrics.heads"])
+HEAD_SCORES: Registry[HeadScore] = Registry("head score")
 #: ``name -> (units, description)`` of each registered head score, for the attrs of stored scores.
 HEAD_SCORE_INFO: dict[str, tuple[str, str]] = {}
 
@@ -173,3 +174,109 @@ def entropy_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
     ent = -(p * torch.log(p.clamp(min=1e-30))).sum(-1)
     q = _query_mask(info)
     return (ent * q).sum(-1) / q.sum(-1).clamp(min=1)
+
+
+# ---- attention-pattern scores of Olsson et al. (2022), for the induction probe of lhp_core.metrics.heads ----
+#: Probe scores in the ``"lhp"`` convention (see :mod:`lhp_core.metrics.heads`).
+SCORES = ("prev_token", "induction", "duplicate_token")
+#: Registered sweep scores in the ``"transformer_lens"`` convention, by score.
+TL_SCORES = {name: f"{name}_tl" for name in SCORES}
+
+
+def offset_score(pattern: torch.Tensor, lengths: torch.Tensor, which: str, bos: bool = True) -> torch.Tensor:
+    """Mean ``pattern[b, h, q, k]`` over the query/key pairs of ``which``, shape ``[batch, head]``.
+
+    ``bos``: the ``"lhp"`` convention (BOS at 0, previous-token queries ``2..n-1``); else
+    ``"aoyama_wilcox"`` (no BOS, every score over the second copy).
+    """
+    B, H = pattern.shape[:2]
+    dtype = torch.float64 if pattern.dtype == torch.float64 else torch.float32
+    out = torch.full((B, H), float("nan"), device=pattern.device, dtype=dtype)
+    for b in range(B):
+        n = int(lengths[b])
+        start = 1 if bos else 0
+        L = (n - start) // 2
+        if which == "prev_token" and bos:
+            q = torch.arange(2, n, device=pattern.device)
+            k = q - 1
+        else:
+            if n != start + 2 * L or L < 2:
+                raise ValueError(f"sequence of {n} tokens is not {'BOS + ' if bos else ''}a sequence repeated twice; "
+                                 f"use {'induction_probe' if bos else 'random_probe'}()")
+            q = torch.arange(start + L, start + 2 * L, device=pattern.device)
+            k = q - {"prev_token": 1, "induction": L - 1, "duplicate_token": L}[which]
+        out[b] = pattern[b][:, q, k].to(dtype).mean(-1)
+    return out
+
+
+def detection_pattern(ids: torch.Tensor, which: str) -> torch.Tensor:
+    """TransformerLens's 0/1 detection pattern for one sequence (BOS included), ``[seq] -> [seq, seq]``.
+
+    ``prev_token``: ``k = q - 1``; ``duplicate_token``: earlier keys holding the query's token;
+    ``induction``: the duplicate pattern shifted one key to the right (``head_detector.py``).
+    """
+    S = len(ids)
+    if which == "prev_token":
+        return torch.diag(torch.ones(S - 1, dtype=torch.float64), -1)
+    dup = torch.tril((ids[:, None] == ids[None, :]).double(), diagonal=-1)
+    if which == "duplicate_token":
+        return dup
+    ind = torch.zeros_like(dup)
+    ind[:, 1:] = dup[:, :-1]
+    return torch.tril(ind)
+
+
+def tl_score(pattern: torch.Tensor, input_ids: torch.Tensor, lengths: torch.Tensor, which: str) -> torch.Tensor:
+    """TransformerLens ``detect_head`` "mul" score per sequence, ``[batch, head, q, k] -> [batch, head]``.
+
+    ``sum(pattern * detection_pattern) / sum(pattern)`` over the real ``lengths[b]`` positions.
+    """
+    out = torch.empty(pattern.shape[:2], dtype=torch.float64, device=pattern.device)
+    for b in range(pattern.shape[0]):
+        n = int(lengths[b])
+        a = pattern[b, :, :n, :n].double()
+        det = detection_pattern(input_ids[b, :n].cpu(), which).to(a.device)
+        out[b] = (a * det).sum((-1, -2)) / a.sum((-1, -2))
+    return out
+
+
+@register_head_score("prev_token", description="mean fraction of attention from each query to the "
+                     "previous token (queries 2..n-1; lhp convention)")
+def prev_token_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """Attention to the previous token (queries 2..n-1), ``[batch, head, q, k] -> [batch, head]``."""
+    return offset_score(pattern, info.lengths, "prev_token")
+
+
+@register_head_score("induction", description="mean fraction of attention from the second copy of a "
+                     "repeated sequence to the token after the earlier occurrence (lhp convention)")
+def induction_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """Attention from the second copy to the token after the earlier occurrence, ``-> [batch, head]``."""
+    return offset_score(pattern, info.lengths, "induction")
+
+
+@register_head_score("duplicate_token", description="mean fraction of attention from the second copy of a "
+                     "repeated sequence to the earlier occurrence of the same token (lhp convention)")
+def duplicate_token_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """Attention from the second copy to the earlier occurrence of the same token, ``-> [batch, head]``."""
+    return offset_score(pattern, info.lengths, "duplicate_token")
+
+
+@register_head_score(TL_SCORES["prev_token"], description="TransformerLens previous-token score: "
+                     "sum(attention x detection pattern) / sum(attention), per sequence, averaged")
+def prev_token_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """TransformerLens previous-token score (:func:`tl_score`), ``-> [batch, head]``."""
+    return tl_score(pattern, info.input_ids, info.lengths, "prev_token")
+
+
+@register_head_score(TL_SCORES["induction"], description="TransformerLens induction score: "
+                     "sum(attention x detection pattern) / sum(attention), per sequence, averaged")
+def induction_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """TransformerLens induction score (:func:`tl_score`), ``-> [batch, head]``."""
+    return tl_score(pattern, info.input_ids, info.lengths, "induction")
+
+
+@register_head_score(TL_SCORES["duplicate_token"], description="TransformerLens duplicate-token score: "
+                     "sum(attention x detection pattern) / sum(attention), per sequence, averaged")
+def duplicate_token_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
+    """TransformerLens duplicate-token score (:func:`tl_score`), ``-> [batch, head]``."""
+    return tl_score(pattern, info.input_ids, info.lengths, "duplicate_token")

@@ -1,29 +1,24 @@
 """String-id registries for suites, datasets and measures (as Brain-Score does).
 
 A registry maps an id to a factory; lookups of unknown ids fail with the list of
-valid ids so that a typo is fixed in one step.
+valid ids so that a typo is fixed in one step. A registry holds what the modules imported so far
+registered: it never imports its providers by name, since a provider imports the registry's module
+back and the pair would be an import circle hidden from the import graph. The module that must see
+every entry imports the providers (``lhp_core.suites`` imports ``lhp_core.revisions``).
 """
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, providers: Iterable[str] = ()) -> None:
-        """``providers``: modules that register entries when imported; they are imported on the
-        first lookup, so a registry is complete in every process (dask workers, the CLI) without
-        its users having to remember which module to import first."""
+    def __init__(self, kind: str) -> None:
+        """``kind``: what an entry is, in words (``"suite"``), for the error listing valid ids."""
         self.kind = kind
         self._factories: dict[str, Callable[[], T]] = {}
-        self._providers = list(providers)
-
-    def _load_providers(self) -> None:
-        while self._providers:
-            importlib.import_module(self._providers.pop(0))
 
     def register(self, name: str, factory: Callable[[], T] | None = None):
         """Register ``factory`` under ``name``; usable as a decorator."""
@@ -37,18 +32,15 @@ class Registry(Generic[T]):
         return _add(factory) if factory is not None else _add
 
     def __contains__(self, name: str) -> bool:
-        self._load_providers()
         return name in self._factories
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def names(self) -> list[str]:
-        self._load_providers()
         return sorted(self._factories)
 
     def get(self, name: str) -> T:
-        self._load_providers()
         try:
             factory = self._factories[name]
         except KeyError:

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from huggingface_hub import constants, list_repo_refs
+
 from lhp_core import config
-from lhp_core.suites import REPO_SUITES, SUITES, HubSuite, SuiteError
+from lhp_core.suite_base import HubSuite, SuiteError
 
 _REVISION = re.compile(
     r"^(?:stage(?P<stage>\d+)-)?(?:ingredient(?P<ingredient>\d+)-)?step(?P<step>\d+)-tokens(?P<tokens>\d+)B$"
@@ -58,8 +60,6 @@ def refs_file(repo: str) -> Path:
 
 
 def _hf_cache_refs(repo: str) -> list[str]:
-    from huggingface_hub import constants
-
     root = Path(os.environ.get("HF_HUB_CACHE", constants.HF_HUB_CACHE)) / f"models--{repo.replace('/', '--')}" / "refs"
     return sorted(p.name for p in root.iterdir() if p.is_file()) if root.is_dir() else []
 
@@ -76,8 +76,6 @@ def branch_names(repo: str, refresh: bool = False, wanted: Callable[[str], bool]
         return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     if not offline:
-        from huggingface_hub import list_repo_refs
-
         try:
             names = sorted(b.name for b in list_repo_refs(repo).branches)
         except Exception as err:  # no network, unknown repo, rate limit: fall back to the HF cache
@@ -321,7 +319,3 @@ OLMO_REPOS = {"OLMo-1B-hf": "allenai/OLMo-1B-hf", "OLMo-7B-0424-hf": "allenai/OL
 #: OLMo 2, stage-1 pre-training branches.
 OLMO2_REPOS = {"OLMo-2-0425-1B": "allenai/OLMo-2-0425-1B", "OLMo-2-1124-7B": "allenai/OLMo-2-1124-7B",
                "OLMo-2-1124-13B": "allenai/OLMo-2-1124-13B"}
-
-REPO_SUITES.register("revisions", lambda: HubRevisionsSuite)
-SUITES.register("olmo", lambda: RevisionSuite("olmo", OLMO_REPOS))
-SUITES.register("olmo2", lambda: RevisionSuite("olmo2", OLMO2_REPOS, stage=1))

@@ -38,6 +38,7 @@ when its process ends, killed or not, so there is no stale lock to clear.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
@@ -188,8 +190,6 @@ def template(
     tokens_source
         Where ``tokens_seen`` comes from (:meth:`lhp_core.suites.Suite.tokens_source`): its attr ``source``.
     """
-    import dask.array as da
-
     steps = np.asarray(steps, dtype=np.int64)
     step_coords = {D.STEP: steps, D.TOKENS_SEEN: (D.STEP, np.asarray(tokens_seen, dtype=np.int64))}
     n = len(steps)
@@ -291,8 +291,6 @@ def lock(path: str | Path, wait: bool = False) -> Iterator[None]:
     is not a store. ``wait=False``: another holder is an error (:class:`StoreLocked`) naming it;
     ``wait=True``: say so on stderr and block until it is released.
     """
-    import fcntl
-
     path = Path(path)
     check_usable(path)
     path.mkdir(parents=True, exist_ok=True)

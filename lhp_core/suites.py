@@ -30,23 +30,19 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
 from lhp_core import config
-from lhp_core.cli import positive_int
+from lhp_core.cli.options import positive_int
 from lhp_core.presets import PRESETS, make_config
 from lhp_core.progress import bar
-from lhp_core.registry import Registry
+from lhp_core.revisions import OLMO2_REPOS, OLMO_REPOS, HubRevisionsSuite, RevisionSuite
 from lhp_core.schedule import PYTHIA_TOKENS_PER_STEP, pythia_steps
+from lhp_core.suite_base import REPO_SUITES, SUITES, HubSuite, Suite, SuiteError, count_params
 from lhp_core.weights import weights_sha256
 
-#: Hub suites with named-branch checkpoints (OLMo) register themselves from lhp_core.revisions,
-#: which builds on this module; the registry imports it on the first lookup.
-SUITES: Registry[Suite] = Registry("suite", providers=["lhp_core.revisions"])
-#: Kinds of suite made from a hub repo and named revisions (``lhp_core.revisions`` registers ``revisions``).
-REPO_SUITES: Registry[Callable[..., Suite]] = Registry("hub repo suite kind", providers=["lhp_core.revisions"])
 COPY_REG_DEFAULT = 1.0  # lambda used by the registered ``lhp-*-copyreg`` suites
 
 # "step1000", or a branch downloaded under its OLMo name, "step1000-tokens4B"
@@ -80,141 +76,6 @@ def size_order(models) -> list[str]:
     models = list(dict.fromkeys(str(m) for m in models))
     known = [m for m in SIZE_ORDER if m in models]
     return known + [m for m in models if m not in known]
-
-
-class SuiteError(KeyError):
-    """Unknown suite, model or step; the message lists the valid ones."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message and hide its line breaks
-        return str(self.args[0]) if self.args else ""
-
-
-class Suite:
-    """A family of models with checkpoints by step.
-
-    Attributes
-    ----------
-    id
-        Registry id (``"pythia"``, ``"lhp-mini"``) or the folder path of a local suite.
-    models
-        Model ids, smallest first where sizes are known.
-    """
-
-    id: str
-    kind: str  # "hub" or "local"
-    form: str = "suite"  # what was recognised, in words ("folder of step<N>/ checkpoints")
-    #: Every model of the suite uses one tokenizer (Pythia, lhp suites); else it is checked per model.
-    shared_tokenizer: bool = True
-
-    @property
-    def models(self) -> list[str]:
-        raise NotImplementedError
-
-    def steps(self, model: str) -> list[int]:
-        raise NotImplementedError
-
-    def tokens_seen(self, model: str, step: int) -> int:
-        raise NotImplementedError
-
-    def n_params(self, model: str, nonembedding: bool = False) -> int:
-        raise NotImplementedError
-
-    def training_record(self):
-        raise NotImplementedError
-
-    def checkpoint_path(self, model: str, step: int) -> Path:
-        raise NotImplementedError
-
-    def tokens_source(self, model: str) -> str:
-        """Where :meth:`tokens_seen` comes from, in words (``lhp suite show``, the store's attrs)."""
-        raise NotImplementedError
-
-    def describe(self) -> list[str]:
-        """What was recognised, one line each: the kind of suite, then per model its steps and
-        where ``tokens_seen`` comes from (``lhp suite show`` prints these before anything loads)."""
-        lines = [f"suite {self.id} ({self.form})"]
-        for m in self.models:
-            st = self.steps(m)
-            span = f"{st[0]}..{st[-1]}" if len(st) > 1 else f"{st[0]}"
-            lines.append(f"  {m}: {len(st)} step{'s' * (len(st) != 1)} {span}; tokens_seen: {self.tokens_source(m)}")
-        return lines
-
-    def resolve_model(self, model: str) -> str:
-        """The canonical model id for ``model``; unknown ids raise :class:`SuiteError` listing valid ones."""
-        if model in self.models:
-            return model
-        raise SuiteError(f"suite {self.id!r} has no model {model!r}; valid models: {', '.join(self.models)}")
-
-    def check_step(self, model: str, step: int) -> None:
-        """Raise :class:`SuiteError` naming the nearest saved steps if ``step`` was not saved."""
-        steps = self.steps(model)
-        if step not in steps:
-            import bisect
-
-            i = bisect.bisect_left(steps, step)
-            near = steps[max(0, i - 2) : i + 2]
-            raise SuiteError(
-                f"suite {self.id!r} model {model!r} has no checkpoint at step {step}; nearest saved steps: {near} "
-                f"({len(steps)} steps from {steps[0]} to {steps[-1]}; see Suite.steps(model))"
-            )
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.id!r}: {len(self.models)} models>"
-
-
-class HubSuite(Suite):
-    """A suite on the Hugging Face hub: each checkpoint is a ``(repo, revision)`` pair.
-
-    Subclasses say which (:meth:`hub_ref`); loading, the snapshot folder and the weights hash
-    are the same for all. :class:`PythiaSuite` names revisions ``step<N>``; OLMo's named
-    branches are in :mod:`lhp_core.revisions`.
-    """
-
-    kind = "hub"
-    form = "Hugging Face hub models"
-    org = ""  # shown by `lhp suite list`
-
-    def hub_ref(self, model: str, step: int) -> tuple[str, str]:
-        raise NotImplementedError
-
-    def checkpoint_path(self, model: str, step: int) -> Path:
-        """Local snapshot folder (downloaded into the HF cache unless ``HF_HUB_OFFLINE=1``)."""
-        from huggingface_hub import snapshot_download
-
-        repo, rev = self.hub_ref(model, step)
-        return Path(snapshot_download(repo, revision=rev, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
-
-    def n_params(self, model: str, nonembedding: bool = False) -> int:
-        """Counted from the model's config at its first checkpoint (on the meta device: no weights)."""
-        from transformers import AutoConfig
-
-        repo, rev = self.hub_ref(model, self.steps(model)[0])
-        return count_params(AutoConfig.from_pretrained(repo, revision=rev), nonembedding)
-
-    def training_record(self):
-        raise NotImplementedError(
-            f"suite {self.id!r} has no training_record.nc (it was not trained by lhp); its held-out loss "
-            "per checkpoint: lhp_core.metrics.loss.loss_over_steps(suite, held_out_texts)"
-        )
-
-
-def count_params(model, nonembedding: bool = False) -> int:
-    """Parameters of a causal LM, given the model or its config (built on the meta device: no weights).
-
-    Non-embedding leaves out the input embedding and an *untied* output embedding, as the Pythia
-    paper counts; a tied output matrix is the input embedding and is counted once.
-    """
-    import torch  # torch is needed only here; `lhp suite list` stays light
-    from transformers import AutoModelForCausalLM, PretrainedConfig
-
-    if isinstance(model, PretrainedConfig):
-        with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(model)
-    total = sum(p.numel() for p in model.parameters())
-    emb_in = model.get_input_embeddings().weight
-    out = model.get_output_embeddings()
-    emb = emb_in.numel() + (out.weight.numel() if out is not None and out.weight is not emb_in else 0)
-    return total - emb if nonembedding else total
 
 
 class PythiaSuite(HubSuite):
@@ -337,7 +198,7 @@ class LocalSuite(Suite):
         path = self.root / "training_record.nc"
         if not path.exists():
             return None
-        import xarray as xr
+        import xarray as xr  # xarray takes seconds to import; only a suite with a training record needs it
 
         with xr.open_dataset(path) as ds:
             return ds.load()
@@ -427,7 +288,7 @@ class LocalSuite(Suite):
         key = "n_params_nonembedding" if nonembedding else "n_params"
         if self._record is not None:
             return int(self._record[key].sel(model=model))
-        from transformers import AutoConfig
+        from transformers import AutoConfig  # transformers takes seconds to import; `lhp suite list` needs none
 
         if self.preset and not self._discovered():  # not trained yet: count from the recipe
             size = next(z for z in self._preset().sizes if z.name == model)
@@ -720,6 +581,9 @@ def _lhp_suite(preset: str, copy_reg: float = 0.0) -> LocalSuite:
 
 
 SUITES.register("pythia", lambda: PythiaSuite("pythia", deduped=False))
+SUITES.register("olmo", lambda: RevisionSuite("olmo", OLMO_REPOS))
+SUITES.register("olmo2", lambda: RevisionSuite("olmo2", OLMO2_REPOS, stage=1))
+REPO_SUITES.register("revisions", lambda: HubRevisionsSuite)
 SUITES.register("pythia-deduped", lambda: PythiaSuite("pythia-deduped", deduped=True))
 
 
@@ -865,7 +729,7 @@ def check(suite: str | Suite, models: list[str] | None = None, progress: bool = 
     and lists a different hash: the file changed after training) and ``missing`` (True where the
     record lists a step whose folder is gone; its hash is ``""``).
     """
-    import pandas as pd
+    import pandas as pd  # pandas takes a second to import; `lhp suite list` and `show` need none
     s = get_suite(suite)
     models = [s.resolve_model(m) for m in (models or s.models)]
     rec = s._record if isinstance(s, LocalSuite) else None

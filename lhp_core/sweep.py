@@ -55,7 +55,7 @@ import lhp_core
 from lhp_core import checkpoints
 from lhp_core import store as St
 from lhp_core.checkpoints import check_device, checkpoint_sha256, verified_sha256
-from lhp_core.cli import at_least, device_name, positive_int
+from lhp_core.cli.options import at_least, device_name, positive_int
 from lhp_core.extract import extract
 from lhp_core.progress import bar
 from lhp_core.provenance import config_sha256, git_commit
@@ -517,6 +517,7 @@ def _run_serial(job: Job, tasks: list[tuple[str, int]], tokens_seen, pbar) -> No
 
 
 def _run_dask(job: Job, tasks, tokens_seen, pbar, workers, scheduler, processes) -> None:
+    # distributed starts slowly and is needed only with --workers; a one-process sweep never imports it
     from distributed import Client, LocalCluster, as_completed
 
     # Allocation happens here, once per model, so workers only ever write regions.

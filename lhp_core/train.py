@@ -48,7 +48,7 @@ from transformers.utils import logging as hf_logging
 from lhp_core import corpus, schema
 from lhp_core import tokenizer as tok
 from lhp_core.checkpoints import check_device
-from lhp_core.cli import at_least, device_name, float_in, positive_int
+from lhp_core.cli.options import at_least, device_name, float_in, positive_int
 from lhp_core.presets import PRESETS, Preset, Size, default_out, make_config
 from lhp_core.progress import Monitor, bar, reporting_to
 from lhp_core.provenance import git_commit

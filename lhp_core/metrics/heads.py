@@ -21,7 +21,7 @@ Three conventions for drawing and scoring it (:data:`CONVENTIONS`):
   the score ``sum(attention * pattern) / sum(attention)`` per sequence (the denominator counts
   every query row, BOS and first copy included), averaged over sequences.
 
-The ``"lhp"`` scores are registered in :data:`lhp_core.reducers.HEAD_SCORES` as ``prev_token``,
+The ``"lhp"`` scores are defined and registered in :data:`lhp_core.reducers.HEAD_SCORES` as ``prev_token``,
 ``duplicate_token`` and ``induction``, and the ``"transformer_lens"`` ones as ``prev_token_tl``,
 ``duplicate_token_tl`` and ``induction_tl``, so ``lhp_core.sweep.sweep(..., sites=["heads"],
 head_scores=[...])`` computes them for every checkpoint. Random ids over the whole vocabulary
@@ -47,15 +47,12 @@ from lhp_core.checkpoints import load_config, load_tokenizer
 from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps, step_grid
 from lhp_core.metrics import changepoint
 from lhp_core.provenance import config_sha256
-from lhp_core.reducers import BatchInfo, register_head_score
+from lhp_core.reducers import SCORES, offset_score, tl_score
 from lhp_core.stimuli import Stimuli
 from lhp_core.suites import context_length, get_suite
 
-SCORES = ("prev_token", "induction", "duplicate_token")
 #: Probe and scoring conventions of :func:`head_scores` (see the module docstring).
 CONVENTIONS = ("aoyama_wilcox", "lhp", "transformer_lens")
-#: Registered sweep scores in the ``"transformer_lens"`` convention, by score.
-TL_SCORES = {name: f"{name}_tl" for name in SCORES}
 
 
 # ----------------------------------------------------------------------------- probe
@@ -132,105 +129,6 @@ def _check_probe_size(n_seq: int, seq_len: int) -> None:
 # ----------------------------------------------------------------------------- scores
 
 
-def _offset_score(pattern: torch.Tensor, lengths: torch.Tensor, which: str, bos: bool = True) -> torch.Tensor:
-    """Mean ``pattern[b, h, q, k]`` over the query/key pairs of ``which``, shape ``[batch, head]``.
-
-    ``bos``: the ``"lhp"`` convention (BOS at 0, previous-token queries ``2..n-1``); else
-    ``"aoyama_wilcox"`` (no BOS, every score over the second copy).
-    """
-    B, H = pattern.shape[:2]
-    dtype = torch.float64 if pattern.dtype == torch.float64 else torch.float32
-    out = torch.full((B, H), float("nan"), device=pattern.device, dtype=dtype)
-    for b in range(B):
-        n = int(lengths[b])
-        start = 1 if bos else 0
-        L = (n - start) // 2
-        if which == "prev_token" and bos:
-            q = torch.arange(2, n, device=pattern.device)
-            k = q - 1
-        else:
-            if n != start + 2 * L or L < 2:
-                raise ValueError(f"sequence of {n} tokens is not {'BOS + ' if bos else ''}a sequence repeated twice; "
-                                 f"use {'induction_probe' if bos else 'random_probe'}()")
-            q = torch.arange(start + L, start + 2 * L, device=pattern.device)
-            k = q - {"prev_token": 1, "induction": L - 1, "duplicate_token": L}[which]
-        out[b] = pattern[b][:, q, k].to(dtype).mean(-1)
-    return out
-
-
-def detection_pattern(ids: torch.Tensor, which: str) -> torch.Tensor:
-    """TransformerLens's 0/1 detection pattern for one sequence (BOS included), ``[seq] -> [seq, seq]``.
-
-    ``prev_token``: ``k = q - 1``; ``duplicate_token``: earlier keys holding the query's token;
-    ``induction``: the duplicate pattern shifted one key to the right (``head_detector.py``).
-    """
-    S = len(ids)
-    if which == "prev_token":
-        return torch.diag(torch.ones(S - 1, dtype=torch.float64), -1)
-    dup = torch.tril((ids[:, None] == ids[None, :]).double(), diagonal=-1)
-    if which == "duplicate_token":
-        return dup
-    ind = torch.zeros_like(dup)
-    ind[:, 1:] = dup[:, :-1]
-    return torch.tril(ind)
-
-
-def tl_score(pattern: torch.Tensor, input_ids: torch.Tensor, lengths: torch.Tensor, which: str) -> torch.Tensor:
-    """TransformerLens ``detect_head`` "mul" score per sequence, ``[batch, head, q, k] -> [batch, head]``.
-
-    ``sum(pattern * detection_pattern) / sum(pattern)`` over the real ``lengths[b]`` positions.
-    """
-    out = torch.empty(pattern.shape[:2], dtype=torch.float64, device=pattern.device)
-    for b in range(pattern.shape[0]):
-        n = int(lengths[b])
-        a = pattern[b, :, :n, :n].double()
-        det = detection_pattern(input_ids[b, :n].cpu(), which).to(a.device)
-        out[b] = (a * det).sum((-1, -2)) / a.sum((-1, -2))
-    return out
-
-
-@register_head_score("prev_token", description="mean fraction of attention from each query to the "
-                     "previous token (queries 2..n-1; lhp convention)")
-def prev_token_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
-    """Attention to the previous token (queries 2..n-1), ``[batch, head, q, k] -> [batch, head]``."""
-    return _offset_score(pattern, info.lengths, "prev_token")
-
-
-@register_head_score("induction", description="mean fraction of attention from the second copy of a "
-                     "repeated sequence to the token after the earlier occurrence (lhp convention)")
-def induction_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
-    """Attention from the second copy to the token after the earlier occurrence, ``-> [batch, head]``."""
-    return _offset_score(pattern, info.lengths, "induction")
-
-
-@register_head_score("duplicate_token", description="mean fraction of attention from the second copy of a "
-                     "repeated sequence to the earlier occurrence of the same token (lhp convention)")
-def duplicate_token_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
-    """Attention from the second copy to the earlier occurrence of the same token, ``-> [batch, head]``."""
-    return _offset_score(pattern, info.lengths, "duplicate_token")
-
-
-@register_head_score(TL_SCORES["prev_token"], description="TransformerLens previous-token score: "
-                     "sum(attention x detection pattern) / sum(attention), per sequence, averaged")
-def prev_token_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
-    """TransformerLens previous-token score (:func:`tl_score`), ``-> [batch, head]``."""
-    return tl_score(pattern, info.input_ids, info.lengths, "prev_token")
-
-
-@register_head_score(TL_SCORES["induction"], description="TransformerLens induction score: "
-                     "sum(attention x detection pattern) / sum(attention), per sequence, averaged")
-def induction_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
-    """TransformerLens induction score (:func:`tl_score`), ``-> [batch, head]``."""
-    return tl_score(pattern, info.input_ids, info.lengths, "induction")
-
-
-@register_head_score(TL_SCORES["duplicate_token"], description="TransformerLens duplicate-token score: "
-                     "sum(attention x detection pattern) / sum(attention), per sequence, averaged")
-def duplicate_token_tl_score(pattern: torch.Tensor, info: BatchInfo) -> torch.Tensor:
-    """TransformerLens duplicate-token score (:func:`tl_score`), ``-> [batch, head]``."""
-    return tl_score(pattern, info.input_ids, info.lengths, "duplicate_token")
-
-
 def _check_convention(convention: str) -> None:
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; use one of {list(CONVENTIONS)}")
@@ -265,7 +163,7 @@ def scores_from_patterns(patterns: Sequence[torch.Tensor], convention: str = "lh
         return {w: torch.stack([tl_score(p, input_ids, lengths, w).mean(0) for p in patterns]).cpu().numpy()
                 for w in SCORES}
     bos = convention == "lhp"
-    return {w: torch.stack([_offset_score(p, lengths, w, bos=bos).mean(0) for p in patterns]).cpu().numpy()
+    return {w: torch.stack([offset_score(p, lengths, w, bos=bos).mean(0) for p in patterns]).cpu().numpy()
             for w in SCORES}
 
 

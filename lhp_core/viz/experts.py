@@ -4,6 +4,7 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 import pandas as pd
+from IPython.display import display
 
 from lhp_core import schema
 from lhp_core.metrics import experts, similarity
@@ -118,8 +119,6 @@ def expert_explorer(study, n_experts: int = 5, k: int = 3) -> alt.HConcatChart:
 def concept_inspector(study):
     """Live picker (Jupyter): any concept, model and checkpoint: its top experts, their AP over training and
     the sentences that drive them."""
-    from IPython.display import display
-
 
     def show(concept, model, step):
         ap = experts.model_ap(study.ap, model)

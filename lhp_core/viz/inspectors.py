@@ -45,8 +45,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
+import ipywidgets as w
 import pandas as pd
 import xarray as xr
+from IPython.display import display
 
 from lhp_core import schema
 from lhp_core.progress import in_book_run
@@ -211,8 +213,6 @@ def _widget(name: str, control: Any) -> Any:
     """The ipywidgets widget of a :class:`Control` (an ipywidgets widget is used as it is)."""
     if not isinstance(control, Control):
         return control
-    import ipywidgets as w
-
     if control.kind == "dropdown":
         return w.Dropdown(options=list(control.options), value=control.value, description=name)
     if control.kind == "slider":
@@ -288,9 +288,6 @@ def live(draw: Callable[..., Any], **controls: Any):
 
 def _panel(draw: Callable[..., Any], widgets: dict[str, Any]):
     """Widgets above an ``Output`` showing ``draw`` of their values, drawn now and on every change."""
-    import ipywidgets as w
-    from IPython.display import display
-
     out = w.Output()
 
     def _redraw(_: Any = None) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import altair as alt
+import vl_convert as vlc
 
 RENDERER = "lhp_offline"
 READY_EVENT = "lhp-vega-ready"
@@ -38,8 +39,6 @@ def vega_bundle() -> str:
 
     The script defines ``window.vegaEmbed`` and then fires the ``lhp-vega-ready`` event.
     """
-    import vl_convert as vlc
-
     wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     available = vlc.get_vegalite_versions()
     if wanted not in available:

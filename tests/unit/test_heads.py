@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from lhp_core import reducers
 from lhp_core.metrics import heads
 from lhp_core.reducers import HEAD_SCORES, BatchInfo
 
@@ -104,7 +105,7 @@ def test_bad_probe_length_is_rejected():
     att = HandWiredInduction()(probe(1)).attentions[1]
     info = BatchInfo(probe(1), torch.ones(1, T, dtype=torch.bool), torch.tensor([T - 1]))
     with pytest.raises(ValueError, match="repeated twice"):
-        heads.induction_score(att, info)
+        reducers.induction_score(att, info)
 
 
 def _tiny_neox(vocab: int, seed: int = 0):
@@ -248,7 +249,7 @@ def test_transformer_lens_counts_every_earlier_occurrence_of_a_token():
     assert got["duplicate_token"][0, 0] == pytest.approx(dup, abs=1e-14)
     assert got["induction"][0, 0] == pytest.approx(ind, abs=1e-14)
     assert got["prev_token"][0, 0] == pytest.approx(prev, abs=1e-14)
-    det = heads.detection_pattern(torch.as_tensor(seq), "induction")
+    det = reducers.detection_pattern(torch.as_tensor(seq), "induction")
     assert [(q, k) for q, k in zip(*np.nonzero(det.numpy()))] == [(3, 2), (5, 2), (5, 4), (6, 3), (7, 2), (7, 4),
                                                                   (7, 6), (8, 5)]
 
@@ -349,9 +350,9 @@ def test_transformer_lens_scores_in_the_sweep_equal_the_in_memory_ones(bpe):
 
     stim, ids = heads.induction_probe(bpe, n_seq=3, seq_len=8, seed=2)
     model = _tiny_neox(len(bpe), seed=1)
-    res = extract(model, bpe, stim, ["heads"], [], head_scores=list(heads.TL_SCORES.values()), max_length=64)
+    res = extract(model, bpe, stim, ["heads"], [], head_scores=list(reducers.TL_SCORES.values()), max_length=64)
     ref = heads.head_scores(model, ids, "transformer_lens", bos_token_id=bpe.bos_token_id)
-    for name, tl in heads.TL_SCORES.items():
+    for name, tl in reducers.TL_SCORES.items():
         np.testing.assert_allclose(res.values["heads"][tl][1:].mean(-1), ref[name], rtol=0, atol=1e-5)
 
 

@@ -75,8 +75,6 @@ def test_two_branches_for_one_step_is_an_error(cache):
 
 
 def test_branch_list_is_fetched_once_then_kept(cache, monkeypatch):
-    import huggingface_hub
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     calls = []
 
@@ -84,7 +82,7 @@ def test_branch_list_is_fetched_once_then_kept(cache, monkeypatch):
         calls.append(repo)
         return SimpleNamespace(branches=[SimpleNamespace(name=n) for n in OLMO1])
 
-    monkeypatch.setattr(huggingface_hub, "list_repo_refs", refs)
+    monkeypatch.setattr(revisions, "list_repo_refs", refs)
     assert RevisionSuite("x", {"OLMo-1B-hf": "allenai/OLMo-1B-hf"}).steps("1b") == [0, 1000, 20000, 738020]
     assert calls == ["allenai/OLMo-1B-hf"]
     assert revisions.refs_file("allenai/OLMo-1B-hf").read_text().split() == sorted(OLMO1)
@@ -92,7 +90,7 @@ def test_branch_list_is_fetched_once_then_kept(cache, monkeypatch):
     def no_network(repo):
         raise AssertionError("the kept list must be used")
 
-    monkeypatch.setattr(huggingface_hub, "list_repo_refs", no_network)
+    monkeypatch.setattr(revisions, "list_repo_refs", no_network)
     assert RevisionSuite("x", {"OLMo-1B-hf": "allenai/OLMo-1B-hf"}).steps("1b")[-1] == 738020
 
 

@@ -6,14 +6,16 @@ Modules are imported only when their command runs, so ``lhp --help`` is fast.
 
 Errors are one line on stderr, ``lhp COMMAND: error: <what is wrong and how to fix it>``; the
 exit status says which kind (:data:`EXIT_CODES`); ``--debug`` shows the traceback instead.
-Numeric options are checked by argparse with the types below, before any work starts.
+Numeric options are checked by argparse with the types of :mod:`lhp_core.cli.options`, before any work
+starts. ``python -m lhp_core.cli`` runs :func:`main` (``__main__``).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
-from collections.abc import Callable
+
+from lhp_core import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("lhp_core.data.cli", "list and verify the datasets named in data_manifests/"),
@@ -31,66 +33,12 @@ EPILOG = "exit status: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) 
     ". --debug (anywhere on the line) prints the full traceback of an error instead of one line.")
 
 
-# ---- option types (argparse calls them while parsing: a bad value exits 2 with its message) ----
-def positive_int(text: str) -> int:
-    """An integer >= 1 (batch sizes, workers, threads)."""
-    return at_least(1)(text)
-
-
-def at_least(low: int) -> Callable[[str], int]:
-    """An option type: an integer >= ``low``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {low}"
-    return parse
-
-
-def float_in(low: float, high: float | None = None) -> Callable[[str], float]:
-    """An option type: a float in ``[low, high]`` (no upper bound when ``high`` is None)."""
-    span = f">= {low}" if high is None else f"in [{low}, {high}]"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number {span}, got {text!r}") from None
-        if not (value >= low and (high is None or value <= high)):  # also refuses nan
-            raise argparse.ArgumentTypeError(f"expected a number {span}, got {text}")
-        return value
-
-    parse.__name__ = f"number {span}"
-    return parse
-
-
-def device_name(text: str) -> str:
-    """``cpu``, ``cuda``, ``cuda:N`` or ``mps``; whether it is usable here is checked when the command runs."""
-    import re
-
-    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
-    return text
-
-
 # ---- the command line ----------------------------------------------------------------------
-def _version() -> str:
-    from lhp_core import __version__
-
-    return f"lhp {__version__}"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lhp", description="The lhp command line: train checkpoint suites, sweep them, build the book.",
         epilog=EPILOG)
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action="version", version=f"lhp {__version__}")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
@@ -140,6 +88,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lhp {name}: {kind}: {_one_line(err)}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())
