@@ -19,6 +19,8 @@ task       evaluation task id (``lhp_core.metrics.tasks.TASKS``, or a published 
 seed       training run's random seed (int), e.g. 1-9 for PolyPythia re-runs, 1234 the standard Pythia run
 ngram      n of an n-gram statistic (int, 1 = unigram)
 concept    a concept of the expert-neuron study (a THINGS concept word, or a category word)
+resample   index of a bootstrap resample (items drawn with replacement; the same seed draws the same
+           resamples at every checkpoint, so they line up across steps)
 
 Coordinates
 -----------
@@ -53,8 +55,9 @@ TASK = "task"
 SEED = "seed"
 NGRAM = "ngram"
 CONCEPT = "concept"
+RESAMPLE = "resample"
 
-DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN, TASK, SEED, NGRAM, CONCEPT)
+DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN, TASK, SEED, NGRAM, CONCEPT, RESAMPLE)
 
 _FLAT = (str, int, float, bool, np.integer, np.floating, np.bool_)
 

@@ -14,6 +14,7 @@ the human category labels.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -25,9 +26,9 @@ from scipy.spatial.distance import squareform
 from scipy.stats import rankdata
 
 from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps
-from lhp_core.metrics.experts import model_ap, select_experts
+from lhp_core.metrics.experts import expert_ap_over_steps, model_ap, select_experts
 from lhp_core.provenance import config_sha256
-from lhp_core.schema import MODEL, STEP, TOKENS_SEEN
+from lhp_core.schema import MODEL, RESAMPLE, STEP, TOKENS_SEEN
 
 __all__ = [
     "jaccard_similarity",
@@ -48,7 +49,8 @@ __all__ = [
     "input_embedding_similarity",
     "evaluate",
     "embedding_rsa_over_steps",
-    "alignment_over_training",
+    "alignment",
+    "alignment_over_steps",
 ]
 
 
@@ -487,7 +489,7 @@ def embedding_rsa_over_steps(suite, words: Sequence[str], human_sim: np.ndarray,
     return over_steps(suite, measure, models, steps, device=device, progress=progress)
 
 
-#: Units and descriptions of :func:`alignment_over_training`'s per-step variables.
+#: Units and descriptions of the per-step variables of :func:`alignment` and :func:`alignment_over_steps`.
 _ALIGNMENT_TEXT = {
     "rsa_jaccard": ("Spearman rho", "RSA of expert-overlap (Jaccard) similarity with human similarity"),
     "rsa_profile": ("Spearman rho", "RSA of AP-profile correlation with human similarity"),
@@ -502,9 +504,67 @@ _ALIGNMENT_TEXT = {
     "ari": ("adjusted Rand index", "agreement of a clustering by expert overlap with the human categories"),
     "ari_null_q95": ("adjusted Rand index", "95th percentile of ARI under permuted categories"),
 }
+_ONSET_TEXT = {
+    "onset_step": ("step", "first step whose bootstrap lower bound stays above the null's 95th percentile"),
+    "onset_q05": ("step", "5th percentile of the onset over concept resamples that find one"),
+    "onset_q95": ("step", "95th percentile of the onset over concept resamples that find one"),
+    "onset_found_share": ("share of resamples", "resamples in which an onset exists"),
+}
 
 
-def alignment_over_training(
+def _step_alignment(step_ap: xr.DataArray, members: pd.DataFrame, human_sim: np.ndarray, top_k: int,
+                    benchmarks: Mapping[str, pd.DataFrame] | None, n_perm: int, n_boot: int,
+                    seed: int) -> tuple[dict[str, float], np.ndarray]:
+    """Every expert measure of one checkpoint's ``(concept, neuron)`` AP, and the ``(n_boot,)`` bootstrap RSAs."""
+    words = members["word"].tolist()
+    cats = members["category"].tolist()
+    cat_names = list(dict.fromkeys(cats))
+    mask = select_experts(step_ap, top_k=top_k)
+    mem = mask.sel(concept=words).values
+    jac = jaccard_similarity(mem)
+    res = evaluate(jac, human_sim, n_perm, n_boot, seed)
+    out = {k: v for k, v in res.items() if k != "boot"}
+    out["rsa_jaccard"] = out.pop("rsa")
+    out["rsa_profile"] = rsa(profile_similarity(step_ap.sel(concept=words).values), human_sim)
+    cat_mask = mask.sel(concept=cat_names).values
+    cat_of = np.array([cat_names.index(c) for c in cats])
+    out["containment"] = float(np.nanmean(containment(mem, cat_mask[cat_of])))
+    cnull = containment_null(mem, cat_mask, cat_of, n_perm=200, seed=seed) if len(cat_names) > 1 else [np.nan]
+    out["containment_null"] = float(np.nanmean(cnull))
+    out["containment_null_q95"] = float(np.nanquantile(cnull, 0.95))
+    out["ari"] = cluster_agreement(jac, cats)
+    out["ari_null_q95"] = float(np.quantile(cluster_agreement_null(jac, cats, n_perm=200, seed=seed), 0.95))
+    for name, pairs in (benchmarks or {}).items():
+        out[f"rsa_{name}"], out[f"n_pairs_{name}"] = pair_rsa(jac, words, pairs)
+    return {k: float(v) for k, v in out.items()}, res["boot"]
+
+
+def _onsets(steps: np.ndarray, ci_low: np.ndarray, null_q95: np.ndarray, boots: np.ndarray) -> dict[str, float]:
+    """One model's alignment onset and its interval over concept resamples (``boots``: ``[step, n_boot]``)."""
+    onset = onset_step(steps, ci_low, null_q95)
+    onsets = onset_bootstrap(steps, boots, np.asarray(null_q95))
+    found = onsets[~np.isnan(onsets)]
+    return {
+        "onset_step": float("nan") if onset is None else float(onset),
+        # share of concept resamples in which alignment rises above the null for good
+        "onset_found_share": float(len(found) / len(onsets)),
+        "onset_q05": float(np.quantile(found, 0.05)) if len(found) else float("nan"),
+        "onset_q95": float(np.quantile(found, 0.95)) if len(found) else float("nan"),
+    }
+
+
+def _describe_alignment(ds: xr.Dataset, benchmarks: Mapping[str, pd.DataFrame] | None) -> xr.Dataset:
+    for k, (units, text) in {**_ALIGNMENT_TEXT, **_ONSET_TEXT}.items():
+        if k in ds:
+            ds[k].attrs.update(units=units, description=text)
+    for name in benchmarks or {}:
+        ds[f"rsa_{name}"].attrs.update(units="Spearman rho", description=f"RSA of expert overlap with {name} ratings")
+        ds[f"n_pairs_{name}"].attrs.update(units="pairs",
+                                           description=f"{name} pairs with both words among the concepts")
+    return ds
+
+
+def alignment(
     ap: xr.Dataset,
     members: pd.DataFrame,
     human_sim: np.ndarray,
@@ -515,7 +575,10 @@ def alignment_over_training(
     n_boot: int = 500,
     seed: int = 0,
 ) -> xr.Dataset:
-    """All expert measures for every (model, step).
+    """All expert measures for every (model, step) of an AP table already in memory.
+
+    :func:`alignment_over_steps` computes the same from a suite through the measure runner (cached by
+    weights, with provenance); this is its analysis on a given ``ap`` (planted structure, a saved table).
 
     Parameters
     ----------
@@ -544,9 +607,6 @@ def alignment_over_training(
         ``onset_q95`` (its interval over concept resamples that find an onset) and
         ``onset_found_share``; coordinate ``tokens_seen``.
     """
-    words = members["word"].tolist()
-    cats = members["category"].tolist()
-    cat_names = list(dict.fromkeys(cats))
     per_model = []
     model_ids = [str(m) for m in ap[MODEL].values]
     for m in model_ids:
@@ -554,59 +614,120 @@ def alignment_over_training(
         rows: dict[str, list[float]] = {}
         boots = []
         for s in a[STEP].values:
-            step_ap = a.sel({STEP: s})
-            mask = select_experts(step_ap, top_k=top_k)
-            mem = mask.sel(concept=words).values
-            jac = jaccard_similarity(mem)
-            res = evaluate(jac, human_sim, n_perm, n_boot, seed)
-            boots.append(res["boot"])
-            out = {k: v for k, v in res.items() if k != "boot"}
-            out["rsa_jaccard"] = out.pop("rsa")
-            out["rsa_profile"] = rsa(profile_similarity(step_ap.sel(concept=words).values), human_sim)
+            out, boot = _step_alignment(a.sel({STEP: s}), members, human_sim, top_k, benchmarks, n_perm, n_boot, seed)
             out["rsa_embedding"] = (float(embedding_rsa.sel({MODEL: m, STEP: s})) if embedding_rsa is not None
                                     else float("nan"))
-            cat_mask = mask.sel(concept=cat_names).values
-            cat_of = np.array([cat_names.index(c) for c in cats])
-            out["containment"] = float(np.nanmean(containment(mem, cat_mask[cat_of])))
-            cnull = containment_null(mem, cat_mask, cat_of, n_perm=200, seed=seed) if len(cat_names) > 1 else [np.nan]
-            out["containment_null"] = float(np.nanmean(cnull))
-            out["containment_null_q95"] = float(np.nanquantile(cnull, 0.95))
-            out["ari"] = cluster_agreement(jac, cats)
-            out["ari_null_q95"] = float(np.quantile(cluster_agreement_null(jac, cats, n_perm=200, seed=seed), 0.95))
-            for name, pairs in (benchmarks or {}).items():
-                out[f"rsa_{name}"], out[f"n_pairs_{name}"] = pair_rsa(jac, words, pairs)
+            boots.append(boot)
             for k, v in out.items():
-                rows.setdefault(k, []).append(float(v))
+                rows.setdefault(k, []).append(v)
         steps = a[STEP].values.astype(int)
-        onset = onset_step(steps, rows["ci_low"], rows["null_q95"])
-        onsets = onset_bootstrap(steps, np.stack(boots), np.asarray(rows["null_q95"]))
-        found = onsets[~np.isnan(onsets)]
-        summary = {
-            "onset_step": float("nan") if onset is None else float(onset),
-            # share of concept resamples in which alignment rises above the null for good
-            "onset_found_share": float(len(found) / len(onsets)),
-            "onset_q05": float(np.quantile(found, 0.05)) if len(found) else float("nan"),
-            "onset_q95": float(np.quantile(found, 0.95)) if len(found) else float("nan"),
-        }
+        summary = _onsets(steps, rows["ci_low"], rows["null_q95"], np.stack(boots))
         per_model.append(xr.Dataset({**{k: (STEP, np.asarray(v)) for k, v in rows.items()},
                                      **{k: ((), v) for k, v in summary.items()}}, coords={STEP: steps}))
     ds = xr.concat(per_model, dim=xr.DataArray(model_ids, dims=MODEL, name=MODEL), join="outer")
-    for k, (units, text) in _ALIGNMENT_TEXT.items():
-        ds[k].attrs.update(units=units, description=text)
-    for name in benchmarks or {}:
-        ds[f"rsa_{name}"].attrs.update(units="Spearman rho", description=f"RSA of expert overlap with {name} ratings")
-        ds[f"n_pairs_{name}"].attrs.update(units="pairs",
-                                           description=f"{name} pairs with both words among the concepts")
-    for k, text in (("onset_step", "first step whose bootstrap lower bound stays above the null's 95th percentile"),
-                    ("onset_q05", "5th percentile of the onset over concept resamples that find one"),
-                    ("onset_q95", "95th percentile of the onset over concept resamples that find one")):
-        ds[k].attrs.update(units="step", description=text)
-    ds["onset_found_share"].attrs.update(units="share of resamples", description="resamples in which an onset exists")
+    ds = _describe_alignment(ds, benchmarks)
     if TOKENS_SEEN in ap.coords:
         ds = ds.assign_coords({TOKENS_SEEN: ap[TOKENS_SEEN].sel({STEP: ds[STEP]})})
-    ds.attrs.update({"top_k": int(top_k), "n_members": len(words), "n_categories": len(cat_names),
+    ds.attrs.update({"top_k": int(top_k), "n_members": len(members), "n_categories": members["category"].nunique(),
+                     "n_perm": int(n_perm), "n_boot": int(n_boot)})
+    return ds
+
+
+def alignment_over_training(*args, **kwargs) -> xr.Dataset:
+    """Deprecated: :func:`alignment` (an AP table in memory) or :func:`alignment_over_steps` (a suite)."""
+    warnings.warn("similarity.alignment_over_training is deprecated and goes in the next release: use "
+                  "similarity.alignment_over_steps(suite, texts, table, members, human_sim, ...) (through the "
+                  "measure runner) or similarity.alignment(ap, members, human_sim, ...) for an AP table in memory",
+                  FutureWarning, stacklevel=2)
+    return alignment(*args, **kwargs)
+
+
+def alignment_over_steps(
+    suite,
+    texts: pd.DataFrame,
+    table: pd.DataFrame,
+    members: pd.DataFrame,
+    human_sim: np.ndarray,
+    models: Sequence[str] | None = None,
+    steps: Sequence[int] | None = None,
+    device: str = "cpu",
+    top_k: int = 50,
+    benchmarks: Mapping[str, pd.DataFrame] | None = None,
+    n_perm: int = 500,
+    n_boot: int = 500,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Expert-similarity alignment with human similarity at every (model, step) of a suite.
+
+    Each checkpoint's result goes through the measure runner (:func:`lhp_core.measures.over_steps`):
+    cached by the checkpoint's weights, with provenance. It reads that checkpoint's expert AP
+    (:func:`lhp_core.metrics.experts.expert_ap_over_steps`) and input-embedding RSA
+    (:func:`embedding_rsa_over_steps`), themselves cached, so a study that ran them loads no model
+    again. The onset (a property of a model's whole curve) is computed from the stacked steps.
+
+    Parameters
+    ----------
+    suite
+        Suite id, folder or :class:`lhp_core.suites.Suite`.
+    texts, table
+        Stimuli and concept labels of :func:`lhp_core.metrics.experts.expert_ap_over_steps`.
+    members
+        ``word``, ``category`` per member concept, in the order of ``human_sim``.
+    human_sim
+        ``(n_members, n_members)`` human similarity (e.g. SPoSE dot product).
+    models, steps, device
+        The grid and device, as for every ``*_over_steps`` driver.
+    top_k, benchmarks, n_perm, n_boot, seed
+        As for :func:`alignment`.
+
+    Returns
+    -------
+    xr.Dataset
+        What :func:`alignment` returns, plus the runner's ``checkpoint_id`` coordinate and
+        provenance attrs.
+    """
+    members = members[["word", "category"]].reset_index(drop=True)
+    words = members["word"].tolist()
+    human = _square(np.asarray(human_sim, dtype=float), "human_sim")
+    if len(words) != human.shape[0]:
+        raise ValueError(f"{len(words)} members for a {human.shape[0]}x{human.shape[0]} human similarity; one per row")
+
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        grid = dict(models=[ck.model], steps=[ck.step], device=ck.device, progress=False)
+        ap = expert_ap_over_steps(ck.suite, texts, table, batch_size=batch_size, **grid)
+        out, boot = _step_alignment(model_ap(ap, ck.model).sel({STEP: ck.step}), members, human, top_k, benchmarks,
+                                    n_perm, n_boot, seed)
+        out["rsa_embedding"] = float(embedding_rsa_over_steps(ck.suite, words, human, **grid)["rsa_embedding"].item())
+        ds = xr.Dataset({k: ((), v) for k, v in out.items()})
+        ds["boot"] = (RESAMPLE, boot, {"units": "Spearman rho",
+                                       "description": "rsa_jaccard of each concept resample (same resamples at "
+                                                      "every step, for the onset's interval)"})
+        return _describe_alignment(ds, benchmarks)
+
+    key = {"texts": config_sha256({"t": texts[["stimulus", "text"]].values.tolist()}),
+           "table": config_sha256({"t": table[["concept", "stimulus", "label"]].values.tolist()}),
+           "members": members.values.tolist(), "human": config_sha256({"h": np.round(human, 12).tolist()}),
+           "benchmarks": config_sha256({n: p.values.tolist() for n, p in sorted((benchmarks or {}).items())}),
+           "top_k": int(top_k), "n_perm": int(n_perm), "n_boot": int(n_boot), "seed": int(seed)}
+    measure = Measure("expert_alignment", compute, key,
+                      description="expert-overlap similarity against human similarity (Fedzechkina et al. 2025)")
+    ds = over_steps(suite, measure, models, steps, device=device, progress=progress)
+    onsets = {k: [] for k in _ONSET_TEXT}
+    for m in ds[MODEL].values:
+        d = ds.sel({MODEL: m})
+        have = d["checkpoint_id"].values != ""
+        d = d.isel({STEP: np.flatnonzero(have)})
+        for k, v in _onsets(d[STEP].values.astype(int), d["ci_low"].values, d["null_q95"].values,
+                            d["boot"].transpose(STEP, RESAMPLE).values).items():
+            onsets[k].append(v)
+    ds = ds.drop_vars("boot").assign({k: (MODEL, np.asarray(v)) for k, v in onsets.items()})
+    ds = _describe_alignment(ds, benchmarks)
+    ds.attrs.update({"top_k": int(top_k), "n_members": len(words), "n_categories": members["category"].nunique(),
                      "n_perm": int(n_perm), "n_boot": int(n_boot)})
     return ds
 
 
 MEASURES.register("embedding_rsa", lambda: embedding_rsa_over_steps)
+MEASURES.register("expert_alignment", lambda: alignment_over_steps)

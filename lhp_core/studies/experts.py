@@ -175,14 +175,13 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
     ap = experts.expert_ap_over_steps(s, texts, table, models, steps, device=device, progress=progress)
     words = members["word"].tolist()
     human = concepts.spose_similarity(members["id"].tolist())
-    emb = similarity.embedding_rsa_over_steps(s, words, human, models, steps, device=device, progress=progress)
     benchmarks = {name: word_similarity.load(name) for name in ("simlex999", "men")}
     norm_pairs = {n: feature_norms.pairs(n, members["id"].tolist(), words) for n in feature_norms.NORMS}
     benchmarks.update(norm_pairs)
     # Human against human on the same pairs: SPoSE (odd-one-out) against each feature norm.
     spose_vs = {n: similarity.pair_rsa(human, words, p) for n, p in norm_pairs.items()}
-    res = similarity.alignment_over_training(ap, members[["word", "category"]], human, top_k=top_k,
-                                             embedding_rsa=emb["rsa_embedding"], benchmarks=benchmarks, n_perm=n_perm,
-                                             n_boot=n_boot, seed=seed)
+    res = similarity.alignment_over_steps(s, texts, table, members, human, models, steps, device=device, top_k=top_k,
+                                          benchmarks=benchmarks, n_perm=n_perm, n_boot=n_boot, seed=seed,
+                                          progress=progress)
     return Experts(s, models, steps, members, category_words, texts, table, held, ap, human, res, spose_vs, top_k,
                    params=dict(seed=seed, device=device))

@@ -55,3 +55,31 @@ def test_expert_ap_matches_sklearn_and_model(tiny_suite: Path, tmp_path: Path, m
     # and the input-embedding baseline is a proper similarity matrix
     emb = similarity.input_embedding_similarity(model, tok, ["dog", "cat", "apple"])
     assert emb.shape == (3, 3) and np.allclose(np.diag(emb), 1.0)
+
+
+def test_alignment_over_steps_goes_through_the_runner(tiny_suite: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LHP_CACHE", str(tmp_path))
+    torch.set_num_threads(1)
+    food = pd.DataFrame({"text": [f"The food number {i} was seen near the old house today." for i in range(4)],
+                         "split": "held_out"})
+    texts, table = concepts.build_stimuli(["dog", "cat", "apple", "animal", "food"], pd.concat([_pool(), food]),
+                                          n_corpus=3, n_template=2, n_negative_pool=8)
+    members = pd.DataFrame({"word": ["dog", "cat", "apple"], "category": ["animal", "animal", "food"]})
+    human = np.array([[1.0, 0.8, 0.1], [0.8, 1.0, 0.2], [0.1, 0.2, 1.0]])
+    suite, grid = str(tiny_suite), dict(models=["s", "m"], steps=[0, 24])
+    kw = dict(top_k=5, n_perm=50, n_boot=50, seed=3)
+    res = similarity.alignment_over_steps(suite, texts, table, members, human, **grid, progress=False, **kw)
+    assert res.attrs["measure"] == "expert_alignment" and res.attrs["n_computed"] == 4 and "git_commit" in res.attrs
+    assert res["rsa_jaccard"].dims == ("model", "step") and res["onset_found_share"].dims == ("model",)
+    assert np.isfinite(res["rsa_profile"].values).all() and np.isfinite(res["rsa_embedding"].values).all()
+    # the same numbers as the analysis of the AP table in memory (the per-step code and the onset over steps)
+    ap = experts.expert_ap_over_steps(suite, texts, table, **grid, progress=False)
+    emb = similarity.embedding_rsa_over_steps(suite, members.word.tolist(), human, **grid, progress=False)
+    ref = similarity.alignment(ap, members, human, embedding_rsa=emb["rsa_embedding"], **kw)
+    for k in ref.data_vars:
+        np.testing.assert_allclose(res[k].values, ref[k].transpose(*res[k].dims).values, rtol=0, atol=1e-12,
+                                   err_msg=k)
+    # cached by the weights: a second call computes nothing
+    again = similarity.alignment_over_steps(suite, texts, table, members, human, **grid, progress=False, **kw)
+    assert again.attrs["n_computed"] == 0
+    np.testing.assert_array_equal(again["rsa_jaccard"].values, res["rsa_jaccard"].values)

@@ -147,7 +147,7 @@ def test_pair_rsa_uses_only_matching_pairs() -> None:
     assert np.isnan(sim.pair_rsa(m, words, pairs.iloc[:2])[0])
 
 
-def test_alignment_over_training_on_planted_structure() -> None:
+def test_alignment_on_planted_structure() -> None:
     import xarray as xr
 
     # Two categories whose members share experts with each other and with their category at
@@ -169,9 +169,11 @@ def test_alignment_over_training_on_planted_structure() -> None:
     human = x @ x.T
     import pandas as pd
 
-    res = sim.alignment_over_training(xr.Dataset({"ap": ap.expand_dims(model=["m"])}),
-                                      pd.DataFrame({"word": members, "category": cats}), human,
-                                      top_k=15, n_perm=100, n_boot=100)
+    args = (xr.Dataset({"ap": ap.expand_dims(model=["m"])}), pd.DataFrame({"word": members, "category": cats}), human)
+    res = sim.alignment(*args, top_k=15, n_perm=100, n_boot=100)
+    with pytest.warns(FutureWarning, match="alignment_over_steps"):
+        old = sim.alignment_over_training(*args, top_k=15, n_perm=100, n_boot=100)
+    xr.testing.assert_identical(old, res)
     late_res = res.sel(model="m", step=100)
     assert float(late_res.ari) == pytest.approx(1.0)
     assert float(late_res.containment) > float(late_res.containment_null)
