@@ -36,6 +36,7 @@ beside the fold interval.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ from lhp_core.data import provo
 from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
 from lhp_core.metrics import changepoint
 from lhp_core.progress import bar
+from lhp_core.provenance import config_sha256
 from lhp_core.stimuli import Stimuli, encode
 from lhp_core.suites import context_length
 from lhp_core.tokenizer import bow_mask
@@ -819,12 +821,15 @@ def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: 
 MEASURES.register("surprisal", lambda: surprisal_over_steps)
 
 
-def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", group: str | Sequence[str] = "item",
+def ppp_grid(table: pd.DataFrame, surprisal, rt: str, word: str = "word", group: str | Sequence[str] = "item",
                    spillover: int | None = None, n_folds: int = 10, seed: int = 0,
                    rt_range: tuple[float, float] | None | str = AUTO, drop_zero: bool | None = None,
                    log_rt: bool = False, *, measure: str = "spr", exclusions: str = "aoyama_wilcox",
                    frequency: str | None = None, length: str | None = None, position: str | None = None):
-    """PPP (mean held-out Delta LL, nats/word) of ``surprisal`` ``(model, step, word)`` for ``table[rt]``.
+    """PPP (mean held-out Delta LL, nats/word) of a surprisal grid ``(model, step, word)`` in memory for ``table[rt]``.
+
+    :func:`ppp_over_steps` computes the same from a suite through the measure runner (cached by
+    weights, with provenance); this is the regression on a given ``surprisal`` (simulated, or saved).
 
     The regression, defaults and options are those of :func:`ppp` (see :func:`exclusion_table`).
     The same rows and folds are used at every (model, step), so per-word Delta LL is paired
@@ -863,24 +868,124 @@ def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", 
             xs = d.surprisal[i, j]
             if not np.isfinite(xs).all():  # a step this model lacks: NaN everywhere (exclusion_table)
                 continue
-            r = delta_loglik(d.y, d.base, np.column_stack([d.base, xs]), folds=folds, base_ll=base_ll)
-            ppp_[i, j], lo[i, j], hi[i, j], se[i, j], per[i, j] = r.mean, r.lo, r.hi, r.se, r.per_word
+            ppp_[i, j], lo[i, j], hi[i, j], se[i, j], per[i, j] = _ppp_fit(d, xs, folds, base_ll)
     coords = {c: surprisal.coords[c] for c in (schema.MODEL, schema.STEP, schema.TOKENS_SEEN) if c in surprisal.coords}
     ms = (schema.MODEL, schema.STEP)
-    unit = "nats/word"
-    ds = xr.Dataset({
-        "ppp": (ms, ppp_, {"units": unit, "description": "mean held-out Delta LL per word (PPP)"}),
-        "ppp_lo": (ms, lo, {"units": unit, "description": "lower end of the 95 % t interval across folds"}),
-        "ppp_hi": (ms, hi, {"units": unit, "description": "upper end of the 95 % t interval across folds"}),
-        "ppp_se": (ms, se, {"units": unit,
-                            "description": "standard error over words: std(delta_ll, ddof=1) / sqrt(n)"}),
-        "delta_ll": (dims, per, {"units": "nats", "description": "held-out Delta LL of each kept word"}),
-    }, coords={**coords, schema.WORD: np.flatnonzero(d.keep)})
+    ds = xr.Dataset({k: (ms if v.ndim == 2 else dims, v, _PPP_TEXT[k])
+                     for k, v in (("ppp", ppp_), ("ppp_lo", lo), ("ppp_hi", hi), ("ppp_se", se), ("delta_ll", per))},
+                    coords={**coords, schema.WORD: np.flatnonzero(d.keep)})
+    ds.attrs.update(_ppp_attrs(d, table, rt, frequency, log_rt, n_folds))
+    return ds
+
+
+#: Units and descriptions of the variables of :func:`ppp_grid` and :func:`ppp_over_steps`.
+_PPP_TEXT = {
+    "ppp": {"units": "nats/word", "description": "mean held-out Delta LL per word (PPP)"},
+    "ppp_lo": {"units": "nats/word", "description": "lower end of the 95 % t interval across folds"},
+    "ppp_hi": {"units": "nats/word", "description": "upper end of the 95 % t interval across folds"},
+    "ppp_se": {"units": "nats/word", "description": "standard error over words: std(delta_ll, ddof=1) / sqrt(n)"},
+    "delta_ll": {"units": "nats", "description": "held-out Delta LL of each kept word"},
+}
+
+
+def _ppp_fit(d: PPPDesign, xs: np.ndarray, folds: np.ndarray, base_ll: np.ndarray):
+    """``(ppp, lo, hi, se, per_word [n_kept])`` of one checkpoint's kept-word surprisal ``xs``."""
+    r = delta_loglik(d.y, d.base, np.column_stack([d.base, xs]), folds=folds, base_ll=base_ll)
+    return r.mean, r.lo, r.hi, r.se, r.per_word
+
+
+def _ppp_attrs(d: PPPDesign, table: pd.DataFrame, rt: str, frequency: str | None, log_rt: bool,
+               n_folds: int) -> dict:
+    n_kept = len(d.y)
     rng = "none" if d.rt_range is None else f"{d.rt_range[0]:g}-{d.rt_range[1]:g} ms"
-    ds.attrs.update(rt=rt, spillover=int(d.spillover), measure=d.measure, exclusions=d.rules, rt_range=rng,
-                    frequency=frequency or "wordfreq zipf", log_rt=bool(log_rt), n_folds=int(n_folds),
-                    n_rows=len(table), n_words=int(n_kept), n_excluded=int(len(table) - n_kept), units=unit,
-                    **{f"excluded_{r}": int(c) for r, c in d.excluded.items()})
+    return dict(rt=rt, spillover=int(d.spillover), paradigm=d.measure, exclusions=d.rules, rt_range=rng,
+                frequency=frequency or "wordfreq zipf", log_rt=bool(log_rt), n_folds=int(n_folds),
+                n_rows=len(table), n_words=int(n_kept), n_excluded=int(len(table) - n_kept), units="nats/word",
+                **{f"excluded_{r}": int(c) for r, c in d.excluded.items()})
+
+
+def ppp_over_steps(suite, table, rt: str,
+                   models: Sequence[str] | None = None, steps: Sequence[int] | None = None, device: str = "cpu",
+                   *, surprisal: str = "surprisal", word: str = "word", group: str | Sequence[str] = "item",
+                   spillover: int | None = None, n_folds: int = 10, seed: int = 0,
+                   rt_range: tuple[float, float] | None | str = AUTO, drop_zero: bool | None = None,
+                   log_rt: bool = False, measure: str = "spr", exclusions: str = "aoyama_wilcox",
+                   frequency: str | None = None, length: str | None = None, position: str | None = None,
+                   batch_size: int = 8, progress: bool = True) -> xr.Dataset:
+    """PPP (mean held-out Delta LL, nats/word) of a suite's word surprisal for ``table[rt]``, at every (model, step).
+
+    The word surprisal comes from :func:`surprisal_over_steps` (``surprisal``: ``"surprisal"``, the
+    word-boundary-corrected one, or ``"surprisal_naive"``), and each checkpoint's regression goes
+    through the measure runner (:func:`lhp_core.measures.over_steps`): cached by the checkpoint's
+    weights, with provenance. The rows left out are decided on the whole grid first, as :func:`ppp_grid`
+    does (a word whose surprisal is NaN, or 0 under ``"aoyama_wilcox"``, at any checkpoint is left out at
+    all of them), and are part of each checkpoint's cache key; so per-word Delta LL is paired across
+    steps and the numbers equal :func:`ppp_grid` on the same surprisal.
+
+    Parameters
+    ----------
+    suite
+        Suite id, folder or :class:`lhp_core.suites.Suite`.
+    table, rt
+        Reading-time table (:func:`natural_stories_table`, :func:`provo_table`) and its reading-time column.
+    models, steps, device
+        The grid and device, as for every ``*_over_steps`` driver.
+    surprisal
+        Which variable of :func:`surprisal_over_steps` is the predictor.
+    word, group, spillover, n_folds, seed, rt_range, drop_zero, log_rt, measure, exclusions, frequency, length, position
+        As for :func:`ppp`.
+
+    Returns
+    -------
+    xarray.Dataset: ``ppp``, ``ppp_lo``, ``ppp_hi`` (95 % t interval across folds), ``ppp_se``
+    (standard error over words) with dims ``(model, step)``, and ``delta_ll`` ``(model, step,
+    word)`` over the kept words (``word`` = row number in ``table``); coordinates ``tokens_seen``
+    and ``checkpoint_id``. Attrs: the runner's provenance (``measure`` is ``"ppp"``), settings (the
+    reading paradigm in ``paradigm``), ``n_rows``, ``n_words`` (kept),
+    ``n_excluded`` and ``excluded_<reason>`` (rows each reason removed, :data:`REASONS`).
+    """
+    settings = dict(word=word, group=group, spillover=spillover, n_folds=n_folds, seed=seed, rt_range=rt_range,
+                    drop_zero=drop_zero, log_rt=log_rt, measure=measure, exclusions=exclusions, frequency=frequency,
+                    length=length, position=position)
+    if isinstance(suite, pd.DataFrame):  # the signature of the previous release: (table, surprisal, rt, ...)
+        warnings.warn("reading.ppp_over_steps(table, surprisal, rt, ...) is deprecated and goes in the next "
+                      "release: use reading.ppp_over_steps(suite, table, rt, models, steps, ...) (through the measure "
+                      "runner) or reading.ppp_grid(table, surprisal, rt, ...) for a surprisal grid in memory",
+                      FutureWarning, stacklevel=2)
+        if models is not None or steps is not None:
+            raise TypeError("ppp_over_steps(table, surprisal, rt, ...) takes its other settings by keyword; "
+                            "call reading.ppp_grid with them instead")
+        return ppp_grid(suite, table, rt, **settings)
+    if surprisal not in ("surprisal", "surprisal_naive"):
+        raise ValueError(f"surprisal={surprisal!r}; use 'surprisal' (word-boundary corrected) or 'surprisal_naive'")
+    groups = [group] if isinstance(group, str) else list(group)
+    sp_ds = surprisal_over_steps(suite, table, word, groups[0], models, steps, device=device, batch_size=batch_size,
+                                 progress=progress)
+    sp = np.asarray(sp_ds[surprisal].transpose(schema.MODEL, schema.STEP, schema.WORD).values, dtype=float)
+    d = exclusion_table(table, rt, sp, word=word, group=group, spillover=spillover, measure=measure, rules=exclusions,
+                        rt_range=rt_range, drop_zero=drop_zero, frequency=frequency, length=length,
+                        position=position, log_rt=log_rt)
+    _enough(d, n_folds)
+    folds = kfold_ids(len(d.y), n_folds, seed)
+    base_ll = cv_loglik(d.y, d.base, folds)
+    at = {(str(m), int(t)): (i, j) for i, m in enumerate(sp_ds[schema.MODEL].values)
+          for j, t in enumerate(sp_ds[schema.STEP].values)}
+    kept = np.flatnonzero(d.keep)
+
+    def compute(ck: Checkpoint) -> xr.Dataset:
+        out = _ppp_fit(d, d.surprisal[at[ck.model, ck.step]], folds, base_ll)
+        return xr.Dataset({k: ((schema.WORD,) if k == "delta_ll" else (), v, _PPP_TEXT[k])
+                           for k, v in zip(("ppp", "ppp_lo", "ppp_hi", "ppp_se", "delta_ll"), out)},
+                          coords={schema.WORD: kept})
+
+    attrs = _ppp_attrs(d, table, rt, frequency, log_rt, n_folds)
+    key = {"stimuli": _stimuli(table, word, groups[0]).fingerprint(), "surprisal": surprisal, "seed": int(seed),
+           "rows": config_sha256({"y": np.round(d.y, 12).tolist(), "base": np.round(d.base, 12).tolist(),
+                                  "kept": kept.tolist()}), **attrs}
+    ds = over_steps(suite, Measure("ppp", compute, key, description="predictive power of surprisal for reading "
+                                   "times (held-out Delta LL per word)"), models, steps, device=device,
+                    progress=progress)
+    ds.attrs.update(attrs)
     return ds
 
 

@@ -262,9 +262,10 @@ def run(suite: str, copyreg_suite: str | None = None, models: Sequence[str] | No
             surprisal[v, corpus] = reading.surprisal_over_steps(s, table, models=sel[v], steps=steps, device=device,
                                                                 progress=progress)
         for key, (corpus, rt, paradigm, _) in PPP_MEASURES.items():
-            ppp[v, key] = reading.ppp_over_steps(tables[corpus], surprisal[v, corpus]["surprisal"], rt,
-                                                 measure=paradigm, exclusions=ppp_exclusions,
-                                                 spillover=spr_spillover if paradigm == "spr" else None)
+            ppp[v, key] = reading.ppp_over_steps(s, tables[corpus], rt, sel[v], steps, device=device, measure=paradigm,
+                                                 exclusions=ppp_exclusions,
+                                                 spillover=spr_spillover if paradigm == "spr" else None,
+                                                 progress=progress)
     gpt3 = reading.ppp(ns, "rt", "gpt3_surprisal", measure="spr", exclusions=ppp_exclusions, spillover=spr_spillover)
     texts = [" ".join(g["word"]) for _, g in ns.groupby("item")]  # the stories read above: held out from training
     hs, icl = {}, {}
@@ -304,12 +305,13 @@ def _comparisons(study: Reading, n_probe_seqs: int, probe_len: int, seed: int, d
                                            convention=conv, device=device, progress=progress))
         study.conventions[conv] = float(ds["induction"].sel(model=big, step=last[0]).max())
     sp = study.surprisal["plain", "ns"].sel(model=[big]).isel(step=[-1])
+    at = dict(models=[big], steps=[int(sp[schema.STEP].item())], device=device, measure="spr",
+              exclusions=study.params["ppp_exclusions"], progress=progress)
     for k in (3, 4):
-        r = reading.ppp_over_steps(study.ns, sp["surprisal"], "rt", spillover=k, measure="spr",
-                                   exclusions=study.params["ppp_exclusions"])
+        r = reading.ppp_over_steps(s, study.ns, "rt", spillover=k, **at)
         study.spillover_ppp[k] = float(r["ppp"].item())
-    naive = reading.ppp_over_steps(study.ns, sp["surprisal_naive"], "rt", measure="spr",
-                                   exclusions=study.params["ppp_exclusions"], spillover=study.params["spr_spillover"])
+    naive = reading.ppp_over_steps(s, study.ns, "rt", surprisal="surprisal_naive",
+                                   spillover=study.params["spr_spillover"], **at)
     study.naive_ppp = float(naive["ppp"].item())
     diff = (sp["surprisal"] - sp["surprisal_naive"]).squeeze()
     study.bow_abs_diff, study.bow_mean_diff = float(abs(diff).mean()), float(diff.mean())

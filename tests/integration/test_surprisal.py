@@ -59,3 +59,33 @@ def test_uncached_surprisal_leaves_no_store(tiny_suite, table, tmp_path, monkeyp
     ds = reading.surprisal_over_steps(str(tiny_suite), table, models=["s"], steps=[4], cache=False, progress=False)
     assert np.isfinite(ds["surprisal"]).all() and ds.attrs["n_computed"] == 1
     assert not (tmp_path / "results").exists()
+
+
+def test_ppp_over_steps_goes_through_the_runner(tiny_suite, table, tmp_path, monkeypatch):
+    monkeypatch.setenv("LHP_CACHE", str(tmp_path))
+    rng = np.random.default_rng(1)
+    t = table.assign(rt=250 + 6 * table["word"].str.len() + rng.normal(scale=30, size=len(table)))
+    kw = dict(spillover=1, n_folds=5, seed=2)
+    grid = dict(models=["s", "m"], steps=[0, 24, 999])
+    ds = reading.ppp_over_steps(str(tiny_suite), t, "rt", **grid, progress=False, **kw)
+    assert ds.attrs["measure"] == "ppp" and ds.attrs["n_computed"] == 4 and "git_commit" in ds.attrs
+    assert ds["ppp"].dims == ("model", "step") and np.isnan(ds["ppp"].sel(step=999)).all()
+    # the same numbers as the regression on the surprisal grid in memory
+    sp = reading.surprisal_over_steps(str(tiny_suite), t, **grid, progress=False)
+    for var in ("surprisal", "surprisal_naive"):
+        got = ds if var == "surprisal" else reading.ppp_over_steps(str(tiny_suite), t, "rt", **grid, surprisal=var,
+                                                                   progress=False, **kw)
+        ref = reading.ppp_grid(t, sp[var], "rt", **kw)
+        assert got.attrs["n_words"] == ref.attrs["n_words"] and got.attrs["n_excluded"] == ref.attrs["n_excluded"]
+        for k in ("ppp", "ppp_lo", "ppp_hi", "ppp_se", "delta_ll"):
+            np.testing.assert_allclose(got[k].values, ref[k].transpose(*got[k].dims).values, rtol=0, atol=1e-12,
+                                       err_msg=f"{var} {k}")
+    # cached by the weights: a second call loads no checkpoint
+    monkeypatch.setattr(checkpoints, "load", lambda *a, **k: pytest.fail("the cached PPP loaded a checkpoint"))
+    again = reading.ppp_over_steps(str(tiny_suite), t, "rt", **grid, progress=False, **kw)
+    assert again.attrs["n_computed"] == 0
+    np.testing.assert_array_equal(again["ppp"].values, ds["ppp"].values)
+    # the previous release's call still works for one release, with a warning naming the new function
+    with pytest.warns(FutureWarning, match="ppp_over_steps\\(suite, table, rt"):
+        old = reading.ppp_over_steps(t, sp["surprisal"], "rt", **kw)
+    np.testing.assert_array_equal(old["ppp"].values, reading.ppp_grid(t, sp["surprisal"], "rt", **kw)["ppp"].values)

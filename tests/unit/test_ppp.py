@@ -207,7 +207,7 @@ def _steps(t: pd.DataFrame, surps: np.ndarray) -> xr.DataArray:
                         coords={"model": ["x"], "step": np.arange(len(surps)) * 10})
 
 
-def test_ppp_over_steps_reports_se_and_exclusions_and_keeps_rows_paired():
+def test_ppp_grid_reports_se_and_exclusions_and_keeps_rows_paired():
     t = synthetic(seed=8)
     rng = np.random.default_rng(1)
     a = t["surp"].to_numpy()
@@ -215,7 +215,7 @@ def test_ppp_over_steps_reports_se_and_exclusions_and_keeps_rows_paired():
     b[[10, 200]] = np.nan  # one checkpoint lacks two words: they leave every checkpoint
     missing = np.full(len(t), np.nan)  # a step this model lacks
     kw = {"frequency": "freq", "length": "len", "seed": 3}
-    ds = reading.ppp_over_steps(t, _steps(t, np.stack([a, b, missing])), "rt", **kw)
+    ds = reading.ppp_grid(t, _steps(t, np.stack([a, b, missing])), "rt", **kw)
     one = reading.ppp(t.assign(s=np.where(np.isnan(b), np.nan, a)), "rt", "s", **kw)
     assert float(ds["ppp"][0, 0]) == pytest.approx(one.mean, abs=1e-10)
     assert float(ds["ppp_se"][0, 0]) == pytest.approx(one.se, abs=1e-12)
@@ -290,8 +290,8 @@ CASES = [
     ("ppp, rows out of order", lambda: reading.ppp(_with(position=_shuffled_positions), "rt", "surp",
                                                    position="position", frequency="freq"), ValueError,
      r"rows of group 0 are out of reading order.*sort_values\(\['item', 'position'\]\)"),
-    ("ppp_over_steps, rows out of order",
-     lambda: reading.ppp_over_steps(_with(position=_shuffled_positions),
+    ("ppp_grid, rows out of order",
+     lambda: reading.ppp_grid(_with(position=_shuffled_positions),
                                     _steps(BAD_TABLE, BAD_TABLE[["surp"]].T.values),
                                     "rt", position="position", frequency="freq"), ValueError,
      r"group 0 are out of reading order.*sort_values"),

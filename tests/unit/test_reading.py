@@ -195,14 +195,14 @@ def test_log_frequency_and_length():
     assert f[0] == f[1] > 6 and f[2] == 0.0
 
 
-def test_ppp_over_steps_equals_ppp_per_checkpoint():
+def test_ppp_grid_equals_ppp_per_checkpoint():
     import xarray as xr
 
     t = _table(n_items=6, n_words=80, beta=8.0, seed=4)
     rng = np.random.default_rng(5)
     surps = np.stack([t["surp"].to_numpy(), t["surp"].to_numpy() + rng.normal(scale=3.0, size=len(t))])
     da = xr.DataArray(surps[None], dims=("model", "step", "word"), coords={"model": ["x"], "step": [10, 20]})
-    res = reading.ppp_over_steps(t, da, "rt", spillover=2, seed=7)
+    res = reading.ppp_grid(t, da, "rt", spillover=2, seed=7)
     for j in range(2):
         one = reading.ppp(t.assign(s=surps[j]), "rt", "s", spillover=2, seed=7)
         assert float(res["ppp"][0, j]) == pytest.approx(one.mean, abs=1e-10)
