@@ -16,6 +16,7 @@ from torch import nn
 
 from lhp_core import sites as S
 from lhp_core.reducers import HEAD_SCORES, REDUCERS, Accumulator, BatchInfo, get_reducer
+from lhp_core.scoring import token_logprobs
 from lhp_core.stimuli import Encoded, Stimuli, encode
 from lhp_core.suites import context_length
 from lhp_core.tokenizer import bow_mask
@@ -300,11 +301,10 @@ def _next_token_logprobs(model: nn.Module, hidden: torch.Tensor, ids: torch.Tens
         logits = hidden[rows[sl]].float() @ weight.T
         if bias is not None:
             logits = logits + bias
-        # log p = logit - logsumexp(logits): a reduction, without writing out a [chunk, vocab] log-softmax
-        lse = torch.logsumexp(logits, dim=-1)
-        lp_rows[sl] = logits.gather(1, target[sl][:, None])[:, 0] - lse
+        lp, mass = token_logprobs(logits, target[sl], bow)
+        lp_rows[sl] = lp
         if bow is not None:
-            bow_rows[sl] = torch.logsumexp(logits.index_select(1, bow), dim=-1) - lse
+            bow_rows[sl] = mass
     if bow is None:
         return lp_rows, None, None
     prev = torch.searchsorted(rows, kept_flat - 1)

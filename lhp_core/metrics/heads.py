@@ -48,6 +48,7 @@ from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps, step_gr
 from lhp_core.metrics import changepoint
 from lhp_core.provenance import config_sha256
 from lhp_core.reducers import SCORES, offset_score, tl_score
+from lhp_core.scoring import token_logprobs
 from lhp_core.stimuli import Stimuli
 from lhp_core.suites import context_length, get_suite
 
@@ -284,8 +285,7 @@ def position_losses(model, windows: np.ndarray, bos_token_id: int, device: str =
         for s in range(0, len(windows), batch_size):
             w = torch.as_tensor(windows[s:s + batch_size], device=device)
             x = torch.cat([torch.full((len(w), 1), bos_token_id, device=device), w], dim=1)
-            logp = torch.log_softmax(model(input_ids=x).logits[:, :-1].float(), dim=-1)
-            out[s:s + len(w)] = -torch.gather(logp, 2, w[..., None])[..., 0].cpu().numpy()
+            out[s:s + len(w)] = -token_logprobs(model(input_ids=x).logits[:, :-1], w)[0].cpu().numpy()
     return out
 
 

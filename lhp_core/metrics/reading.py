@@ -56,6 +56,7 @@ from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_step
 from lhp_core.metrics import changepoint
 from lhp_core.progress import bar
 from lhp_core.provenance import config_sha256
+from lhp_core.scoring import token_logprobs
 from lhp_core.stimuli import Stimuli, encode
 from lhp_core.suites import context_length
 from lhp_core.tokenizer import bow_mask
@@ -164,13 +165,13 @@ def token_scores(model, tokenizer, stimuli, max_length: int | None = None, devic
             for r, i in enumerate(b):
                 ids[r, : len(enc.windows[i])] = torch.as_tensor(enc.windows[i])
                 att[r, : len(enc.windows[i])] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits
-            logits = logits if logits.dtype == torch.float64 else logits.float()
-            logp = torch.log_softmax(logits, dim=-1)  # [batch, seq, vocab]
+            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits  # [batch, seq, vocab]
             if mask_t is None:
-                mask_t = torch.as_tensor(bow_mask(tokenizer, logp.shape[-1]), device=logp.device)
-            bow = torch.logsumexp(logp[..., mask_t], dim=-1).cpu().numpy()  # [batch, seq]
-            tok_lp = torch.gather(logp[:, :-1], 2, ids[:, 1:, None].to(logp.device))[..., 0].cpu().numpy()
+                mask_t = torch.as_tensor(np.flatnonzero(bow_mask(tokenizer, logits.shape[-1])), device=logits.device)
+            # position p predicts token p + 1; the last position's target is unused (it only gives bow_next)
+            nxt = torch.cat([ids[:, 1:], ids[:, -1:]], dim=1).to(logits.device)
+            tok_lp, bow = token_logprobs(logits, nxt, mask_t)
+            tok_lp, bow = tok_lp[:, :-1].cpu().numpy(), bow.cpu().numpy()  # [batch, seq - 1], [batch, seq]
             for r, i in enumerate(b):
                 keep = enc.keep[i]
                 pos = np.flatnonzero(keep)

@@ -54,6 +54,7 @@ from lhp_core.data import corpora
 from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps
 from lhp_core.provenance import config_sha256
 from lhp_core.registry import Registry
+from lhp_core.scoring import token_logprobs
 from lhp_core.suites import context_length, get_suite
 
 METRICS = ("accuracy", "prob_correct", "brier", "logprob")
@@ -450,12 +451,11 @@ class HFScorer:
                     x[i, : len(ids) - 1] = torch.tensor(ids[:-1])
                     mask[i, : len(ids) - 1] = 1
                 logits = self.model(input_ids=x.to(self.device), attention_mask=mask.to(self.device)).logits.float()
-                logp = torch.log_softmax(logits, dim=-1).cpu()
                 for i, (j, ids, k) in enumerate(batch):
-                    tgt = torch.tensor(ids[k:])
-                    lp = logp[i, k - 1: len(ids) - 1]  # position p predicts token p + 1
-                    logprob[j] += float(lp.gather(1, tgt[:, None]).sum())
-                    greedy[j] &= bool((lp.argmax(-1) == tgt).all())
+                    tgt = torch.tensor(ids[k:], device=logits.device)
+                    rows = logits[i, k - 1: len(ids) - 1]  # position p predicts token p + 1
+                    logprob[j] += float(token_logprobs(rows, tgt)[0].sum())
+                    greedy[j] &= bool((rows.argmax(-1) == tgt).all())
         return [Continuation(logprob=float(lp), greedy=bool(g), n_tokens=n)
                 for lp, g, n in zip(logprob, greedy, n_cont)]
 
