@@ -7,7 +7,9 @@ Dimensions
 ----------
 model      model id within a suite, e.g. ``"pythia-70m"`` or ``"s"``
 step       training step of the checkpoint (int)
-layer      0 = embedding output, 1..L = after each transformer block
+layer      0 = embedding output, 1..L = after each transformer block: block i is layer i wherever a
+           layer is labelled (sweep sites, where block sites are NaN at 0; head scores, in the sweep
+           and from lhp_core.metrics.heads); a positional array over blocks holds layer i at row i - 1
 head       attention head index within a layer
 neuron     unit index: an MLP hidden unit within a layer, or (expert study) any linear-layer unit of the model
 hidden     residual-stream feature index (d_model)

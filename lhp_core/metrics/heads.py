@@ -152,7 +152,8 @@ def scores_from_patterns(patterns: Sequence[torch.Tensor], convention: str = "lh
 
     Returns
     -------
-    ``{score: array [layer, head]}`` averaged over the batch (layers counted from 0 here).
+    ``{score: array [block, head]}`` averaged over the batch; row ``i`` is layer ``i + 1``
+    (:func:`head_scores` labels them).
     """
     _check_convention(convention)
     B, _, S, _ = patterns[0].shape
@@ -182,7 +183,7 @@ def _attentions(model, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def head_scores(model, ids: np.ndarray, convention: str = "aoyama_wilcox", bos_token_id: int | None = None,
-                device: str = "cpu", batch_size: int = 16) -> dict[str, np.ndarray]:
+                device: str = "cpu", batch_size: int = 16) -> xr.Dataset:
     """Previous-token, induction and duplicate-token scores of every head of a loaded model.
 
     Parameters
@@ -201,8 +202,9 @@ def head_scores(model, ids: np.ndarray, convention: str = "aoyama_wilcox", bos_t
 
     Returns
     -------
-    ``{score: float array [layer, head]}`` for :data:`SCORES`, averaged over the sequences; layer
-    0 is the first block (the sweep's ``layer`` coordinate counts it as 1).
+    xarray.Dataset
+        :data:`SCORES`, each ``(layer, head)`` averaged over the sequences; ``layer`` counts blocks
+        1..L, as the sweep's heads site and every labelled layer do (:mod:`lhp_core.schema`).
     """
     _check_convention(convention)
     ids = np.asarray(ids, dtype=np.int64)
@@ -227,7 +229,10 @@ def head_scores(model, ids: np.ndarray, convention: str = "aoyama_wilcox", bos_t
         part = scores_from_patterns(att, convention, input_ids=x)
         part = {k: v * len(x) for k, v in part.items()}
         total = part if total is None else {k: total[k] + part[k] for k in total}
-    return {k: v / len(ids) for k, v in total.items()}
+    n_layer, n_head = total[SCORES[0]].shape
+    return xr.Dataset({k: ((schema.LAYER, schema.HEAD), total[k] / len(ids),
+                           {"units": "attention probability", "description": _SCORE_TEXT[k]}) for k in SCORES},
+                      coords={schema.LAYER: np.arange(1, n_layer + 1), schema.HEAD: np.arange(n_head)})
 
 
 def attention_patterns(model, ids: np.ndarray, bos_token_id: int | None = None, device: str = "cpu") -> np.ndarray:
@@ -241,7 +246,7 @@ def attention_patterns(model, ids: np.ndarray, bos_token_id: int | None = None, 
 
     Returns
     -------
-    patterns : float array, shape ``[layer, head, query, key]``; ``layer`` 0 is the first block.
+    patterns : float array, shape ``[block, head, query, key]``; row ``i`` is layer ``i + 1``.
     """
     ids = np.asarray(ids, dtype=np.int64)
     if bos_token_id is not None:
@@ -365,13 +370,8 @@ def head_scores_over_steps(suite, models=None, steps=None, n_seq: int = 100, seq
     probes = _probes(s, list(grid), grid, n_seq, seq_len, seed, convention)
 
     def compute(ck: Checkpoint) -> xr.Dataset:
-        got = head_scores(ck.lm, probes[ck.model], convention=convention, device=ck.device,
-                          bos_token_id=ck.tokenizer.bos_token_id)
-        n_layer, n_head = got[SCORES[0]].shape
-        coords = {schema.LAYER: np.arange(1, n_layer + 1), schema.HEAD: np.arange(n_head)}
-        return xr.Dataset({k: ((schema.LAYER, schema.HEAD), got[k],
-                                {"units": "attention probability", "description": _SCORE_TEXT[k]}) for k in SCORES},
-                          coords=coords)
+        return head_scores(ck.lm, probes[ck.model], convention=convention, device=ck.device,
+                           bos_token_id=ck.tokenizer.bos_token_id)
 
     measure = Measure("head_scores", compute, {"n_seq": n_seq, "seq_len": seq_len, "seed": seed,
                                                "convention": convention},

@@ -340,9 +340,9 @@ def test_head_scores_equal_attention_recomputed_from_queries_and_keys(convention
             want = np.array(want)
         else:
             want = np.array([_offsets_by_hand(A, L, bos)[name] for A in pats])
-        assert got[name].shape == (2, 4)
-        np.testing.assert_allclose(got[name], want, rtol=0, atol=2e-6)
-    assert np.ptp(got["prev_token"]) > 0.05  # the heads differ: a real test of the layer/head layout
+        assert got[name].dims == ("layer", "head") and list(got["layer"].values) == [1, 2]  # blocks 1..L
+        np.testing.assert_allclose(got[name].values, want, rtol=0, atol=2e-6)
+    assert np.ptp(got["prev_token"].values) > 0.05  # the heads differ: a real test of the layer/head layout
 
 
 def test_transformer_lens_scores_in_the_sweep_equal_the_in_memory_ones(bpe):
@@ -353,7 +353,9 @@ def test_transformer_lens_scores_in_the_sweep_equal_the_in_memory_ones(bpe):
     res = extract(model, bpe, stim, ["heads"], [], head_scores=list(reducers.TL_SCORES.values()), max_length=64)
     ref = heads.head_scores(model, ids, "transformer_lens", bos_token_id=bpe.bos_token_id)
     for name, tl in reducers.TL_SCORES.items():
-        np.testing.assert_allclose(res.values["heads"][tl][1:].mean(-1), ref[name], rtol=0, atol=1e-5)
+        # one layer convention: the sweep's layer i is head_scores' layer i (block i; the sweep's layer 0 is NaN)
+        np.testing.assert_allclose(res.values["heads"][tl][ref["layer"].values].mean(-1), ref[name].values, rtol=0,
+                                   atol=1e-5)
 
 
 HEAD_ERRORS = [
