@@ -90,6 +90,12 @@ COORD_ATTRS: dict[str, dict[str, str]] = {
 }
 
 
+def describe(da, units: str, description: str):
+    """Set ``units`` and the one-line ``description`` of a variable (in place) and return it."""
+    da.attrs.update(units=units, description=description)
+    return da
+
+
 def check_attrs(attrs: Mapping[str, Any], where: str = "dataset") -> None:
     """Raise ``TypeError`` if any attr is not a flat string or number."""
     for key, value in attrs.items():

@@ -31,6 +31,7 @@ from lhp_core import schema
 from lhp_core.data.pythia_blimp import CHANCE
 from lhp_core.data.pythia_evals import TOKENS_PER_STEP
 from lhp_core.metrics.events import POOLED, event_table
+from lhp_core.schema import describe
 
 STUDY = "blimp_acquisition"
 LEVELS = ("paradigm", "phenomenon")
@@ -80,10 +81,6 @@ def _curves(blimp: pd.DataFrame, level: str) -> pd.DataFrame:
     return g.assign(task=g["field"] + "/" + g["phenomenon"])[
         ["seed", "step", "task", "field", "phenomenon", "accuracy"]
     ]
-
-
-def _attrs(da: xr.DataArray, units: str, description: str) -> None:
-    da.attrs.update(units=units, description=description)
 
 
 def acquisition(blimp: pd.DataFrame, margin: float = 0.1, chance: float = CHANCE,
@@ -139,16 +136,17 @@ def acquisition(blimp: pd.DataFrame, margin: float = 0.1, chance: float = CHANCE
     ds = ds.merge(pooled.rename_axis(schema.TASK).to_xarray())
 
     rule = f"accuracy >= {threshold:g} at this and every later saved step"
-    _attrs(ds["acquisition_step"], "steps", f"first saved step with {rule}; NaN if never")
-    _attrs(ds["previous_step"], "steps", "saved step before acquisition_step: the crossing happened after it")
-    _attrs(ds["acquisition_tokens"], "tokens", "acquisition_step x 2,097,152 training tokens per step")
-    _attrs(ds["acquired"], "bool", "the unit was acquired by the last saved step")
-    _attrs(ds["initial_accuracy"], "proportion correct", "accuracy at the first saved step (initialisation)")
-    _attrs(ds["final_accuracy"], "proportion correct", "accuracy at the last saved step")
-    _attrs(ds["n_acquired"], "seeds", "seeds that acquired the unit")
-    _attrs(ds["median_step"], "steps", "lower median of acquisition_step over seeds; NaN unless every seed acquired it")
-    _attrs(ds["first_step"], "steps", "earliest acquisition_step over seeds; NaN unless every seed acquired it")
-    _attrs(ds["last_step"], "steps", "latest acquisition_step over seeds; NaN unless every seed acquired it")
+    describe(ds["acquisition_step"], "steps", f"first saved step with {rule}; NaN if never")
+    describe(ds["previous_step"], "steps", "saved step before acquisition_step: the crossing happened after it")
+    describe(ds["acquisition_tokens"], "tokens", "acquisition_step x 2,097,152 training tokens per step")
+    describe(ds["acquired"], "bool", "the unit was acquired by the last saved step")
+    describe(ds["initial_accuracy"], "proportion correct", "accuracy at the first saved step (initialisation)")
+    describe(ds["final_accuracy"], "proportion correct", "accuracy at the last saved step")
+    describe(ds["n_acquired"], "seeds", "seeds that acquired the unit")
+    describe(ds["median_step"], "steps",
+             "lower median of acquisition_step over seeds; NaN unless every seed acquired it")
+    describe(ds["first_step"], "steps", "earliest acquisition_step over seeds; NaN unless every seed acquired it")
+    describe(ds["last_step"], "steps", "latest acquisition_step over seeds; NaN unless every seed acquired it")
     ds.attrs.update(level=level, chance=float(chance), margin=float(margin), threshold=float(threshold),
                     description=f"acquisition step of BLiMP {level}s: first saved step with {rule}")
     schema.check_attrs(ds.attrs)

@@ -28,6 +28,7 @@ from lhp_core import schema
 from lhp_core.data.pythia_evals import TOKENS_PER_STEP
 from lhp_core.data.pythia_inverse_scaling import TASK_NAMES
 from lhp_core.metrics.events import POOLED, event_table
+from lhp_core.schema import describe
 
 STUDY = "inverse_scaling"
 _NEED = ["model", "seed", "step", "task", "accuracy"]
@@ -112,10 +113,6 @@ def loss_coverage(results: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
     return out[["model", "step", "loss", "status", "below", "above"]]
 
 
-def _attrs(da: xr.DataArray, units: str, description: str) -> None:
-    da.attrs.update(units=units, description=description)
-
-
 def trends(results: pd.DataFrame, evals: pd.DataFrame | None = None, level: float = 0.95) -> xr.Dataset:
     """Does accuracy fall with training? Per (model, task) OLS trend on log10(step) and the peak.
 
@@ -176,21 +173,21 @@ def trends(results: pd.DataFrame, evals: pd.DataFrame | None = None, level: floa
     ds["drop"] = ds["peak_accuracy"] - ds["final_accuracy"]
     ds = ds.assign_coords(task_name=(schema.TASK, [TASK_NAMES.get(t, t) for t in ds[schema.TASK].values]))
 
-    _attrs(ds["slope"], "accuracy per decade of steps", "OLS slope of accuracy on log10(step)")
-    _attrs(ds["slope_lo"], "accuracy per decade of steps", f"lower end of the {level:.0%} t interval of slope")
-    _attrs(ds["slope_hi"], "accuracy per decade of steps", f"upper end of the {level:.0%} t interval of slope")
-    _attrs(ds["p_value"], "probability", "two-sided p value of slope = 0")
-    _attrs(ds["p_holm"], "probability", "p_value Holm-adjusted over every (model, task) in the call")
-    _attrs(ds["declines"], "bool", f"the {level:.0%} interval of slope is below 0 (uncorrected)")
-    _attrs(ds["n_steps"], "checkpoints", "saved steps in the fit")
-    _attrs(ds["peak_step"], "steps", "first saved step of the highest accuracy")
-    _attrs(ds["next_step"], "steps", "saved step after peak_step (NaN if the peak is the last step)")
-    _attrs(ds["peak_accuracy"], "proportion correct", "highest accuracy")
-    _attrs(ds["final_accuracy"], "proportion correct", "accuracy at the last saved step")
-    _attrs(ds["drop"], "proportion correct", "peak_accuracy - final_accuracy")
-    _attrs(ds["peak_loss"], "nats/token",
-           "LAMBADA-OpenAI ln perplexity at peak_step, interpolated linearly in log10(step)")
-    _attrs(ds["peak_loss_status"], "label", "evaluated / interpolated / missing (never extrapolated) / not computed")
+    describe(ds["slope"], "accuracy per decade of steps", "OLS slope of accuracy on log10(step)")
+    describe(ds["slope_lo"], "accuracy per decade of steps", f"lower end of the {level:.0%} t interval of slope")
+    describe(ds["slope_hi"], "accuracy per decade of steps", f"upper end of the {level:.0%} t interval of slope")
+    describe(ds["p_value"], "probability", "two-sided p value of slope = 0")
+    describe(ds["p_holm"], "probability", "p_value Holm-adjusted over every (model, task) in the call")
+    describe(ds["declines"], "bool", f"the {level:.0%} interval of slope is below 0 (uncorrected)")
+    describe(ds["n_steps"], "checkpoints", "saved steps in the fit")
+    describe(ds["peak_step"], "steps", "first saved step of the highest accuracy")
+    describe(ds["next_step"], "steps", "saved step after peak_step (NaN if the peak is the last step)")
+    describe(ds["peak_accuracy"], "proportion correct", "highest accuracy")
+    describe(ds["final_accuracy"], "proportion correct", "accuracy at the last saved step")
+    describe(ds["drop"], "proportion correct", "peak_accuracy - final_accuracy")
+    describe(ds["peak_loss"], "nats/token",
+             "LAMBADA-OpenAI ln perplexity at peak_step, interpolated linearly in log10(step)")
+    describe(ds["peak_loss_status"], "label", "evaluated / interpolated / missing (never extrapolated) / not computed")
     ds.attrs.update(level=float(level), tokens_per_step=int(TOKENS_PER_STEP),
                     description="trend of accuracy over training and the step of its peak, per model and task")
     schema.check_attrs(ds.attrs)

@@ -32,6 +32,7 @@ from lhp_core import schema
 from lhp_core.data.pythia_evals import nominal_params
 from lhp_core.metrics import changepoint
 from lhp_core.metrics.events import POOLED, event_table
+from lhp_core.schema import describe
 
 STUDY = "behavioral_phases"
 MEASURES = {"pearson_r": "Pearson r", "spearman_rho": "Spearman rho"}
@@ -109,11 +110,6 @@ def _by_size(models) -> list[str]:
     return sorted(models, key=key)
 
 
-def _attrs(da: xr.DataArray, units: str, description: str) -> xr.DataArray:
-    da.attrs.update(units=units, description=description)
-    return da
-
-
 def peaks(
     corr: pd.DataFrame, corpus: str = "Pile", measure: str = "pearson_r", n_boot: int = 1000, seed: int = 0
 ) -> xr.Dataset:
@@ -186,28 +182,31 @@ def peaks(
     ds = ds.drop_vars("last_step").reindex(model=_by_size(ds["model"].values))
 
     what = f"{MEASURES[measure]} between word log-probability and {corpus} n-gram log-probability"
-    _attrs(ds["peak_step"], "steps", f"first saved step where the {what} is highest, per run")
-    _attrs(ds["peak_tokens"], "tokens", "peak_step x the model's tokens per step (2,097,152 for Pythia; NaN where the "
-           "table has no tokens_seen)")
-    _attrs(ds["peak_value"], "correlation", f"highest {what} of the run")
-    _attrs(ds["final_value"], "correlation", f"{what} at the run's last saved step")
-    _attrs(ds["drop"], "correlation", "peak_value - final_value: how far the correlation fell after its peak")
-    _attrs(ds["interior"], "1 = true, 0 = false", "the peak is before the run's last step (the correlation fell within "
-           "training); NaN where the model has no such run")
-    _attrs(ds["in_order"], "1 = true, 0 = false",
-           "peak steps never decrease with n (ties allowed: checkpoints are coarse); "
-           "NaN where the model has no such run")
-    _attrs(ds["strictly_in_order"], "1 = true, 0 = false", "peak steps strictly increase with n; NaN where no such run")
-    _attrs(ds["pooled_step"], "steps", "argmax step of the mean over the model's runs")
-    _attrs(ds["pooled_lo"], "steps",
-           "2.5 % quantile of pooled_step over bootstrap resamples of runs (pooled_step for one run)")
-    _attrs(ds["pooled_hi"], "steps",
-           "97.5 % quantile of pooled_step over bootstrap resamples of runs (pooled_step for one run)")
-    _attrs(ds["pooled_interior"], "bool", "pooled_step is before the last step")
-    _attrs(ds["n_seeds"], "runs", "number of runs (seeds) of the model in the data")
-    _attrs(ds["pooled_steps_dropped"], "checkpoints",
-           "saved steps left out of the pooled curve because some run lacks them")
-    _attrs(ds["pooled_in_order"], "bool", "pooled peak steps never decrease with n")
+    describe(ds["peak_step"], "steps", f"first saved step where the {what} is highest, per run")
+    describe(ds["peak_tokens"], "tokens",
+             "peak_step x the model's tokens per step (2,097,152 for Pythia; NaN where the "
+             "table has no tokens_seen)")
+    describe(ds["peak_value"], "correlation", f"highest {what} of the run")
+    describe(ds["final_value"], "correlation", f"{what} at the run's last saved step")
+    describe(ds["drop"], "correlation", "peak_value - final_value: how far the correlation fell after its peak")
+    describe(ds["interior"], "1 = true, 0 = false",
+             "the peak is before the run's last step (the correlation fell within "
+             "training); NaN where the model has no such run")
+    describe(ds["in_order"], "1 = true, 0 = false",
+             "peak steps never decrease with n (ties allowed: checkpoints are coarse); "
+             "NaN where the model has no such run")
+    describe(ds["strictly_in_order"], "1 = true, 0 = false",
+             "peak steps strictly increase with n; NaN where no such run")
+    describe(ds["pooled_step"], "steps", "argmax step of the mean over the model's runs")
+    describe(ds["pooled_lo"], "steps",
+             "2.5 % quantile of pooled_step over bootstrap resamples of runs (pooled_step for one run)")
+    describe(ds["pooled_hi"], "steps",
+             "97.5 % quantile of pooled_step over bootstrap resamples of runs (pooled_step for one run)")
+    describe(ds["pooled_interior"], "bool", "pooled_step is before the last step")
+    describe(ds["n_seeds"], "runs", "number of runs (seeds) of the model in the data")
+    describe(ds["pooled_steps_dropped"], "checkpoints",
+             "saved steps left out of the pooled curve because some run lacks them")
+    describe(ds["pooled_in_order"], "bool", "pooled peak steps never decrease with n")
     ds.attrs.update(
         corpus=corpus, measure=measure, n_boot=int(n_boot), bootstrap_seed=int(seed),
         description=f"step of the peak of the {what}, per run and pooled over runs",
@@ -251,13 +250,13 @@ def size_consistency(ds: xr.Dataset) -> xr.Dataset:
                        columns=[schema.NGRAM, "kruskal_h", "kruskal_p", "n_models_tested", "pooled_min", "pooled_max"])
     res = out.set_index(schema.NGRAM).to_xarray()
     res["fold_range"] = res["pooled_max"] / res["pooled_min"]
-    _attrs(res["kruskal_h"], "statistic",
-           "Kruskal-Wallis H of per-run peak steps grouped by model (models with >= 2 runs)")
-    _attrs(res["kruskal_p"], "probability", "p value of kruskal_h (chi-squared approximation, tie-corrected)")
-    _attrs(res["n_models_tested"], "models", "models with at least two runs entering the test")
-    _attrs(res["pooled_min"], "steps", "earliest pooled peak step over all models")
-    _attrs(res["pooled_max"], "steps", "latest pooled peak step over all models")
-    _attrs(res["fold_range"], "ratio", "pooled_max / pooled_min")
+    describe(res["kruskal_h"], "statistic",
+             "Kruskal-Wallis H of per-run peak steps grouped by model (models with >= 2 runs)")
+    describe(res["kruskal_p"], "probability", "p value of kruskal_h (chi-squared approximation, tie-corrected)")
+    describe(res["n_models_tested"], "models", "models with at least two runs entering the test")
+    describe(res["pooled_min"], "steps", "earliest pooled peak step over all models")
+    describe(res["pooled_max"], "steps", "latest pooled peak step over all models")
+    describe(res["fold_range"], "ratio", "pooled_max / pooled_min")
     res.attrs.update(description="consistency of n-gram peak steps across model sizes", corpus=ds.attrs["corpus"],
                      measure=ds.attrs["measure"])
     return res
@@ -324,17 +323,17 @@ def semantic_trend(
            .set_index("model").to_xarray())
     ds = ds.merge(sds).reindex(model=_by_size(ds["model"].values))
     what = f"{MEASURES[measure]} of word log-probability with {predictor}"
-    _attrs(ds["after_step"], "steps", f"the run's last {corpus} n-gram peak step (start of the fit, inclusive)")
-    _attrs(ds["n_points"], "checkpoints", "saved steps in the fit")
-    _attrs(ds["slope"], "correlation per decade of steps", f"OLS slope of the {what} on log10(step)")
-    _attrs(ds["slope_lo"], "correlation per decade of steps", f"lower end of the {level:.0%} t interval of slope")
-    _attrs(ds["slope_hi"], "correlation per decade of steps", f"upper end of the {level:.0%} t interval of slope")
-    _attrs(ds["mean_slope"], "correlation per decade of steps", "mean slope over the model's runs")
-    _attrs(ds["mean_lo"], "correlation per decade of steps",
+    describe(ds["after_step"], "steps", f"the run's last {corpus} n-gram peak step (start of the fit, inclusive)")
+    describe(ds["n_points"], "checkpoints", "saved steps in the fit")
+    describe(ds["slope"], "correlation per decade of steps", f"OLS slope of the {what} on log10(step)")
+    describe(ds["slope_lo"], "correlation per decade of steps", f"lower end of the {level:.0%} t interval of slope")
+    describe(ds["slope_hi"], "correlation per decade of steps", f"upper end of the {level:.0%} t interval of slope")
+    describe(ds["mean_slope"], "correlation per decade of steps", "mean slope over the model's runs")
+    describe(ds["mean_lo"], "correlation per decade of steps",
            f"lower end of the {level:.0%} t interval of the mean across runs")
-    _attrs(ds["mean_hi"], "correlation per decade of steps",
+    describe(ds["mean_hi"], "correlation per decade of steps",
            f"upper end of the {level:.0%} t interval of the mean across runs")
-    _attrs(ds["n_runs"], "runs", "runs with a slope (enough steps after the last n-gram peak)")
+    describe(ds["n_runs"], "runs", "runs with a slope (enough steps after the last n-gram peak)")
     ds.attrs.update(predictor=predictor, corpus=corpus, measure=measure, min_points=int(min_points), level=float(level),
                     description=f"trend of the {what} after the last {corpus} n-gram peak")
     schema.check_attrs(ds.attrs)
