@@ -35,19 +35,14 @@ import pandas as pd
 import xarray as xr
 
 from lhp_core import checkpoints, config, schema
+from lhp_core.checkpoints import DTYPES
 from lhp_core.progress import bar
 from lhp_core.provenance import config_sha256, git_commit, versions
-from lhp_core.registry import Registry
 from lhp_core.schedule import spread
 from lhp_core.stimuli import Stimuli
 from lhp_core.store import models_in, open_results, steps_of
 from lhp_core.suites import Suite, get_suite
-from lhp_core.sweep import DTYPES, select_steps, sweep
-
-#: Drivers register here by id when their ``lhp_core.metrics`` module is imported, so tools such as the
-#: book's Timeline can list the measures of the families they import. The registry does not import its
-#: providers itself: they import this module for the runner, and the pair would be an import circle.
-MEASURES: Registry[Callable[..., xr.Dataset]] = Registry("measure")
+from lhp_core.sweep import select_steps, sweep
 
 
 @dataclass(frozen=True)
