@@ -86,7 +86,7 @@ def checkpoint_id(suite: str | Path | Suite, model: str, step: int) -> str:
         repo, rev = s.hub_ref(model_id, step)
         return f"hub:{repo}@{rev}"
     if isinstance(s, LocalSuite):
-        rec = s._record
+        rec = s.record
         if rec is not None and model_id in rec["model"].values and step in rec["step"].values:
             return str(rec["weights_sha256"].sel(model=model_id, step=step).item())
         path = s.checkpoint_path(model_id, step)
@@ -100,7 +100,7 @@ def checkpoint_id(suite: str | Path | Suite, model: str, step: int) -> str:
 
 def record_sha256(suite: Suite, model: str, step: int) -> str | None:
     """The weights hash ``training_record.nc`` lists for a checkpoint of a local suite, else None."""
-    rec = suite._record if isinstance(suite, LocalSuite) else None
+    rec = suite.record if isinstance(suite, LocalSuite) else None
     if rec is None or model not in rec["model"].values or int(step) not in rec["step"].values:
         return None
     return str(rec["weights_sha256"].sel(model=model, step=int(step)).item()) or None
@@ -147,8 +147,8 @@ def _check_tokenizer(suite: Suite, model: str, tokenizer, where: str) -> None:
     key = suite.id if suite.kind == "hub" else str(getattr(suite, "root", suite.id))
     if not suite.shared_tokenizer:
         key = f"{key}:{model}"
-    if isinstance(suite, LocalSuite) and suite._record is not None:
-        listed = str(suite._record.attrs.get("tokenizer_fingerprint", ""))
+    if isinstance(suite, LocalSuite) and suite.record is not None:
+        listed = str(suite.record.attrs.get("tokenizer_fingerprint", ""))
         if listed and not fingerprint_matches(listed, tokenizer):
             raise _mismatch(where, f"{suite.root}/training_record.nc")
         saved = suite.root / "tokenizer"

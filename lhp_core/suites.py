@@ -18,12 +18,11 @@ Suites that do not record their tokens per step take ``tokens_per_step`` (``--to
 :meth:`Suite.tokens_source` says where ``tokens_seen`` comes from, and :meth:`Suite.describe`
 what was recognised.
 
-Command line: ``lhp suite list``, ``lhp suite show SUITE [--tokens-per-step N] [--revisions ...]
-[--seq-len N] [--world-size N]``, ``lhp suite check SUITE``.
+Command line (:mod:`lhp_core.cli.suite`): ``lhp suite list``, ``lhp suite show SUITE [--tokens-per-step N]
+[--revisions ...] [--seq-len N] [--world-size N]``, ``lhp suite check SUITE``.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -35,7 +34,6 @@ from functools import cached_property
 from pathlib import Path
 
 from lhp_core import config
-from lhp_core.cli.options import positive_int
 from lhp_core.presets import PRESETS, make_config
 from lhp_core.progress import bar
 from lhp_core.revisions import OLMO2_REPOS, OLMO_REPOS, HubRevisionsSuite, RevisionSuite
@@ -194,7 +192,7 @@ class LocalSuite(Suite):
         )
 
     @cached_property
-    def _record(self):
+    def record(self):
         path = self.root / "training_record.nc"
         if not path.exists():
             return None
@@ -203,18 +201,20 @@ class LocalSuite(Suite):
         with xr.open_dataset(path) as ds:
             return ds.load()
 
-    def _preset(self):
+    @property
+    def recipe(self):
+        """The :class:`lhp_core.presets.Preset` of a registered ``lhp-*`` suite; None for other folders."""
         return PRESETS[self.preset] if self.preset else None
 
     @property
     def models(self) -> list[str]:
-        if self._record is not None:
-            return [str(m) for m in self._record["model"].values]
+        if self.record is not None:
+            return [str(m) for m in self.record["model"].values]
         found = self._discovered()
         if found:
             return found
         if self.preset:
-            return [s.name for s in self._preset().sizes if self.sizes is None or s.name in self.sizes]
+            return [s.name for s in self.recipe.sizes if self.sizes is None or s.name in self.sizes]
         raise SuiteError(
             f"{self.root} holds no checkpoints: expected <model>/step<N>/ or step<N>/ folders with config.json "
             "and model.safetensors"
@@ -240,24 +240,24 @@ class LocalSuite(Suite):
         """Saved steps: those ``training_record.nc`` lists (a lost step folder is then an error where it
         is loaded, never a step silently missing from a sweep), else the ``step<N>/`` folders found."""
         found = list(self._step_dirs(model))
-        rec = self._record
+        rec = self.record
         if found and rec is not None and model in rec["model"].values:
             return [int(s) for s in rec["step"].values]
         if found:
             return found
         if self.preset:
-            return self._preset().steps()
+            return self.recipe.steps()
         raise SuiteError(f"no step<N>/ folders in {self.model_dir(model)}")
 
     def tokens_seen(self, model: str, step: int) -> int:
         model = self.resolve_model(model)
-        rec = self._record
+        rec = self.record
         if rec is not None and step in rec["step"].values:
             return int(rec["tokens_seen"].sel(model=model, step=step))
         named = self._step_dirs(model).get(int(step), (None, None))[1]
         if named is not None and self._tokens_per_step is None:
             return named
-        tps = self._tokens_per_step or (self._preset().tokens_per_step if self.preset else None)
+        tps = self._tokens_per_step or (self.recipe.tokens_per_step if self.preset else None)
         if tps is None:
             raise ValueError(
                 f"tokens per step of {self.id!r} is unknown (no training_record.nc in {self.root}, and its folder "
@@ -267,12 +267,12 @@ class LocalSuite(Suite):
 
     def tokens_source(self, model: str) -> str:
         model = self.resolve_model(model)
-        if self._record is not None:
+        if self.record is not None:
             return f"from {self.root / 'training_record.nc'}"
         if self._tokens_per_step is not None:
             return f"step x {self._tokens_per_step:,} tokens (--tokens-per-step)"
         if self.preset:
-            return f"step x {self._preset().tokens_per_step:,} tokens (preset {self.preset})"
+            return f"step x {self.recipe.tokens_per_step:,} tokens (preset {self.preset})"
         named = [t for _, t in self._step_dirs(model).values()]
         if named and all(t is not None for t in named):
             return "from the folder names (step<N>-tokens<M>B)"
@@ -286,24 +286,24 @@ class LocalSuite(Suite):
     def n_params(self, model: str, nonembedding: bool = False) -> int:
         model = self.resolve_model(model)
         key = "n_params_nonembedding" if nonembedding else "n_params"
-        if self._record is not None:
-            return int(self._record[key].sel(model=model))
+        if self.record is not None:
+            return int(self.record[key].sel(model=model))
         from transformers import AutoConfig  # transformers takes seconds to import; `lhp suite list` needs none
 
         if self.preset and not self._discovered():  # not trained yet: count from the recipe
-            size = next(z for z in self._preset().sizes if z.name == model)
-            cfg = make_config(size, self._preset(), eager=False)
+            size = next(z for z in self.recipe.sizes if z.name == model)
+            cfg = make_config(size, self.recipe, eager=False)
         else:
             cfg = AutoConfig.from_pretrained(self.checkpoint_path(model, self.steps(model)[0]))
         return count_params(cfg, nonembedding)
 
     def training_record(self):
         """The suite's ``training_record.nc`` as an in-memory ``xarray.Dataset`` (dims model, step)."""
-        if self._record is None:
+        if self.record is None:
             fix = (f"run lhp_core.train.ensure({self.id!r})" if self.preset
                    else "this folder was not written by lhp train")
             raise FileNotFoundError(f"no training_record.nc in {self.root}; {fix}")
-        return self._record
+        return self.record
 
     def checkpoint_path(self, model: str, step: int) -> Path:
         model = self.resolve_model(model)
@@ -332,7 +332,7 @@ class LocalSuite(Suite):
             cmd += f" --copy-reg {args['copy_reg']}"
         if preset is not None and args.get("repeat_frac", preset.repeat_frac) != preset.repeat_frac:
             cmd += f" --repeat-frac {args['repeat_frac']}"
-        trained = [str(m) for m in self._record["model"].values] if self._record is not None else []
+        trained = [str(m) for m in self.record["model"].values] if self.record is not None else []
         if preset is not None and trained and trained != [z.name for z in preset.sizes]:
             cmd += " --sizes " + " ".join(trained)
         return f"re-run `{cmd}`: it re-creates missing step folders and checks them against training_record.nc"
@@ -654,7 +654,7 @@ def get_suite(suite: str | Path | Suite, tokens_per_step: int | None = None, *,
     def refuse(names: Sequence[str], what: str) -> None:
         extra = [n for n in given if n not in names]
         if extra:
-            flags = ", ".join(_OPTION_FLAGS[n] for n in extra)
+            flags = ", ".join(OPTION_FLAGS[n] for n in extra)
             raise SuiteError(f"{flags} do{'es' * (len(extra) == 1)} not apply to {what}; leave "
                              f"{'it' if len(extra) == 1 else 'them'} out")
 
@@ -691,32 +691,9 @@ def get_suite(suite: str | Path | Suite, tokens_per_step: int | None = None, *,
     )
 
 
-#: The command-line flag of each get_suite option, for messages.
-_OPTION_FLAGS = {"tokens_per_step": "--tokens-per-step", "revisions": "--revisions", "sequence_length": "--seq-len",
+#: The command-line flag of each get_suite option (:mod:`lhp_core.cli.suite`), for messages.
+OPTION_FLAGS = {"tokens_per_step": "--tokens-per-step", "revisions": "--revisions", "sequence_length": "--seq-len",
                  "world_size": "--world-size"}
-
-
-def add_suite_options(parser: argparse.ArgumentParser) -> None:
-    """The options that say what a suite without a training record is (``lhp sweep``, ``lhp suite show``)."""
-    g = parser.add_argument_group("suites without a training record")
-    g.add_argument("--tokens-per-step", type=positive_int, default=None,
-                   help="tokens per optimizer step: tokens_seen = step x N (folders and hub repos)")
-    g.add_argument("--revisions", nargs="+", default=None, metavar="REV",
-                   help="hub repo checkpoints: branch/tag names (main step1000; NAME=STEP sets a step) or "
-                        "patterns over its branches ('step*')")
-    g.add_argument("--seq-len", type=positive_int, default=None, dest="sequence_length",
-                   help="Trainer folders: tokens per training sequence (tokens/step = train_batch_size x "
-                        "gradient accumulation x world size x this)")
-    g.add_argument("--world-size", type=positive_int, default=None,
-                   help="Trainer folders: number of training processes (default 1)")
-
-
-def suite_from_args(args: argparse.Namespace) -> str | Suite:
-    """The suite the command line names: its string when no option is given, else the :class:`Suite` built with them."""
-    options = {k: getattr(args, k, None) for k in _OPTION_FLAGS}
-    if all(v is None for v in options.values()):
-        return args.suite
-    return get_suite(args.suite, **options)
 
 
 def check(suite: str | Suite, models: list[str] | None = None, progress: bool = True):
@@ -732,7 +709,7 @@ def check(suite: str | Suite, models: list[str] | None = None, progress: bool = 
     import pandas as pd  # pandas takes a second to import; `lhp suite list` and `show` need none
     s = get_suite(suite)
     models = [s.resolve_model(m) for m in (models or s.models)]
-    rec = s._record if isinstance(s, LocalSuite) else None
+    rec = s.record if isinstance(s, LocalSuite) else None
     rows = []
     todo = [(m, st) for m in models for st in s.steps(m)]
     for m, st in bar(todo, desc=f"hashing {s.id}", unit="ckpt", disable=not progress):
@@ -762,76 +739,3 @@ def duplicate_groups(df) -> list[tuple[str, list[int]]]:
             if len(h) > 1:
                 out.append((model, sorted(int(x) for x in h["step"])))
     return out
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def _train_command(s: LocalSuite) -> str:
-    """The ``lhp train`` command that builds the registered suite ``s`` (as :func:`lhp_core.train.ensure` would)."""
-    cmd = f"lhp train --preset {s.preset}"
-    if s.copy_reg:
-        cmd += f" --copy-reg {s.copy_reg:g}"
-    if s.sizes:
-        cmd += f" --sizes {' '.join(s.sizes)}"
-    return cmd
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("list", help="registered suites and whether they are available locally")
-    show = sub.add_parser("show", help="what a suite is: its kind, models, steps, where tokens_seen comes from, "
-                                       "parameter counts")
-    show.add_argument("suite", help="registered id, folder (Trainer output, step<N>/ folders, one model) or hub repo")
-    add_suite_options(show)
-    chk = sub.add_parser("check", help="hash weights across steps; report identical weights")
-    chk.add_argument("suite")
-    chk.add_argument("--model", action="append", default=None, help="only this model (repeatable)")
-    chk.add_argument("--json", action="store_true", help="print the full table as JSON lines")
-    add_suite_options(chk)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.action == "list":
-        for sid in SUITES.names():
-            s = SUITES.get(sid)
-            where = f"hub ({s.org})" if s.kind == "hub" else (
-                f"trained at {s.root}" if s.is_trained else f"not trained ({_train_command(s)})")
-            print(f"{sid:22s} {where}")
-        return 0
-    s = get_suite(suite_from_args(args))
-    if args.action == "show":
-        for line in s.describe():  # what was recognised first: it needs no weights or configs
-            print(line, flush=True)
-        for m in s.models:
-            try:
-                n, ne = s.n_params(m), s.n_params(m, nonembedding=True)
-                params = f"{n:,} params ({ne:,} non-embedding)"
-            except (FileNotFoundError, OSError, ValueError) as e:
-                params = f"params unknown ({e})"
-            print(f"  {m}: {params}")
-        if isinstance(s, LocalSuite) and s._record is not None:
-            for k in ("preset", "recipe", "seed", "copy_reg", "device", "git_commit"):
-                if k in s._record.attrs:
-                    print(f"  {k}: {s._record.attrs[k]}")
-        return 0
-    df = check(s, args.model)
-    if args.json:
-        for row in df.to_dict("records"):
-            print(json.dumps(row))
-    groups = duplicate_groups(df)
-    bad, missing = df[df["record_mismatch"]], df[df["missing"]]
-    print(f"{len(df) - len(missing)} checkpoints hashed in {s.id}"
-          + (f", {len(missing)} missing" if len(missing) else ""))
-    for model, steps in groups:
-        print(f"  {model}: identical weights at steps {steps}")
-    if not groups:
-        print("  no two steps of a model share weights")
-    for row in bad.itertuples():
-        print(f"  {row.model} step {row.step}: weights differ from training_record.nc (file changed or corrupt)")
-    for row in missing.itertuples():
-        print(f"  {row.model} step {row.step}: checkpoint folder missing (training_record.nc lists it)")
-    if len(bad) or len(missing):
-        fix = s.restore_hint() if isinstance(s, LocalSuite) else "restore those checkpoints"
-        print(f"  to fix: delete the damaged step folders and {fix}")
-    return 1 if len(bad) or len(missing) else 0

@@ -24,7 +24,6 @@ budget (see :data:`PRESETS` for measurements).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing as mp
@@ -48,7 +47,6 @@ from transformers.utils import logging as hf_logging
 from lhp_core import corpus, schema
 from lhp_core import tokenizer as tok
 from lhp_core.checkpoints import check_device
-from lhp_core.cli.options import at_least, device_name, float_in, positive_int
 from lhp_core.presets import PRESETS, Preset, Size, default_out, make_config
 from lhp_core.progress import Monitor, bar, reporting_to
 from lhp_core.provenance import git_commit
@@ -646,7 +644,7 @@ def ensure_all(suite_ids: list[str], device: str = "cpu", progress: bool = True)
         s = get_suite(sid)
         if isinstance(s, LocalSuite) and s.preset and _stale_or_missing(s):
             todo.append(s)
-    units = [(s, z) for s in todo for z in s._preset().sizes
+    units = [(s, z) for s in todo for z in s.recipe.sizes
              if (s.sizes is None or z.name in s.sizes) and not (s.root / z.name / "history.json").exists()]
     # Largest first: parameters, then the copy-reg twin (eager attention is slower) before its plain size.
     units.sort(key=lambda u: (u[1].n_layer * u[1].d_model ** 2, u[0].copy_reg), reverse=True)
@@ -677,30 +675,3 @@ def ensure_all(suite_ids: list[str], device: str = "cpu", progress: bool = True)
     for s in todo:  # every size is trained now: this writes each record
         ensure(s.id, device=device, progress=progress, threads=threads)
     return [get_suite(sid) for sid in ids]
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", required=True, choices=list(PRESETS), help="training recipe")
-    parser.add_argument("--out", default=None, help="suite folder (default: $LHP_SUITES/lhp-<preset>[-copyreg]); "
-                                                    "re-run to resume, or to re-create deleted step folders")
-    parser.add_argument("--copy-reg", type=float_in(0.0), default=0.0,
-                        help="weight of the induction-attention penalty (0 = off)")
-    parser.add_argument("--seed", type=at_least(0), default=0)
-    parser.add_argument("--device", default="cpu", type=device_name,
-                        help="cpu or cuda[:N] (checked before anything is written)")
-    parser.add_argument("--repeat-frac", type=float_in(0.0, 1.0), default=None,
-                        help="share of rows with a repeated span (default: the preset's; 0 = natural text only)")
-    parser.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (fixed for reproducibility)")
-    parser.add_argument("--sizes", nargs="+", default=None, metavar="SIZE",
-                        help="train only these model sizes of the preset")
-    parser.add_argument("--no-progress", action="store_true")
-
-
-def run(args: argparse.Namespace) -> int:
-    out = train(args.preset, args.out, copy_reg=args.copy_reg, seed=args.seed, device=args.device,
-                repeat_frac=args.repeat_frac, threads=args.threads, progress=not args.no_progress, sizes=args.sizes)
-    print(f"suite written to {out}")
-    return 0

@@ -1,7 +1,7 @@
 """The lhp command line.
 
-Each sub-command lives next to the code it drives: the module named in
-:data:`COMMANDS` provides ``configure(parser)`` and ``run(args) -> int``.
+Each sub-command's module, named in :data:`COMMANDS` (``lhp_core.cli.<command>``, or the book's and
+the data's own), provides ``configure(parser)`` and ``run(args) -> int``.
 Modules are imported only when their command runs, so ``lhp --help`` is fast.
 
 Errors are one line on stderr, ``lhp COMMAND: error: <what is wrong and how to fix it>``; the
@@ -19,9 +19,9 @@ from lhp_core import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("lhp_core.data.cli", "list and verify the datasets named in data_manifests/"),
-    "train": ("lhp_core.train", "train a Pythia-style checkpoint suite from the bundled corpus"),
-    "suite": ("lhp_core.suites", "inspect a checkpoint suite (list, check for duplicate or changed weights)"),
-    "sweep": ("lhp_core.sweep", "extract reduced internals of every checkpoint into a results store"),
+    "train": ("lhp_core.cli.train", "train a Pythia-style checkpoint suite from the bundled corpus"),
+    "suite": ("lhp_core.cli.suite", "inspect a checkpoint suite (list, check for duplicate or changed weights)"),
+    "sweep": ("lhp_core.cli.sweep", "extract reduced internals of every checkpoint into a results store"),
     "book": ("lhp_core.book", "execute the book's chapters with papermill and build the HTML"),
 }
 

@@ -49,9 +49,7 @@ def _who_imports(forbidden: str) -> str:
 @pytest.mark.parametrize("forbidden", [
     "lhp_core.book",
     "papermill",
-    pytest.param("lhp_core.cli", marks=pytest.mark.xfail(
-        strict=True, reason="suites, sweep and train still import their option validators from lhp_core.cli; "
-                            "moving the CLI out of them removes this mark")),
+    "lhp_core.cli",
 ])
 def test_studies_metrics_and_measures_do_not_import_the_book_or_the_cli(forbidden: str) -> None:
     assert _who_imports(forbidden) == "clean"
