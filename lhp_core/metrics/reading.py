@@ -51,6 +51,7 @@ from wordfreq import zipf_frequency
 from lhp_core import schema
 from lhp_core.data import naturalstories as ns
 from lhp_core.data import provo
+from lhp_core.deprecation import DEFAULT, Default, changed_default
 from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
 from lhp_core.metrics import changepoint
 from lhp_core.progress import bar
@@ -375,10 +376,27 @@ class PPPDesign:
         return self.table["keep"].to_numpy()
 
 
+SINCE = "0.2.0"  # the release whose PPP defaults follow Aoyama & Wilcox (CHANGELOG.md)
+
+
+def _changed_defaults(function: str, name: str, rules: str | Default, spillover: int | None | Default,
+                      measure: str) -> tuple[str, int | None]:
+    """Resolve the exclusions and spillover a call relied on; each warns (once a release) that it changed."""
+    if measure not in SPILLOVER:
+        raise ValueError(f"unknown measure {measure!r}; use 'spr' (self-paced reading) or 'eye' (eye tracking)")
+    # stacklevel 4: warn -> changed_default -> this helper -> the public function -> its caller.
+    rules = changed_default(function, name, rules, new="aoyama_wilcox", old="lhp", since=SINCE,
+                            keep=f"{name}='lhp'", stacklevel=4)
+    spillover = changed_default(function, "spillover", spillover, new=SPILLOVER[measure], old=3, since=SINCE,
+                                keep="spillover=3", stacklevel=4)
+    return rules, spillover
+
+
 def exclusion_table(table: pd.DataFrame, rt: str, surprisal: np.ndarray, word: str = "word",
-                    group: str | Sequence[str] = "item", spillover: int | None = None, measure: str = "spr",
-                    rules: str = "aoyama_wilcox", rt_range: tuple[float, float] | None | str = AUTO,
-                    drop_zero: bool | None = None, frequency: str | None = None, length: str | None = None,
+                    group: str | Sequence[str] = "item", spillover: int | None | Default = DEFAULT,
+                    measure: str = "spr", rules: str | Default = DEFAULT,
+                    rt_range: tuple[float, float] | None | str = AUTO, drop_zero: bool | None = None,
+                    frequency: str | None = None, length: str | None = None,
                     position: str | None = None, log_rt: bool = False) -> PPPDesign:
     """Build the PPP regression's predictors and apply one rule set of exclusions, counting each reason.
 
@@ -394,11 +412,14 @@ def exclusion_table(table: pd.DataFrame, rt: str, surprisal: np.ndarray, word: s
         the rows stay paired across checkpoints; a checkpoint that is NaN everywhere is ignored).
     spillover
         Preceding words whose length, frequency and surprisal enter; default
-        ``SPILLOVER[measure]`` (4 for ``"spr"``, 2 for ``"eye"``, as Aoyama & Wilcox 2025).
+        ``SPILLOVER[measure]`` (4 for ``"spr"``, 2 for ``"eye"``, as Aoyama & Wilcox 2025; it was 3
+        before 0.2.0, and a call that relies on it gets a
+        :class:`~lhp_core.deprecation.ChangedDefaultWarning`; ``None`` means the same, silently).
     measure
         ``"spr"`` (self-paced reading) or ``"eye"`` (eye tracking, MoTR).
     rules
-        ``"aoyama_wilcox"`` (default; their by_head_analysis.R): rows without a reading time
+        ``"aoyama_wilcox"`` (default since 0.2.0, was ``"lhp"``: relying on it warns, as for
+        ``spillover``; their by_head_analysis.R): rows without a reading time
         leave the table first (their pipeline keeps only words with one), then a row is dropped
         if the ``spillover`` rows before it in its group are not its ``spillover`` immediate
         predecessors (``history``: the start of a group, a gap in ``position``, or a preceding
@@ -432,10 +453,9 @@ def exclusion_table(table: pd.DataFrame, rt: str, surprisal: np.ndarray, word: s
     log_rt
         Regress log reading time (rows must then be positive).
     """
+    rules, spillover = _changed_defaults("reading.exclusion_table", "rules", rules, spillover, measure)
     if rules not in REASONS:
         raise ValueError(f"unknown exclusions {rules!r}; use one of {list(REASONS)}")
-    if measure not in SPILLOVER:
-        raise ValueError(f"unknown measure {measure!r}; use 'spr' (self-paced reading) or 'eye' (eye tracking)")
     k = SPILLOVER[measure] if spillover is None else int(spillover)
     if k < 0:
         raise ValueError(f"spillover must be >= 0, got {spillover}")
@@ -681,9 +701,9 @@ def _enough(d: PPPDesign, n_folds: int) -> None:
 
 
 def ppp(table: pd.DataFrame, rt: str, surprisal: str, word: str = "word", group: str | Sequence[str] = "item",
-        spillover: int | None = None, n_folds: int = 10, seed: int = 0,
+        spillover: int | None | Default = DEFAULT, n_folds: int = 10, seed: int = 0,
         rt_range: tuple[float, float] | None | str = AUTO, drop_zero: bool | None = None, log_rt: bool = False, *,
-        measure: str = "spr", exclusions: str = "aoyama_wilcox", frequency: str | None = None,
+        measure: str = "spr", exclusions: str | Default = DEFAULT, frequency: str | None = None,
         length: str | None = None, position: str | None = None) -> PPPResult:
     """PPP of a surprisal column for a reading-time column of any word-level table.
 
@@ -692,7 +712,9 @@ def ppp(table: pd.DataFrame, rt: str, surprisal: str, word: str = "word", group:
     Aoyama & Wilcox (2025) after Wilcox et al. (2023). Defaults follow them: spillover 4 for
     self-paced reading and 2 for eye tracking (:data:`SPILLOVER`), their exclusions
     (``"aoyama_wilcox"``), no reading-time range. ``exclusions="lhp"``, ``spillover=3`` reproduce
-    this project's earlier numbers. Every option is documented in :func:`exclusion_table`.
+    this project's earlier numbers. Both defaults changed in 0.2.0, so a call that relies on either
+    gets a :class:`~lhp_core.deprecation.ChangedDefaultWarning` naming the old value; pass them to
+    silence it. Every option is documented in :func:`exclusion_table`.
 
     Parameters
     ----------
@@ -708,6 +730,7 @@ def ppp(table: pd.DataFrame, rt: str, surprisal: str, word: str = "word", group:
     :class:`PPPResult`: the :class:`DeltaLL` (``mean``, fold interval ``lo``/``hi``, ``se``), the
     rows used and the rows each exclusion removed (``excluded``).
     """
+    exclusions, spillover = _changed_defaults("reading.ppp", "exclusions", exclusions, spillover, measure)
     s = numeric_column(table, surprisal, "surprisal")
     d = exclusion_table(table, rt, s, word=word, group=group, spillover=spillover, measure=measure, rules=exclusions,
                         rt_range=rt_range, drop_zero=drop_zero, frequency=frequency, length=length,
@@ -820,9 +843,9 @@ MEASURES.register("surprisal", lambda: surprisal_over_steps)
 
 
 def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", group: str | Sequence[str] = "item",
-                   spillover: int | None = None, n_folds: int = 10, seed: int = 0,
+                   spillover: int | None | Default = DEFAULT, n_folds: int = 10, seed: int = 0,
                    rt_range: tuple[float, float] | None | str = AUTO, drop_zero: bool | None = None,
-                   log_rt: bool = False, *, measure: str = "spr", exclusions: str = "aoyama_wilcox",
+                   log_rt: bool = False, *, measure: str = "spr", exclusions: str | Default = DEFAULT,
                    frequency: str | None = None, length: str | None = None, position: str | None = None):
     """PPP (mean held-out Delta LL, nats/word) of ``surprisal`` ``(model, step, word)`` for ``table[rt]``.
 
@@ -841,6 +864,7 @@ def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", 
     ``n_words`` (kept), ``n_excluded`` and ``excluded_<reason>`` (rows each reason removed,
     :data:`REASONS`).
     """
+    exclusions, spillover = _changed_defaults("reading.ppp_over_steps", "exclusions", exclusions, spillover, measure)
     dims = (schema.MODEL, schema.STEP, schema.WORD)
     if set(surprisal.dims) != set(dims):
         raise ValueError(f"surprisal has dims {surprisal.dims}; expected {dims} (reading.surprisal_over_steps)")
