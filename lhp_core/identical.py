@@ -26,18 +26,38 @@ import hashlib
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from lhp_core.checkpoints import checkpoint_id
-from lhp_core.suites import HubSuite, LocalSuite, Suite
-
-__all__ = ["IdenticalWeightsWarning", "Weights", "cached_files", "drop_identical", "file_sha256", "groups", "hub_cache",
-           "hub_offline", "hub_weights", "local_weights", "online_files", "weights_of"]
+__all__ = ["CheckpointId", "IdenticalWeightsWarning", "Suite", "Weights", "cached_files", "check_hub",
+           "drop_identical", "file_sha256", "groups", "hub_cache", "hub_offline", "hub_weights", "local_weights",
+           "online_files", "weights_of"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILE_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+class Suite(Protocol):
+    """What this module reads of a :class:`lhp_core.suites.Suite` (it imports no suite module, so that
+    ``lhp suite check`` can use it): ``kind`` is ``"hub"`` or ``"local"``; hub suites add ``hub_ref``."""
+
+    id: str
+    kind: str
+
+    @property
+    def models(self) -> list[str]: ...
+
+    def resolve_model(self, model: str) -> str: ...
+
+    def steps(self, model: str) -> list[int]: ...
+
+    def checkpoint_path(self, model: str, step: int) -> Path: ...
+
+
+#: ``(suite, model, step) -> id`` naming a local checkpoint's weights: :func:`lhp_core.checkpoints.checkpoint_id`.
+CheckpointId = Callable[[Suite, str, int], str]
 
 
 class IdenticalWeightsWarning(UserWarning):
@@ -168,14 +188,14 @@ def online_files(repo: str, revision: str) -> dict[str, str]:
     return out
 
 
-def hub_weights(suite: HubSuite, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+def hub_weights(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
                 offline: bool = False) -> list[Weights]:
     """Identify the weights of every revision of a hub suite, from the hub's metadata or the cache.
 
     Parameters
     ----------
     suite
-        A hub suite (registered, or a repo at named revisions).
+        A hub suite (registered, or a repo at named revisions): one with ``hub_ref(model, step)``.
     models, steps
         Which checkpoints; default every model at every step.
     offline
@@ -188,7 +208,7 @@ def hub_weights(suite: HubSuite, models: Sequence[str] | None = None, steps: Seq
     out = []
     for m in [suite.resolve_model(x) for x in (models or suite.models)]:
         for st in (suite.steps(m) if steps is None else steps):
-            repo, rev = suite.hub_ref(m, int(st))
+            repo, rev = suite.hub_ref(m, int(st))  # type: ignore[attr-defined]
             w = Weights(m, int(st), f"{repo}@{rev}")
             files = cached_files(repo, rev) if offline else online_files(repo, rev)
             if files is None:
@@ -201,14 +221,13 @@ def hub_weights(suite: HubSuite, models: Sequence[str] | None = None, steps: Seq
     return out
 
 
-def local_weights(suite: Suite, grid: Mapping[str, Sequence[int]]) -> list[Weights]:
-    """Identify the weights of a local suite's checkpoints by their tensor hash (:func:`checkpoint_id`)."""
+def local_weights(suite: Suite, grid: Mapping[str, Sequence[int]], ids: CheckpointId) -> list[Weights]:
+    """Identify the weights of a local suite's checkpoints by their tensor hash (``ids``: :data:`CheckpointId`)."""
     out = []
     for m, steps in grid.items():
         for st in steps:
             try:
-                w = Weights(m, int(st), str(suite.checkpoint_path(m, int(st))),
-                            (("tensors", checkpoint_id(suite, m, int(st))),))
+                w = Weights(m, int(st), str(suite.checkpoint_path(m, int(st))), (("tensors", ids(suite, m, int(st))),))
             except FileNotFoundError as e:
                 w = Weights(m, int(st), "", unknown=f"missing ({e})")
             out.append(w)
@@ -247,20 +266,18 @@ def groups(weights: Sequence[Weights]) -> list[tuple[str, list[int]]]:
     return out
 
 
-def weights_of(suite: Suite, grid: Mapping[str, Sequence[int]]) -> list[Weights]:
+def weights_of(suite: Suite, grid: Mapping[str, Sequence[int]], ids: CheckpointId) -> list[Weights]:
     """Identify the weights of ``grid``'s checkpoints without loading a model or touching the network.
 
     Hub suites: the HF cache (a revision not downloaded yet is unknown, so not compared); local
-    suites: the tensor hash.
+    suites: the tensor hash, ``ids(suite, model, step)``.
     """
-    if isinstance(suite, HubSuite):
+    if suite.kind == "hub":
         return [w for m, steps in grid.items() for w in hub_weights(suite, [m], steps, offline=True)]
-    if isinstance(suite, LocalSuite):
-        return local_weights(suite, grid)
-    return []
+    return local_weights(suite, grid, ids)
 
 
-def drop_identical(suite: Suite, grid: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
+def drop_identical(suite: Suite, grid: Mapping[str, Sequence[int]], ids: CheckpointId) -> dict[str, list[int]]:
     """``grid`` without the steps whose weights equal a later step's, with one warning naming them.
 
     Parameters
@@ -269,6 +286,8 @@ def drop_identical(suite: Suite, grid: Mapping[str, Sequence[int]]) -> dict[str,
         The suite the grid is of.
     grid
         ``model -> steps`` (:func:`lhp_core.measures.step_grid`).
+    ids
+        Names a local checkpoint's weights (:func:`lhp_core.checkpoints.checkpoint_id`).
 
     Returns
     -------
@@ -280,7 +299,7 @@ def drop_identical(suite: Suite, grid: Mapping[str, Sequence[int]]) -> dict[str,
         Once for the whole grid, naming per model the steps kept and dropped and how to see all
         of them (``lhp suite check``).
     """
-    found = groups(weights_of(suite, grid))
+    found = groups(weights_of(suite, grid, ids))
     if not found:
         return {m: list(s) for m, s in grid.items()}
     drop = {(m, st) for m, steps in found for st in steps[:-1]}
@@ -300,7 +319,7 @@ def _steps_text(steps: Sequence[int], n: int = 12) -> str:
     return f"{', '.join(map(str, steps[:n // 2]))}, ... {', '.join(map(str, steps[-n // 2:]))} ({len(steps)} steps)"
 
 
-def check_hub(suite: HubSuite, models: Sequence[str] | None = None, offline: bool = False, strict: bool = False,
+def check_hub(suite: Suite, models: Sequence[str] | None = None, offline: bool = False, strict: bool = False,
               as_json: bool = False) -> int:
     """``lhp suite check`` on a hub suite: print every set of revisions with identical weights.
 

@@ -191,7 +191,7 @@ def step_grid(suite: Suite, models: Sequence[str] | None = None,
             grid[m] = sorted({int(s) for s in steps if int(s) in present})
     if not any(grid.values()):
         raise ValueError(f"none of steps {list(steps)[:8]} is a checkpoint of models {models} in suite {suite.id!r}")
-    return drop_identical(suite, grid)
+    return drop_identical(suite, grid, checkpoints.checkpoint_id)
 
 
 def shared_steps(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,

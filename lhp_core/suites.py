@@ -36,6 +36,7 @@ from pathlib import Path
 
 from lhp_core import config
 from lhp_core.cli import positive_int
+from lhp_core.identical import check_hub
 from lhp_core.presets import PRESETS, make_config
 from lhp_core.progress import bar
 from lhp_core.registry import Registry
@@ -959,9 +960,6 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  {k}: {s._record.attrs[k]}")
         return 0
     if isinstance(s, HubSuite):
-        # Imported here: lhp_core.identical imports this module (suite kinds), and only this command needs it.
-        from lhp_core.identical import check_hub
-
         return check_hub(s, args.model, offline=args.offline, strict=args.strict, as_json=args.json)
     df = check(s, args.model)
     if args.json:
