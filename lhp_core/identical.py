@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from lhp_core.progress import bar
+
 __all__ = ["CheckpointId", "IdenticalWeightsWarning", "Suite", "Weights", "cached_files", "check_hub",
            "drop_identical", "file_sha256", "groups", "hub_cache", "hub_offline", "hub_weights", "local_weights",
            "online_files", "weights_of"]
@@ -41,7 +43,8 @@ _FILE_MEMO: dict[tuple[str, int, int], str] = {}
 
 class Suite(Protocol):
     """What this module reads of a :class:`lhp_core.suites.Suite` (it imports no suite module, so that
-    ``lhp suite check`` can use it): ``kind`` is ``"hub"`` or ``"local"``; hub suites add ``hub_ref``."""
+    ``lhp_core.suites`` can use it for ``lhp suite check``): ``kind`` is ``"hub"`` or ``"local"``; hub
+    suites add ``hub_ref``."""
 
     id: str
     kind: str
@@ -189,7 +192,7 @@ def online_files(repo: str, revision: str) -> dict[str, str]:
 
 
 def hub_weights(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
-                offline: bool = False) -> list[Weights]:
+                offline: bool = False, progress: bool = False) -> list[Weights]:
     """Identify the weights of every revision of a hub suite, from the hub's metadata or the cache.
 
     Parameters
@@ -200,24 +203,27 @@ def hub_weights(suite: Suite, models: Sequence[str] | None = None, steps: Sequen
         Which checkpoints; default every model at every step.
     offline
         Read only the HF cache (revisions not in it are ``unknown``), never the network.
+    progress
+        Show a bar over the revisions (one hub request each when online).
 
     Returns
     -------
     One :class:`Weights` per checkpoint, in model then step order.
     """
+    todo = [(m, int(st)) for m in [suite.resolve_model(x) for x in (models or suite.models)]
+            for st in (suite.steps(m) if steps is None else steps)]
     out = []
-    for m in [suite.resolve_model(x) for x in (models or suite.models)]:
-        for st in (suite.steps(m) if steps is None else steps):
-            repo, rev = suite.hub_ref(m, int(st))  # type: ignore[attr-defined]
-            w = Weights(m, int(st), f"{repo}@{rev}")
-            files = cached_files(repo, rev) if offline else online_files(repo, rev)
-            if files is None:
-                w.unknown = "not in the Hugging Face cache"
-            elif not files:
-                w.unknown = "no *.safetensors or pytorch_model*.bin file"
-            else:
-                w.files, w.digests = files, _digests(files)
-            out.append(w)
+    for m, st in bar(todo, desc=f"reading {suite.id}", unit="revision", disable=not progress):
+        repo, rev = suite.hub_ref(m, st)  # type: ignore[attr-defined]
+        w = Weights(m, st, f"{repo}@{rev}")
+        files = cached_files(repo, rev) if offline else online_files(repo, rev)
+        if files is None:
+            w.unknown = "not in the Hugging Face cache"
+        elif not files:
+            w.unknown = "no *.safetensors or pytorch_model*.bin file"
+        else:
+            w.files, w.digests = files, _digests(files)
+        out.append(w)
     return out
 
 
@@ -345,7 +351,7 @@ def check_hub(suite: Suite, models: Sequence[str] | None = None, offline: bool =
     import json
 
     offline = offline or hub_offline()
-    found = hub_weights(suite, models, offline=offline)
+    found = hub_weights(suite, models, offline=offline, progress=not offline)
     sets = groups(found)
     unknown = [w for w in found if w.unknown]
     if as_json:
