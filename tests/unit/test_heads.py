@@ -204,7 +204,8 @@ def test_probe_longer_than_the_trained_context_is_refused(tiny_suite):
     with pytest.raises(ValueError, match="64-token context.*use seq_len <= 31"):
         heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=32, convention="lhp", progress=False)
     with pytest.raises(ValueError, match="64-token context.*use seq_len <= 32"):
-        heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=33, progress=False)
+        heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=33, convention="aoyama_wilcox",
+                                     progress=False)
 
 
 # --------------------------------------------------------------------------- conventions
@@ -358,13 +359,14 @@ def test_transformer_lens_scores_in_the_sweep_equal_the_in_memory_ones(bpe):
 
 
 HEAD_ERRORS = [
-    ("not repeated", lambda m: heads.head_scores(m, np.arange(16).reshape(2, 8)), ValueError,
+    ("not repeated", lambda m: heads.head_scores(m, np.arange(16).reshape(2, 8), "aoyama_wilcox"), ValueError,
      r"ids of shape \(2, 8\) are not sequences repeated twice.*random_probe\(\)"),
     ("unknown convention", lambda m: heads.head_scores(m, heads.random_probe(49, 1, 4), "olsson"), ValueError,
      r"unknown convention 'olsson'; use one of \['aoyama_wilcox', 'lhp', 'transformer_lens'\]"),
     ("no BOS id", lambda m: heads.head_scores(_no_bos(m), heads.random_probe(49, 1, 4), "lhp"), ValueError,
      r"the lhp convention prepends BOS.*pass bos_token_id="),
-    ("longer than the context", lambda m: heads.head_scores(m, heads.random_probe(49, 1, 21)), ValueError,
+    ("longer than the context", lambda m: heads.head_scores(m, heads.random_probe(49, 1, 21), "aoyama_wilcox"),
+     ValueError,
      r"probe sequences of 42 tokens exceed the model's 40-token context"),
     ("TL without ids", lambda m: heads.scores_from_patterns([torch.ones(1, 1, 5, 5)], "transformer_lens"), ValueError,
      r"transformer_lens convention needs input_ids of shape \(1, 5\)"),
