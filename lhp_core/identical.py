@@ -341,7 +341,9 @@ def check_hub(suite: Suite, models: Sequence[str] | None = None, offline: bool =
     strict
         Identical weights, or revisions that could not be checked, are a problem (exit 1).
     as_json
-        Also print one JSON line per revision.
+        Also print one JSON line per revision: ``model, step, revision, files`` (``{name: sha256}``),
+        ``unknown`` (why it was not checked, or ``""``) and ``copy_of_step`` (the last step of its set,
+        -1 for none).
 
     Returns
     -------
@@ -355,10 +357,10 @@ def check_hub(suite: Suite, models: Sequence[str] | None = None, offline: bool =
     sets = groups(found)
     unknown = [w for w in found if w.unknown]
     if as_json:
-        last = {(m, st): steps[-1] for m, steps in sets for st in steps}
+        kept = {(m, st): steps[-1] for m, steps in sets for st in steps[:-1]}
         for w in found:
             print(json.dumps({"model": w.model, "step": w.step, "revision": w.where, "files": w.files,
-                              "unknown": w.unknown, "same_as_step": last.get((w.model, w.step), -1)}))
+                              "unknown": w.unknown, "copy_of_step": kept.get((w.model, w.step), -1)}))
     source = "the Hugging Face cache" if offline else "the hub's file metadata (nothing downloaded)"
     print(f"{len(found) - len(unknown)} of {len(found)} revisions of {suite.id} checked from {source}")
     for m, steps in sets:
@@ -372,7 +374,8 @@ def check_hub(suite: Suite, models: Sequence[str] | None = None, offline: bool =
             steps = [w.step for w in which if w.model == m]
             print(f"  {m}: {len(steps)} revisions not checked, {reason}: steps {_steps_text(steps)}")
     if unknown:
-        fix = "run without --offline" if offline else "check that the revisions hold weight files"
+        fix = ("run online (without --offline, HF_HUB_OFFLINE unset)" if offline else
+               "check that the revisions hold weight files")
         print(f"  to check them: {fix}")
     if len(unknown) == len(found):
         return 1

@@ -8,6 +8,7 @@ linked to blobs, so they are hashed), ``step16`` and ``main`` (step 24) their ow
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -79,8 +80,14 @@ def test_offline_check_reports_revisions_not_in_the_cache(hub, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"4 of 5 revisions of {REPO} checked from the Hugging Face cache"
     assert out[-2:] == ["  tiny-s: 1 revisions not checked, not in the Hugging Face cache: steps 32",
-                        "  to check them: run without --offline"]
+                        "  to check them: run online (without --offline, HF_HUB_OFFLINE unset)"]
     assert main([*args, "--strict"]) == 1
+    capsys.readouterr()
+    assert main([*args, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(r["step"], r["copy_of_step"], bool(r["unknown"])) for r in rows] == [
+        (4, 16, False), (8, 24, False), (16, -1, False), (24, -1, False), (32, -1, True)]
+    assert rows[1]["files"] == {"model.safetensors": hub["main"]["model.safetensors"]}
 
 
 def test_online_check_reads_the_hubs_file_metadata_and_downloads_nothing(hub, tmp_path, monkeypatch, capsys):
