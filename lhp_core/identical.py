@@ -33,7 +33,7 @@ from typing import Protocol
 
 from lhp_core.progress import bar
 
-__all__ = ["CheckpointId", "IdenticalWeightsWarning", "Suite", "Weights", "cached_files", "check_hub",
+__all__ = ["CheckpointId", "IdenticalWeightsWarning", "SuiteLike", "Weights", "cached_files", "check_hub",
            "drop_identical", "file_sha256", "groups", "hub_cache", "hub_offline", "hub_weights", "local_weights",
            "online_files", "weights_of"]
 
@@ -41,7 +41,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILE_MEMO: dict[tuple[str, int, int], str] = {}
 
 
-class Suite(Protocol):
+class SuiteLike(Protocol):
     """What this module reads of a :class:`lhp_core.suites.Suite` (it imports no suite module, so that
     ``lhp_core.suites`` can use it for ``lhp suite check``): ``kind`` is ``"hub"`` or ``"local"``; hub
     suites add ``hub_ref``."""
@@ -60,7 +60,7 @@ class Suite(Protocol):
 
 
 #: ``(suite, model, step) -> id`` naming a local checkpoint's weights: :func:`lhp_core.checkpoints.checkpoint_id`.
-CheckpointId = Callable[[Suite, str, int], str]
+CheckpointId = Callable[[SuiteLike, str, int], str]
 
 
 class IdenticalWeightsWarning(UserWarning):
@@ -191,7 +191,7 @@ def online_files(repo: str, revision: str) -> dict[str, str]:
     return out
 
 
-def hub_weights(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+def hub_weights(suite: SuiteLike, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
                 offline: bool = False, progress: bool = False) -> list[Weights]:
     """Identify the weights of every revision of a hub suite, from the hub's metadata or the cache.
 
@@ -227,7 +227,7 @@ def hub_weights(suite: Suite, models: Sequence[str] | None = None, steps: Sequen
     return out
 
 
-def local_weights(suite: Suite, grid: Mapping[str, Sequence[int]], ids: CheckpointId) -> list[Weights]:
+def local_weights(suite: SuiteLike, grid: Mapping[str, Sequence[int]], ids: CheckpointId) -> list[Weights]:
     """Identify the weights of a local suite's checkpoints by their tensor hash (``ids``: :data:`CheckpointId`)."""
     out = []
     for m, steps in grid.items():
@@ -272,7 +272,7 @@ def groups(weights: Sequence[Weights]) -> list[tuple[str, list[int]]]:
     return out
 
 
-def weights_of(suite: Suite, grid: Mapping[str, Sequence[int]], ids: CheckpointId) -> list[Weights]:
+def weights_of(suite: SuiteLike, grid: Mapping[str, Sequence[int]], ids: CheckpointId) -> list[Weights]:
     """Identify the weights of ``grid``'s checkpoints without loading a model or touching the network.
 
     Hub suites: the HF cache (a revision not downloaded yet is unknown, so not compared); local
@@ -283,7 +283,7 @@ def weights_of(suite: Suite, grid: Mapping[str, Sequence[int]], ids: CheckpointI
     return local_weights(suite, grid, ids)
 
 
-def drop_identical(suite: Suite, grid: Mapping[str, Sequence[int]], ids: CheckpointId) -> dict[str, list[int]]:
+def drop_identical(suite: SuiteLike, grid: Mapping[str, Sequence[int]], ids: CheckpointId) -> dict[str, list[int]]:
     """``grid`` without the steps whose weights equal a later step's, with one warning naming them.
 
     Parameters
@@ -325,7 +325,7 @@ def _steps_text(steps: Sequence[int], n: int = 12) -> str:
     return f"{', '.join(map(str, steps[:n // 2]))}, ... {', '.join(map(str, steps[-n // 2:]))} ({len(steps)} steps)"
 
 
-def check_hub(suite: Suite, models: Sequence[str] | None = None, offline: bool = False, strict: bool = False,
+def check_hub(suite: SuiteLike, models: Sequence[str] | None = None, offline: bool = False, strict: bool = False,
               as_json: bool = False) -> int:
     """``lhp suite check`` on a hub suite: print every set of revisions with identical weights.
 
