@@ -454,11 +454,15 @@ class TrainerSuite(LocalSuite):
         except (OSError, ValueError, TypeError) as e:
             accum = None
             why.append(f"gradient_accumulation_steps unreadable ({e})")
+        # --seq-len completes the product only when the batch size and gradient accumulation were read.
+        fix = ("pass --seq-len N (tokens per training sequence) or --tokens-per-step N" if not why else
+               "pass --tokens-per-step N (tokens per optimizer step: batch size x gradient accumulation x world "
+               "size x sequence length); --seq-len cannot complete it")
         if self.sequence_length is None:
             why.append("the sequence length is not given (--seq-len)")
         if why:
             return None, None, ("unknown: trainer_state.json logs no num_input_tokens_seen, and " + "; ".join(why)
-                                + "; pass --seq-len N (tokens per training sequence) or --tokens-per-step N")
+                                + "; " + fix)
         world = self.world_size or 1
         tps = int(batch) * accum * world * self.sequence_length
         world_note = "--world-size" if self.world_size else "assumed; pass --world-size for multi-process runs"

@@ -6,7 +6,8 @@ import argparse
 import json
 
 from lhp_core.cli.options import positive_int
-from lhp_core.suites import OPTION_FLAGS, SUITES, LocalSuite, Suite, check, duplicate_groups, get_suite
+from lhp_core.identical import check_hub
+from lhp_core.suites import OPTION_FLAGS, SUITES, HubSuite, LocalSuite, Suite, check, duplicate_groups, get_suite
 
 
 def add_suite_options(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +54,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     chk.add_argument("suite")
     chk.add_argument("--model", action="append", default=None, help="only this model (repeatable)")
     chk.add_argument("--json", action="store_true", help="print the full table as JSON lines")
+    chk.add_argument("--strict", action="store_true", help="exit 1 when steps share identical weights")
+    chk.add_argument("--offline", action="store_true",
+                     help="hub suites: read the revisions in the Hugging Face cache, not the hub's file metadata")
     add_suite_options(chk)
 
 
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 if k in s.record.attrs:
                     print(f"  {k}: {s.record.attrs[k]}")
         return 0
+    if isinstance(s, HubSuite):
+        return check_hub(s, args.model, offline=args.offline, strict=args.strict, as_json=args.json)
     df = check(s, args.model)
     if args.json:
         for row in df.to_dict("records"):
@@ -99,4 +105,4 @@ def run(args: argparse.Namespace) -> int:
     if len(bad) or len(missing):
         fix = s.restore_hint() if isinstance(s, LocalSuite) else "restore those checkpoints"
         print(f"  to fix: delete the damaged step folders and {fix}")
-    return 1 if len(bad) or len(missing) else 0
+    return 1 if len(bad) or len(missing) or (args.strict and groups) else 0

@@ -14,7 +14,6 @@ the human category labels.
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -25,6 +24,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from scipy.stats import rankdata
 
+from lhp_core.deprecation import renamed
 from lhp_core.measures import Checkpoint, Measure, over_steps
 from lhp_core.metrics.experts import expert_ap_over_steps, model_ap, select_experts
 from lhp_core.provenance import config_sha256
@@ -633,13 +633,8 @@ def alignment(
     return ds
 
 
-def alignment_over_training(*args, **kwargs) -> xr.Dataset:
-    """Deprecated: :func:`alignment` (an AP table in memory) or :func:`alignment_over_steps` (a suite)."""
-    warnings.warn("similarity.alignment_over_training is deprecated and goes in the next release: use "
-                  "similarity.alignment_over_steps(suite, texts, table, members, human_sim, ...) (through the "
-                  "measure runner) or similarity.alignment(ap, members, human_sim, ...) for an AP table in memory",
-                  FutureWarning, stacklevel=2)
-    return alignment(*args, **kwargs)
+#: The previous release's name of :func:`alignment` (warns; :func:`alignment_over_steps` runs it on a suite).
+alignment_over_training = renamed("similarity.alignment_over_training", alignment, since="0.2.0")
 
 
 def alignment_over_steps(

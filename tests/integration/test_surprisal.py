@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from lhp_core import checkpoints
+from lhp_core.deprecation import RenamedWarning
 from lhp_core.metrics import reading
 from lhp_core.suites import context_length, get_suite
 
@@ -86,6 +87,6 @@ def test_ppp_over_steps_goes_through_the_runner(tiny_suite, table, tmp_path, mon
     assert again.attrs["n_computed"] == 0
     np.testing.assert_array_equal(again["ppp"].values, ds["ppp"].values)
     # the previous release's call still works for one release, with a warning naming the new function
-    with pytest.warns(FutureWarning, match="ppp_over_steps\\(suite, table, rt"):
+    with pytest.warns(RenamedWarning, match="ppp_over_steps\\(suite, table, rt"):
         old = reading.ppp_over_steps(t, sp["surprisal"], "rt", **kw)
     np.testing.assert_array_equal(old["ppp"].values, reading.ppp_grid(t, sp["surprisal"], "rt", **kw)["ppp"].values)

@@ -6,6 +6,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import adjusted_rand_score
 
+from lhp_core.deprecation import RenamedWarning
 from lhp_core.metrics import similarity as sim
 
 TOL = 1e-12
@@ -171,7 +172,7 @@ def test_alignment_on_planted_structure() -> None:
 
     args = (xr.Dataset({"ap": ap.expand_dims(model=["m"])}), pd.DataFrame({"word": members, "category": cats}), human)
     res = sim.alignment(*args, top_k=15, n_perm=100, n_boot=100)
-    with pytest.warns(FutureWarning, match="alignment_over_steps"):
+    with pytest.warns(RenamedWarning, match="renamed lhp_core.metrics.similarity.alignment in"):
         old = sim.alignment_over_training(*args, top_k=15, n_perm=100, n_boot=100)
     xr.testing.assert_identical(old, res)
     late_res = res.sel(model="m", step=100)
