@@ -8,12 +8,16 @@ absolute on the logits in float32 (the two paths sum in different orders).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import xarray as xr
 from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
 from transformers.models.gpt_neox.modeling_gpt_neox import apply_rotary_pos_emb
 
 from lhp_core import ablation
+from lhp_core.metrics import reading
+from lhp_core.metrics.ablation import conditions, matched_random, ppp_by_condition, select_heads
 
 TOL = 1e-5
 H, D, VOCAB, L = 4, 32, 50, 3
@@ -177,3 +181,62 @@ def test_bad_input_is_named(net):
     with pytest.raises(ValueError, match="mean ablation needs means of shape"):
         with ablation.ablate(net, [(1, 1)], "mean"):
             pass
+
+
+# ----------------------------------------------------------------------------- over training: the rules
+
+
+def _scores(values: np.ndarray) -> xr.DataArray:
+    s, n_layer, n_head = values.shape
+    return xr.DataArray(values, dims=("step", "layer", "head"),
+                        coords={"step": np.arange(s) * 10, "layer": np.arange(1, n_layer + 1),
+                                "head": np.arange(n_head)})
+
+
+def test_select_heads_by_hand():
+    v = np.zeros((3, 2, 4))
+    v[-1, 1, 2], v[-1, 0, 3], v[-1, 1, 0] = 0.6, 0.4, 0.1  # last step: top 2 are L2H2, L1H3
+    v[1, 0, 1] = 0.25  # step 10: L1H1 crosses 0.2
+    s = _scores(v)
+    assert select_heads(s, 10, "top_k", k=2) == [(1, 3), (2, 2)]
+    assert select_heads(s, 10, "threshold", threshold=0.2) == [(1, 1)]
+    assert select_heads(s, 10, "induction", k=2, threshold=0.2) == [(1, 1), (1, 3), (2, 2)]
+    assert select_heads(s, 0, "induction", k=1, threshold=0.2) == [(2, 2)]
+    with pytest.raises(ValueError, match="unknown head-selection rule 'best'"):
+        select_heads(s, 0, "best")
+
+
+def test_matched_random_keeps_layers_and_avoids_selected():
+    sel = [(1, 0), (1, 3), (2, 5)]
+    draws, short = matched_random(sel, 8, 50, np.random.default_rng(0))
+    assert short == 0
+    for d in draws:
+        assert not set(d) & set(sel)
+        assert sorted(layer for layer, _ in d) == [1, 1, 2]
+    assert len({tuple(d) for d in draws}) > 10  # really random
+    # a layer with too few other heads: the rest come from the other selected layer, and are counted
+    draws, short = matched_random([(1, 0), (1, 1), (2, 0)], 2, 5, np.random.default_rng(0))
+    assert short == 2 and all(len(d) == 1 and d[0] == (2, 1) for d in draws)
+    conds, _ = conditions(sel, 8, 3, 0, "l", 100)
+    assert list(conds) == ["clean", "selected", "random 1", "random 2", "random 3", "layer"]
+    assert conds["layer"] == [(1, h) for h in range(8)] + [(2, h) for h in range(8)]
+    assert conditions(sel, 8, 3, 0, "l", 100)[0] == conds  # same checkpoint, same draws
+
+
+def test_ppp_by_condition_equals_ppp_of_each_condition():
+    """Paired PPP of every condition at once equals reading.ppp_over_steps run on each condition alone
+    (no word is excluded at one condition only here, so the rows and folds are the same)."""
+    rng = np.random.default_rng(0)
+    n = 300
+    words = [f"w{'x' * (i % 7)}" for i in range(n)]
+    table = pd.DataFrame({"item": np.repeat([1, 2, 3], n // 3), "word": words, "rt": rng.normal(300, 40, n)})
+    sp = rng.gamma(4.0, 2.0, size=(1, 2, 3, n)) + 0.1
+    table["rt"] += 5 * sp[0, 1, 0]
+    ds = xr.Dataset({"surprisal": (("model", "step", "condition", "word"), sp)},
+                    coords={"model": ["l"], "step": [0, 100], "condition": ["clean", "selected", "layer"],
+                            "word": np.arange(n)})
+    got = ppp_by_condition(table, ds, "rt", measure="spr")
+    for c in ds.condition.values:
+        want = reading.ppp_over_steps(table, ds["surprisal"].sel(condition=c), "rt", measure="spr")
+        np.testing.assert_allclose(got["ppp"].sel(condition=c).values, want["ppp"].values, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got["ppp_lo"].sel(condition=c).values, want["ppp_lo"].values, rtol=0, atol=1e-12)
