@@ -240,3 +240,30 @@ def test_ppp_by_condition_equals_ppp_of_each_condition():
         want = reading.ppp_over_steps(table, ds["surprisal"].sel(condition=c), "rt", measure="spr")
         np.testing.assert_allclose(got["ppp"].sel(condition=c).values, want["ppp"].values, rtol=0, atol=1e-12)
         np.testing.assert_allclose(got["ppp_lo"].sel(condition=c).values, want["ppp_lo"].values, rtol=0, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- the study's rules
+
+
+def test_icl_onset_by_hand():
+    from lhp_core.studies.ablation import icl_onset
+
+    steps = np.array([0, 10, 20, 40, 80])
+    assert icl_onset(steps, np.array([0, 2, 0, 3, 4]), np.array([1, 1, 1, 1, 1])) == \
+        {"step": 40.0, "lo": 20.0, "hi": 40.0, "found": True}
+    assert icl_onset(steps, np.array([2, 2, 2, 2, 2]), np.ones(5))["step"] == 0.0
+    assert not icl_onset(steps, np.array([2, 2, 2, 2, 0]), np.ones(5))["found"]
+
+
+@pytest.mark.parametrize("sel,verdict", [(0.004, "holds"), (0.0005, "does not hold at this scale"),
+                                         (-0.004, "contradicted")])
+def test_restoration_verdict(sel, verdict):
+    from lhp_core.studies.ablation import restoration_verdict
+
+    # PPP fell from 0.012 to 0.009 after the transition: restoring means a positive change
+    r = {"ppp_pre": 0.012, "ppp_clean": 0.009, "change_selected": sel, "change_random_lo": -0.001,
+         "change_random_hi": 0.001}
+    assert restoration_verdict(r) == verdict
+    flipped = {**r, "ppp_pre": 0.006, "change_selected": -sel}
+    assert restoration_verdict(flipped) == verdict
+    assert restoration_verdict({"transition_found": False}) == "not measurable here"
