@@ -2,6 +2,8 @@
 shapes the Timeline reads, and numbers a chapter can record."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -35,3 +37,11 @@ def test_study_on_a_trained_suite(tiny_suite, isolated):
     rec = {**study.numbers(), **findings.to_record(fs)}
     assert all(isinstance(v, (int, float, str)) for v in rec.values())
     assert np.isfinite(rec["ablation_icl_cost_last"])
+    # the chapter's chart and table draw from the study alone
+    from lhp_core.viz import ablation as view
+
+    spec = view.effect_figure(study).to_dict()
+    assert view.SLIDER in json.dumps(spec)
+    long = view.effects_long(study)
+    assert set(long.series) == set(view.SERIES.values()) and len(long) == 3 * 2 * 3
+    assert len(view.effect_table(study).data) == 3
