@@ -27,6 +27,7 @@ from lhp_core.measures import shared_steps
 from lhp_core.metrics import ablation as abl
 from lhp_core.metrics import heads, reading
 from lhp_core.metrics.events import POOLED, Curve, event_table
+from lhp_core.studies.contributions import register
 from lhp_core.suites import Suite, get_suite
 
 SOURCE = "Aoyama & Wilcox 2025"
@@ -246,3 +247,6 @@ def run(suite: str | Suite, models: Sequence[str] | None = None, steps: Sequence
     return Ablation(s, chosen, data, ppp, transitions,
                     params=dict(rule=ablation_rule, k=ablation_k, threshold=ablation_threshold,
                                 draws=ablation_draws, mode=ablation_mode, patterns=ablation_patterns))
+
+
+register("ablation", run, chapter="reading")
