@@ -27,7 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from lhp_core import ablation, schema
-from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps, step_grid
+from lhp_core.measures import Checkpoint, Measure, over_steps, step_grid
 from lhp_core.metrics import heads, reading
 from lhp_core.provenance import config_sha256
 from lhp_core.stimuli import Stimuli
@@ -279,4 +279,3 @@ def ppp_by_condition(table: pd.DataFrame, ds: xr.Dataset, rt: str, **options) ->
     return out
 
 
-MEASURES.register("ablation", lambda: ablation_over_steps)

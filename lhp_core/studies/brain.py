@@ -24,6 +24,7 @@ from lhp_core.measures import shared_steps, step_grid
 from lhp_core.metrics import brain, changepoint, instruct, probing, tasks
 from lhp_core.metrics.events import Curve, event_table
 from lhp_core.studies.contributions import register
+from lhp_core.studies.suite import HELD_OUT_LOSS
 from lhp_core.suites import Suite
 from lhp_core.train import ensure
 
@@ -73,21 +74,17 @@ class Brain:
         return pd.DataFrame(rows)
 
     def companions(self) -> pd.DataFrame:
-        """Long table ``model, step, tokens_seen, measure, value`` of every curve on the shared axis."""
+        """Long table ``model, step, tokens_seen, measure, value`` of every curve on the shared axis (``measure``:
+        the curve's label, name and units)."""
+        brain_score, following, selectivity = self.curves()
         rec = self.suite.training_record()
-        parts = [rec["val_loss"].sel(model=self.models).to_dataframe().reset_index()
-                 .rename(columns={"val_loss": "value"}).assign(measure="held-out loss (nats/token)"),
-                 self.tasks["accuracy"].mean(schema.TASK).to_dataframe(name="value").reset_index()
-                 .assign(measure="task battery: mean accuracy"),
-                 self.following["instruction_following"].to_dataframe(name="value").reset_index()
-                 .assign(measure="instruction following (share)"),
-                 self.probe["accuracy"].max(schema.LAYER).to_dataframe(name="value").reset_index()
-                 .assign(measure="POS probe accuracy (best layer)"),
-                 self.probe["selectivity"].max(schema.LAYER).to_dataframe(name="value").reset_index()
-                 .assign(measure="POS probe selectivity (best layer)"),
-                 self.best["r"].to_dataframe(name="value").reset_index().assign(measure="brain score r (best layer)")]
+        order = [Curve(HELD_OUT_LOSS, "nats/token", rec["val_loss"].sel(model=self.models)),
+                 Curve("task battery: mean accuracy", "accuracy", self.tasks["accuracy"].mean(schema.TASK)),
+                 following,
+                 Curve("POS probe accuracy, best layer", "share of words", self.probe["accuracy"].max(schema.LAYER)),
+                 selectivity, brain_score]
         keep = [schema.MODEL, schema.STEP, schema.TOKENS_SEEN, "measure", "value"]
-        return pd.concat([p[keep] for p in parts], ignore_index=True).dropna(subset=["value"])
+        return pd.concat([c.frame().assign(measure=c.label)[keep] for c in order], ignore_index=True)
 
     def findings(self) -> list[Finding]:
         n3 = sum(s.three_phases for s in self.segmentations.values())

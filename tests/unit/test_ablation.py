@@ -235,9 +235,10 @@ def test_ppp_by_condition_equals_ppp_of_each_condition():
     ds = xr.Dataset({"surprisal": (("model", "step", "condition", "word"), sp)},
                     coords={"model": ["l"], "step": [0, 100], "condition": ["clean", "selected", "layer"],
                             "word": np.arange(n)})
-    got = ppp_by_condition(table, ds, "rt", measure="spr")
+    got = ppp_by_condition(table, ds, "rt", measure="spr", exclusions="aoyama_wilcox", spillover=4)
     for c in ds.condition.values:
-        want = reading.ppp_over_steps(table, ds["surprisal"].sel(condition=c), "rt", measure="spr")
+        want = reading.ppp_over_steps(table, ds["surprisal"].sel(condition=c), "rt", measure="spr",
+                                      exclusions="aoyama_wilcox", spillover=4)
         np.testing.assert_allclose(got["ppp"].sel(condition=c).values, want["ppp"].values, rtol=0, atol=1e-12)
         np.testing.assert_allclose(got["ppp_lo"].sel(condition=c).values, want["ppp_lo"].values, rtol=0, atol=1e-12)
 
