@@ -49,7 +49,7 @@ def random_label(i: int) -> str:
 
 
 def select_heads(scores: xr.DataArray, step: int, rule: str = "induction", k: int = 2,
-                 threshold: float = 0.2) -> list[ablation.Head]:
+                 threshold: float = 0.3) -> list[ablation.Head]:
     """The heads ``rule`` selects at ``step`` from one model's induction scores.
 
     Parameters
@@ -86,8 +86,9 @@ def matched_random(selected: Sequence[ablation.Head], n_heads: int, n_draws: int
     """``n_draws`` random head sets matched to ``selected`` layer by layer, none of them selected.
 
     Each draw takes, in every layer, as many heads as ``selected`` has there, uniformly among that
-    layer's unselected heads. A layer whose selected heads leave too few others gives what it has,
-    and the rest come from the unselected heads of the other selected layers.
+    layer's unselected heads; the draws are distinct sets where that many exist, else they repeat.
+    A layer whose selected heads leave too few others gives what it has, and the rest come from the
+    unselected heads of the other selected layers.
 
     Returns
     -------
@@ -100,8 +101,11 @@ def matched_random(selected: Sequence[ablation.Head], n_heads: int, n_draws: int
     taken = set(selected)
     free = {layer: [h for h in range(n_heads) if (layer, h) not in taken] for layer in per_layer}
     short = sum(max(0, c - len(free[layer])) for layer, c in per_layer.items())
-    draws = []
-    for _ in range(n_draws):
+    draws: list[list[ablation.Head]] = []
+    # Distinct sets while there are enough of them: a repeated draw adds nothing to the control's interval.
+    for _ in range(50 * n_draws):
+        if len(draws) == n_draws:
+            break
         pick: list[ablation.Head] = []
         for layer, c in per_layer.items():
             n = min(c, len(free[layer]))
@@ -110,7 +114,10 @@ def matched_random(selected: Sequence[ablation.Head], n_heads: int, n_draws: int
             rest = [(layer, h) for layer, hs in free.items() for h in hs if (layer, h) not in pick]
             n = min(short, len(rest))
             pick += [rest[i] for i in rng.choice(len(rest), size=n, replace=False)] if n else []
-        draws.append(sorted(pick))
+        if sorted(pick) not in draws:
+            draws.append(sorted(pick))
+    while len(draws) < n_draws:  # fewer distinct sets exist than draws asked for: repeat them in turn
+        draws.append(draws[len(draws) % max(len(draws), 1)] if draws else [])
     return draws, short
 
 
@@ -135,7 +142,7 @@ def _heads_text(hs: Sequence[ablation.Head]) -> str:
 
 def ablation_over_steps(suite, table: pd.DataFrame, texts: Sequence[str], models: Sequence[str] | None = None,
                         steps: str | Sequence[int] | None = None, rule: str = "induction", k: int = 2,
-                        threshold: float = 0.2, n_draws: int = 3, mode: str = "zero",
+                        threshold: float = 0.3, n_draws: int = 3, mode: str = "zero",
                         preserve_patterns: bool = False, reference_texts: Sequence[str] | None = None,
                         n_windows: int | None = 16, n_seq: int = 20, seq_len: int = 24, seed: int = 0,
                         head_convention: str = "aoyama_wilcox", word: str = "word", group: str = "item",
