@@ -275,3 +275,27 @@ def test_icl_verdict():
     assert icl_verdict(False, False, 0.1, 0.0) == "not measurable here"
     assert icl_verdict(False, True, -0.07, -0.02) == "contradicted"
     assert icl_verdict(False, True, 0.01, -0.02) == "does not hold at this scale"
+
+
+def test_pattern_replay_with_grouped_query_attention():
+    """Llama with 2 key/value heads for 4 query heads: replaying the clean run's own patterns (nothing
+    ablated) gives the clean logits, and zero-ablating a head through the replay path equals the plain
+    zero ablation in the last block (where no later attention can move)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    cfg = AutoConfig.for_model("llama", vocab_size=VOCAB, hidden_size=D, num_hidden_layers=2, num_attention_heads=H,
+                               num_key_value_heads=2, intermediate_size=48, max_position_embeddings=64,
+                               bos_token_id=0, eos_token_id=0, pad_token_id=1)
+    net = AutoModelForCausalLM.from_config(cfg).eval()
+    x = torch.as_tensor(np.random.default_rng(0).integers(2, VOCAB, size=(2, 10)))
+    with torch.inference_mode():
+        clean = net(input_ids=x).logits
+        with ablation.ablate(net, [], preserve_patterns=True):
+            replay = net(input_ids=x).logits
+        with ablation.ablate(net, [(2, 3)], "zero", preserve_patterns=True):
+            frozen = net(input_ids=x).logits
+        with ablation.ablate(net, [(2, 3)], "zero"):
+            plain = net(input_ids=x).logits
+    assert torch.allclose(replay, clean, atol=TOL, rtol=0)
+    assert torch.allclose(frozen, plain, atol=TOL, rtol=0) and not torch.allclose(frozen, clean, atol=1e-3)
