@@ -21,6 +21,7 @@ task       evaluation task id (``lhp_core.metrics.tasks.TASKS``, or a published 
 seed       training run's random seed (int), e.g. 1-9 for PolyPythia re-runs, 1234 the standard Pythia run
 ngram      n of an n-gram statistic (int, 1 = unigram)
 concept    a concept of the expert-neuron study (a THINGS concept word, or a category word)
+condition  an experimental condition of a measure (e.g. which heads are ablated: ``"clean"``, ``"selected"``)
 resample   index of a bootstrap resample (items drawn with replacement; the same seed draws the same
            resamples at every checkpoint, so they line up across steps)
 
@@ -57,9 +58,11 @@ TASK = "task"
 SEED = "seed"
 NGRAM = "ngram"
 CONCEPT = "concept"
+CONDITION = "condition"
 RESAMPLE = "resample"
 
-DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN, TASK, SEED, NGRAM, CONCEPT, RESAMPLE)
+DIMS = (MODEL, STEP, LAYER, HEAD, NEURON, HIDDEN, STIMULUS, WORD, TOKEN, TASK, SEED, NGRAM, CONCEPT, CONDITION,
+        RESAMPLE)
 
 _FLAT = (str, int, float, bool, np.integer, np.floating, np.bool_)
 
@@ -87,6 +90,8 @@ COORD_ATTRS: dict[str, dict[str, str]] = {
            "description": "position of the word in the stimulus table (all stimuli, in order)"},
     TOKEN: {"long_name": "token index", "units": DIMENSIONLESS,
             "description": "position of the token in the tokenized stimulus table (all stimuli, in order; no BOS)"},
+    CONDITION: {"long_name": "condition", "units": TEXT,
+                "description": "experimental condition of the measure (e.g. which heads are ablated)"},
 }
 
 

@@ -36,7 +36,7 @@ from lhp_core.suites import size_order
 __all__ = ["BUILT_IN", "Contribution", "Timeline", "contributors", "register", "run", "unregister"]
 
 #: The book's studies that contribute to the Timeline, in panel order; each registers itself on import.
-BUILT_IN = ("lhp_core.studies.suite", "lhp_core.studies.reading", "lhp_core.studies.brain",
+BUILT_IN = ("lhp_core.studies.suite", "lhp_core.studies.reading", "lhp_core.studies.ablation", "lhp_core.studies.brain",
             "lhp_core.studies.emergence", "lhp_core.studies.experts")
 for _module in BUILT_IN:
     importlib.import_module(_module)

@@ -9,7 +9,7 @@ import xarray as xr
 
 from lhp_core import checkpoints, concepts, measures, sweep
 from lhp_core.data import corpora
-from lhp_core.metrics import brain, experts, heads, instruct, loss, probing, reading, similarity, tasks
+from lhp_core.metrics import ablation, brain, experts, heads, instruct, loss, probing, reading, similarity, tasks
 from lhp_core.suites import get_suite
 
 STEPS = [0, 24]
@@ -58,6 +58,9 @@ def _drivers():
         ("pos_probe", lambda s: probing.pos_probe_over_steps(s, brown, n_sentences=12, steps=STEPS, n_folds=2,
                                                             progress=False)),
         ("expert_ap", lambda s: experts.expert_ap_over_steps(s, texts, table, steps=STEPS, progress=False)),
+        ("ablation", lambda s: ablation.ablation_over_steps(
+            s, pd.DataFrame({"item": 1, "word": TEXTS[0].split()}), TEXTS * 4, steps=STEPS, k=1, n_draws=2,
+            n_windows=2, n_seq=3, seq_len=8, progress=False)),
         ("embedding_rsa", lambda s: similarity.embedding_rsa_over_steps(s, ["dog", "cat", "apple"], human,
                                                                         steps=STEPS, progress=False)),
     ]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from lhp_core import book
+from lhp_core import book, findings
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,12 @@ def test_word_boundary_correction_is_applied(rec: dict) -> None:
     assert math.isfinite(rec["ppp_ns_last_big_naive"]) and abs(rec["ppp_ns_last_big_naive"]) < 0.3
     assert rec["ppp_ns_last_big_naive"] != rec["ppp_ns_last_big"]
     assert rec["bow_abs_diff_bits"] > 0.01
+
+
+def test_ablation_arm(rec: dict) -> None:
+    # ci profile: the largest model at 3 checkpoints, 1 selected head against 2 random draws
+    assert rec["ablation_model"] == "l" and rec["ablation_n_steps"] == 3 and rec["ablation_n_draws"] == 2
+    assert rec["ablation_n_heads_last"] >= 1
+    assert math.isfinite(rec["ablation_icl_cost_last"]) and abs(rec["ablation_icl_cost_last"]) < 2
+    for fid in ("ablation_restores_ppp", "ablation_costs_icl"):
+        assert rec[f"finding_{fid}_verdict"] in findings.VERDICTS
