@@ -855,8 +855,9 @@ def suite_from_args(args: argparse.Namespace) -> str | Suite:
     return get_suite(args.suite, **options)
 
 
-def check(suite: str | Suite, models: list[str] | None = None, progress: bool = True):
-    """Hash every checkpoint's weights and flag steps whose weights equal an earlier step's.
+def check(suite: str | Suite, models: list[str] | None = None, progress: bool = True,
+          steps: Sequence[int] | None = None):
+    """Hash every checkpoint's weights (or those at ``steps``) and flag steps whose weights equal an earlier step's.
 
     Returns
     -------
@@ -870,7 +871,7 @@ def check(suite: str | Suite, models: list[str] | None = None, progress: bool = 
     models = [s.resolve_model(m) for m in (models or s.models)]
     rec = s._record if isinstance(s, LocalSuite) else None
     rows = []
-    todo = [(m, st) for m in models for st in s.steps(m)]
+    todo = [(m, st) for m in models for st in s.steps(m) if steps is None or st in steps]
     for m, st in bar(todo, desc=f"hashing {s.id}", unit="ckpt", disable=not progress):
         try:
             sha, missing = weights_sha256(s.checkpoint_path(m, st)), False
