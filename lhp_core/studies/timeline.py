@@ -269,12 +269,15 @@ def order_verdict(tested: pd.DataFrame, units: str, of: str) -> tuple[str, str]:
     return text, "holds" if n["same"] else "not measurable here"
 
 
-def run(profile: str = "default", studies=tuple(STUDIES), with_published: bool = True) -> Timeline:
+def run(profile: str = "default", studies=tuple(STUDIES), with_published: bool = True, suite: str | None = None,
+        models: list[str] | None = None, steps: list[int] | None = None) -> Timeline:
     """Run every study with the parameters its chapter runs with at ``profile`` (their cached results),
-    plus the published Pythia data."""
+    plus the published Pythia data; ``suite``, ``models``, ``steps`` move the chapters onto another suite
+    as ``lhp book --suite`` does (:func:`lhp_core.book.on_suite`)."""
+    moved = {"suite": suite, "models": models, "steps": steps} if suite is not None else None
     results = {}
     for name in studies:
-        results[name] = _call(STUDIES[name], book.chapter_arguments(profile, name))
+        results[name] = _call(STUDIES[name], book.chapter_arguments(profile, name, suite=moved))
     pub = thresholds = None
     if with_published:
         pub_args = (book.chapter_arguments(profile, "published")
@@ -282,5 +285,5 @@ def run(profile: str = "default", studies=tuple(STUDIES), with_published: bool =
         pub = _call(published, pub_args)
         if "emergence" in results:
             thresholds = results["emergence"].pythia_events()
-    suite_id = book.chapter_arguments(profile, "suite")["suite"] if "suite" in results else ""
+    suite_id = book.chapter_arguments(profile, "suite", suite=moved)["suite"] if "suite" in results else ""
     return Timeline(suite_id, results, pub, thresholds, params={"profile": profile})
