@@ -176,7 +176,8 @@ def three_phase_verdict(n_three: int, n_models: int, above_chance: bool) -> str:
 def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | None = None, device: str = "cpu",
         n_sentences: int | None = 2000, reducer: str = "stimulus_last", n_boot: int = 1000, n_permutations: int = 50,
         n_seg_boot: int = 200, n_probe_sentences: int = 100, n_probe_steps: int = 4, n_prompts: int = 25,
-        n_task_items: int = 100, n_task_steps: int = 16, seed: int = 0, progress: bool = True) -> Brain:
+        n_task_items: int = 100, n_task_steps: int = 16, seed: int = 0, held_out_articles: int | None = None,
+        progress: bool = True) -> Brain:
     """Run the brain study on ``suite`` (see the module docstring); sizes as in the chapter's parameters."""
     s = training.require(suite)
     grid = step_grid(s, models, steps)
@@ -202,4 +203,5 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
     loss_steps = None if training.has_record(s) else sorted(set().union(*grid.values()))
     return Brain(s, models, table, reducer, scores, scores_other, best, segs, task_ds, follow, probe,
                  params=dict(n_boot=min(n_boot, 500), seed=seed),
-                 record=training.record(s, models, loss_steps, device=device, progress=progress))
+                 record=training.record(s, models, loss_steps, device=device, held_out_articles=held_out_articles,
+                                        progress=progress))

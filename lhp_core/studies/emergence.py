@@ -197,7 +197,7 @@ def persist_verdict(n_persist: int, n_tasks: int, n_emergent: int) -> str:
 
 def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | None = None, device: str = "cpu",
         n_items: int = 100, max_steps: int = 16, n_boot: int = 200, seed: int = 0, pythia_shots: int = 0,
-        progress: bool = True) -> Emergence:
+        held_out_articles: int | None = None, progress: bool = True) -> Emergence:
     """Run the emergence study on ``suite`` and on Pythia's published evaluations."""
     s = training.require(suite)
     models = list(models or s.models)
@@ -205,7 +205,8 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
     battery = T.task_battery_over_steps(s, models, steps, n_items=n_items, seed=seed, device=device, progress=progress)
     # A training record holds the loss at every step (the events read its whole curve); elsewhere the
     # loss is measured at the study's checkpoints only.
-    rec = training.record(s, models, None if training.has_record(s) else steps, device=device, progress=progress)
+    rec = training.record(s, models, None if training.has_record(s) else steps, device=device,
+                          held_out_articles=held_out_articles, progress=progress)
     tidy = em.loss_table(
         battery.drop_vars(["chance", "checkpoint_id", schema.TOKENS_SEEN]).to_dataframe().reset_index(), rec)
     long = tidy.melt(id_vars=["model", "step", "task", "loss"], value_vars=list(T.METRICS), var_name="metric")

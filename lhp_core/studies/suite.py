@@ -111,9 +111,9 @@ class SuiteStudy:
 
 
 def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
-        device: str = "cpu", progress: bool = True) -> SuiteStudy:
+        device: str = "cpu", held_out_articles: int | None = None, progress: bool = True) -> SuiteStudy:
     """The suite's record (:func:`training.record`) at ``models`` x ``steps`` and its checkpoints' hashes."""
     s = training.require(suite)
-    rec = training.record(s, models, steps, device=device, progress=progress)
+    rec = training.record(s, models, steps, device=device, held_out_articles=held_out_articles, progress=progress)
     hashes = suites.check(s, models=list(rec.model.values), progress=False, steps=[int(x) for x in rec.step.values])
     return SuiteStudy(s, rec, hashes.reset_index(drop=True))

@@ -103,13 +103,18 @@ def seed(suite: Suite) -> int | None:
     return None
 
 
-def held_out_texts() -> list[str]:
-    """The articles of :data:`HELD_OUT`."""
-    return list(corpora.documents(HELD_OUT))
+def held_out_texts(n_articles: int | None = None) -> list[str]:
+    """The first ``n_articles`` articles of :data:`HELD_OUT` (None: all 62)."""
+    docs = list(corpora.documents(HELD_OUT))
+    if n_articles is not None and not 1 <= n_articles <= len(docs):
+        raise ValueError(f"held_out_articles={n_articles}: {HELD_OUT} has {len(docs)} articles; pass 1..{len(docs)} "
+                         "or None for all")
+    return docs[:n_articles]
 
 
 def record(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
-           device: str = "cpu", n_probe: int = 64, probe_len: int = 32, progress: bool = True) -> xr.Dataset:
+           device: str = "cpu", held_out_articles: int | None = None, n_probe: int = 64, probe_len: int = 32,
+           progress: bool = True) -> xr.Dataset:
     """The training record of ``suite`` at ``models`` x ``steps``, measured where lhp did not record it.
 
     Parameters
@@ -118,6 +123,8 @@ def record(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[in
         Any suite.
     models, steps
         Default every model and its steps.
+    held_out_articles
+        Suites without a record: the first this many articles of :data:`HELD_OUT` (None: all).
     n_probe, probe_len
         Repeated-span probe of suites without a record: spans and their length in tokens.
 
@@ -138,7 +145,7 @@ def record(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[in
     grid = step_grid(suite, models, steps)
     models = list(grid)
     steps = sorted(set().union(*grid.values()))
-    texts = held_out_texts()
+    texts = held_out_texts(held_out_articles)
     val = loss.loss_over_steps(suite, texts, models, steps, device=device, progress=progress)
     probe = loss.repeat_probe_over_steps(suite, texts, models, steps, n_seq=n_probe, seq_len=probe_len,
                                          device=device, progress=progress)
@@ -155,5 +162,7 @@ def record(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[in
                                                          dtype=np.int64)),
     })
     known = seed(suite)
-    ds.attrs.update(held_out=HELD_OUT_DESCRIPTION, source="measured", **({} if known is None else {"seed": known}))
+    n = len(texts)
+    ds.attrs.update(held_out=f"{n} {HELD_OUT_DESCRIPTION}" if held_out_articles else HELD_OUT_DESCRIPTION,
+                    source="measured", **({} if known is None else {"seed": known}))
     return ds
