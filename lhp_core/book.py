@@ -224,7 +224,7 @@ def on_suite(params: Mapping[str, Any], suite: Mapping[str, Any] | None) -> dict
             moved = new + value[len(old):] if value.startswith(old) else None
             try:
                 out[key] = moved if moved is not None and get_suite(moved) else None
-            except SuiteError:
+            except (SuiteError, FileNotFoundError, ValueError):  # no such companion: the study says so
                 out[key] = None
     return out
 

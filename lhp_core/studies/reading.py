@@ -302,7 +302,7 @@ def twin_of(suite: str) -> tuple[str, str]:
     """The copy-regularised twin ``f"{suite}-copyreg"`` of ``suite``, or ``""`` and why there is none."""
     try:
         get_suite(f"{suite}-copyreg")
-    except SuiteError:
+    except (SuiteError, FileNotFoundError, ValueError):
         return "", (f"Suite {suite} has no copy-regularised twin ({suite}-copyreg): the comparison needs the same "
                     "models trained again with the copy penalty (`lhp train --copy-reg`), so it was left out.")
     return f"{suite}-copyreg", ""

@@ -32,8 +32,9 @@ from lhp_core.suites import LocalSuite, PythiaSuite, Suite, TrainerSuite, get_su
 #: 2016), which no suite lhp knows trained on. Losses on it are per token of each suite's own
 #: tokenizer, so they compare checkpoints of one suite, never suites with different tokenizers.
 HELD_OUT = "wikitext2_test"
-HELD_OUT_DESCRIPTION = ("WikiText-2 test articles (Merity et al. 2016), nats per token of the suite's own "
-                        "tokenizer: comparable across the checkpoints of one tokenizer, not across tokenizers")
+HELD_OUT_NOTE = ("nats per token of the suite's own tokenizer: comparable across the checkpoints of one "
+                 "tokenizer, not across tokenizers")
+HELD_OUT_DESCRIPTION = f"WikiText-2's test articles (Merity et al. 2016), {HELD_OUT_NOTE}"
 
 
 class NotTrained(FileNotFoundError):
@@ -162,7 +163,8 @@ def record(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[in
                                                          dtype=np.int64)),
     })
     known = seed(suite)
-    n = len(texts)
-    ds.attrs.update(held_out=f"{n} {HELD_OUT_DESCRIPTION}" if held_out_articles else HELD_OUT_DESCRIPTION,
-                    source="measured", **({} if known is None else {"seed": known}))
+    held = (f"the first {len(texts)} of WikiText-2's test articles (Merity et al. 2016), {HELD_OUT_NOTE}"
+            if held_out_articles else HELD_OUT_DESCRIPTION)
+    ds["val_loss"].attrs["description"] = held
+    ds.attrs.update(held_out=held, source="measured", **({} if known is None else {"seed": known}))
     return ds
