@@ -46,7 +46,8 @@ class SuiteStudy:
         df = self.record[["train_loss", "val_loss"]].to_dataframe().reset_index()
         df = df.melt(id_vars=[schema.MODEL, schema.STEP, schema.TOKENS_SEEN], value_vars=["train_loss", "val_loss"],
                      var_name="split", value_name="loss")
-        return df.replace({"split": {"train_loss": "train", "val_loss": "held-out"}})
+        # A suite lhp did not train publishes no training loss: only its measured held-out loss is drawn.
+        return df.replace({"split": {"train_loss": "train", "val_loss": "held-out"}}).dropna(subset=["loss"])
 
     def probe(self) -> pd.DataFrame:
         df = self.record[["probe_first_loss", "probe_second_loss"]].to_dataframe().reset_index()
