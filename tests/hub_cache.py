@@ -22,14 +22,12 @@ PYTHIA_TOKENS_PER_STEP = 2_097_152
 
 
 def pythia_revisions(n: int) -> list[int]:
-    """``n`` of Pythia's revision steps in order: its log-spaced ones (0, 1, 2, ..., 512), then evenly
-    over 1000..143000, ending at 143000."""
+    """``n >= 2`` of Pythia's revision steps in order: its log-spaced ones (0, 1, 2, ..., 512) as far as
+    they go, then evenly over 1000..143000, ending at 143000."""
     from lhp_core.schedule import pythia_steps, spread
 
     steps = pythia_steps()
-    log = [s for s in steps if s < 1000]
-    if n <= len(log):
-        return [*log[: n - 1], steps[-1]]
+    log = [s for s in steps if s < 1000][: max(n - 2, 0)]  # at least two evenly spaced ones: 1000 and 143000
     return [*log, *spread([s for s in steps if s >= 1000], n - len(log))]
 
 
