@@ -11,7 +11,8 @@ is executed here first, by papermill, with the parameters of one *profile*:
 ``pythia``   Pythia 70m, 160m and 410m from the hub, 20 revisions, on ``cuda``
 
 ``lhp book --suite ID_OR_PATH [--models ...] [--steps ...]`` runs every chapter on another
-suite (any kind ``lhp_core.suites.get_suite`` takes) at the profile's sizes (:func:`on_suite`).
+suite (any kind ``lhp_core.suites.get_suite`` takes) at the profile's sizes
+(:func:`lhp_core.profiles.on_suite`).
 
 ``book/profiles.yml`` holds, per profile, ``common`` parameters passed to every
 chapter (``suite``, ``models``, ``steps``, ``device``) and ``chapters``: per-chapter
@@ -43,7 +44,6 @@ a chapter actually computed::
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import math
 import multiprocessing as mp
@@ -65,34 +65,22 @@ import yaml
 
 from lhp_core import findings
 from lhp_core.config import pin_paths
+from lhp_core.profiles import ProfileError, on_suite, repo_root
+from lhp_core.profiles import load as load_profiles
+from lhp_core.profiles import parameters as profiles_parameters
 from lhp_core.progress import BOOK_RUN_VAR, Monitor, reporting_to
 
 RECORD_MIMETYPE = "application/vnd.lhp.record+json"
 PROFILES = ("ci", "default", "gpu", "pythia")
-COMMON_KEYS = ("suite", "models", "steps", "device")
 #: Parameters passed only to chapters whose parameters cell declares them.
 OPTIONAL_KEYS = ("profile",)
 #: Files and folders of ``book/`` that are never copied into the build folder.
 _SKIP = {"_build", "_executed", ".ipynb_checkpoints", "profiles.yml", "__pycache__"}
 
 
-class BookError(RuntimeError):
-    """A chapter failed, or the book's configuration is inconsistent."""
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def repo_root() -> Path:
-    """The folder holding ``_config.yml`` and ``book/`` (the source checkout)."""
-    here = Path(__file__).resolve().parents[1]
-    for candidate in (Path.cwd(), *Path.cwd().parents, here):
-        if (candidate / "_config.yml").is_file() and (candidate / "book" / "_toc.yml").is_file():
-            return candidate
-    raise BookError(
-        "cannot find the book sources (_config.yml and book/_toc.yml); run `lhp book` from the "
-        "lhp repository checkout, or pass --root"
-    )
+class BookError(ProfileError):
+    """A chapter failed, or the book's configuration is inconsistent (:class:`ProfileError`, the base, is
+    raised where ``book/profiles.yml`` is)."""
 
 
 # ------------------------------------------------------------------------ records
@@ -183,52 +171,6 @@ def read_record(path: str | Path) -> dict[str, int | float | str | bool]:
 # ----------------------------------------------------------------------- profiles
 
 
-def load_profiles(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """Read ``book/profiles.yml`` and check its shape."""
-    path = Path(path) if path is not None else repo_root() / "book" / "profiles.yml"
-    profiles = yaml.safe_load(path.read_text())
-    if not isinstance(profiles, dict):
-        raise BookError(f"{path} must map profile names ({', '.join(PROFILES)}) to settings")
-    for name, prof in profiles.items():
-        missing = [k for k in COMMON_KEYS if k not in (prof or {}).get("common", {})]
-        if missing:
-            raise BookError(f"{path}: profile {name!r} lacks common parameters {missing}")
-        chapters = prof.get("chapters") or {}
-        if not isinstance(chapters, dict):
-            raise BookError(f"{path}: profile {name!r}: 'chapters' must map chapter names to parameter dicts")
-    return profiles
-
-
-def on_suite(params: Mapping[str, Any], suite: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A chapter's parameters moved onto another suite (``lhp book --suite``).
-
-    ``suite`` holds ``suite`` and optionally ``models`` and ``steps``; they replace the profile's
-    common values (on another suite than the profile's, models and steps not given are all the
-    suite has: the profile's name the profile's suite). A ``*_suite`` parameter naming a companion
-    of the profile's suite (reading's ``copyreg_suite``: ``<suite>-copyreg``) is moved to the same
-    companion of the new suite where that suite exists, else set to None, and the study says why it
-    goes on without it.
-    """
-    out = dict(params)
-    if not suite:
-        return out
-    from lhp_core.suites import SuiteError, get_suite
-
-    old, new = str(params["suite"]), str(suite["suite"])
-    out["suite"] = new
-    for key in ("models", "steps"):
-        if suite.get(key) is not None or new != old:
-            out[key] = suite.get(key)
-    for key, value in params.items():
-        if key.endswith("_suite") and isinstance(value, str) and value and new != old:
-            moved = new + value[len(old):] if value.startswith(old) else None
-            try:
-                out[key] = moved if moved is not None and get_suite(moved) else None
-            except (SuiteError, FileNotFoundError, ValueError):  # no such companion: the study says so
-                out[key] = None
-    return out
-
-
 def chapter_parameters(profile: str, chapter: str, profiles: Mapping[str, Any] | None = None,
                        suite: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The papermill parameters for one chapter: the profile's common ones plus overrides.
@@ -240,15 +182,10 @@ def chapter_parameters(profile: str, chapter: str, profiles: Mapping[str, Any] |
     chapter
         Notebook name without suffix, e.g. ``"suite"``.
     suite
-        ``lhp book --suite``: ``{"suite": ..., "models": ..., "steps": ...}`` (:func:`on_suite`).
+        ``lhp book --suite``: ``{"suite": ..., "models": ..., "steps": ...}``
+        (:func:`lhp_core.profiles.on_suite`).
     """
-    profiles = load_profiles() if profiles is None else profiles
-    if profile not in profiles:
-        raise BookError(f"unknown profile {profile!r}; valid profiles: {', '.join(profiles)}")
-    prof = profiles[profile]
-    params = dict(prof["common"])
-    params.update((prof.get("chapters") or {}).get(chapter) or {})
-    params = on_suite(params, suite)
+    params = profiles_parameters(profile, chapter, profiles, suite=suite)
     params["profile"] = profile
     return params
 
@@ -278,35 +215,6 @@ def injected_parameters(notebook: str | Path, params: Mapping[str, Any]) -> dict
             "or remove it from book/profiles.yml"
         )
     return {k: v for k, v in params.items() if k in declared}
-
-
-def notebook_defaults(notebook: str | Path) -> dict[str, Any]:
-    """The defaults a chapter's ``parameters`` cell assigns (literals only), by name."""
-
-
-    nb = nbformat.read(notebook, as_version=4)
-    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
-    if cell is None:
-        raise BookError(f"{notebook} has no cell tagged 'parameters'")
-    out = {}
-    for node in ast.parse(cell.source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            out[node.targets[0].id] = ast.literal_eval(node.value)
-    return out
-
-
-def chapter_arguments(profile: str, chapter: str, root: Path | None = None,
-                      suite: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Every parameter a chapter runs with at ``profile`` (on ``suite``, :func:`on_suite`): its notebook's
-    defaults, then the profile's values (what papermill gives the executed chapter), so another chapter can
-    call the same study and hit its cache."""
-    root = root or repo_root()
-    args = notebook_defaults(root / "book" / f"{chapter}.ipynb")
-    args.update(injected_parameters(
-        root / "book" / f"{chapter}.ipynb",
-        chapter_parameters(profile, chapter, load_profiles(root / "book" / "profiles.yml"), suite),
-    ))
-    return args
 
 
 # -------------------------------------------------------------------------- table of contents
@@ -817,7 +725,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = build_book(args.profile, only=args.only, build=not args.no_build, out=args.out, jobs=args.jobs,
                             suite=args.suite, models=args.models, steps=args.steps)
-    except BookError as err:
+    except ProfileError as err:
         print(f"lhp book: {err}", file=sys.stderr)
         return 1
     print(f"[lhp book] {summary(result)}", flush=True)

@@ -35,23 +35,14 @@ import pandas as pd
 import xarray as xr
 
 from lhp_core import checkpoints, config, schema
+from lhp_core.checkpoints import DTYPES
 from lhp_core.progress import bar
 from lhp_core.provenance import config_sha256, git_commit, versions
-from lhp_core.registry import Registry
 from lhp_core.schedule import spread
 from lhp_core.stimuli import Stimuli
 from lhp_core.store import models_in, open_results, steps_of
 from lhp_core.suites import Suite, get_suite
-from lhp_core.sweep import DTYPES, select_steps, sweep
-
-#: Drivers of the studies register here by id (``lhp_core.metrics.*``), so tools such as the
-#: book's Timeline can list every measure the library computes over training.
-MEASURES: Registry[Callable[..., xr.Dataset]] = Registry(
-    "measure",
-    providers=["lhp_core.metrics.loss", "lhp_core.metrics.reading", "lhp_core.metrics.heads",
-               "lhp_core.metrics.tasks", "lhp_core.metrics.instruct", "lhp_core.metrics.brain",
-               "lhp_core.metrics.probing", "lhp_core.metrics.experts", "lhp_core.metrics.similarity"],
-)
+from lhp_core.sweep import select_steps, sweep
 
 
 @dataclass(frozen=True)

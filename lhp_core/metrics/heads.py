@@ -44,7 +44,7 @@ import xarray as xr
 
 from lhp_core import schema
 from lhp_core.checkpoints import load_config, load_tokenizer
-from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps, step_grid
+from lhp_core.measures import Checkpoint, Measure, over_steps, step_grid
 from lhp_core.metrics import changepoint
 from lhp_core.provenance import config_sha256
 from lhp_core.reducers import BatchInfo, register_head_score
@@ -546,7 +546,3 @@ def transition(scores: xr.Dataset, score: str = "induction", n_boot: int = 500, 
     best = scores[score].max([schema.LAYER, schema.HEAD], skipna=True)
     return changepoint.per_model(best.where(np.isfinite(best)), kind="mean", n_boot=n_boot, seed=seed,
                                  min_jump=min_jump)
-
-
-MEASURES.register("head_scores", lambda: head_scores_over_steps)
-MEASURES.register("icl", lambda: icl_over_steps)

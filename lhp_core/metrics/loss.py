@@ -18,7 +18,7 @@ import torch
 import xarray as xr
 
 from lhp_core import schema
-from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
+from lhp_core.measures import Checkpoint, Features, Measure, over_steps
 from lhp_core.provenance import config_sha256
 from lhp_core.stimuli import Stimuli
 
@@ -67,9 +67,6 @@ def loss_over_steps(suite, texts: Sequence[str] | Stimuli, models: Sequence[str]
     ds["n_scored"].attrs.update(units="tokens", description="tokens scored in each text")
     ds.attrs.update(n_texts=int(len(stim.ids)), n_scored=int(ds["n_scored"].sum()))
     return ds
-
-
-MEASURES.register("loss", lambda: loss_over_steps)
 
 
 def repeat_spans(tokenizer, texts: Sequence[str], n_seq: int, seq_len: int, seed: int = 0) -> np.ndarray:
@@ -132,6 +129,3 @@ def repeat_probe_over_steps(suite, texts: Sequence[str], models: Sequence[str] |
                                                 "seq_len": seq_len, "seed": seed},
                       description="first- and second-copy loss of repeated held-out spans")
     return over_steps(suite, measure, models, steps, device=device, progress=progress)
-
-
-MEASURES.register("repeat_probe", lambda: repeat_probe_over_steps)

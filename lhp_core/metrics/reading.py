@@ -51,7 +51,7 @@ from wordfreq import zipf_frequency
 from lhp_core import schema
 from lhp_core.data import naturalstories as ns
 from lhp_core.data import provo
-from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
+from lhp_core.measures import Checkpoint, Features, Measure, over_steps
 from lhp_core.metrics import changepoint
 from lhp_core.progress import bar
 from lhp_core.stimuli import Stimuli, encode
@@ -814,9 +814,6 @@ def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: 
     ds = over_steps(suite, measure, models, steps, device=device, dtype=dtype, cache=cache, progress=progress)
     ds.attrs.update(units="bits", method="bow (Pimentel & Meister 2024); naive = subword sum")
     return ds
-
-
-MEASURES.register("surprisal", lambda: surprisal_over_steps)
 
 
 def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", group: str | Sequence[str] = "item",

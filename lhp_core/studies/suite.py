@@ -17,12 +17,16 @@ import xarray as xr
 from lhp_core import schema, suites
 from lhp_core.findings import Finding
 from lhp_core.metrics import changepoint
-from lhp_core.metrics.events import event_table
+from lhp_core.metrics.events import Curve, event_table
 from lhp_core.studies import training
+from lhp_core.studies.contributions import register
 from lhp_core.suites import Suite
 
 #: A second copy this much easier than the first (nats/token) is an induction signature, not noise.
 MIN_REPEAT_GAP = 0.5
+#: The measures this study follows over training (names of its curves and of the events on them).
+HELD_OUT_LOSS = "held-out loss"
+REPEAT_GAP = "repeated-sequence advantage"
 
 
 @dataclass
@@ -81,11 +85,20 @@ class SuiteStudy:
             f"{float(last.val_loss.max()):.2f} nats/token" + self.held_out_note() + ".", self.suite.id,
             "holds" if float(gap.sel(model=big)) >= MIN_REPEAT_GAP else "does not hold at this scale")]
 
+    def curves(self) -> list[Curve]:
+        """Held-out loss and the repeated-sequence advantage of every checkpoint, for the Timeline."""
+        measured = self.record.attrs.get("source") == "measured"
+        return [Curve(HELD_OUT_LOSS, "nats/token", self.record["val_loss"],
+                      description=self.record.attrs["held_out"] if measured else
+                      "pre-training loss on the held-out split of the corpus"),
+                Curve(REPEAT_GAP, "nats/token", self.repeat_gap, null=0.0,
+                      description="first-copy minus second-copy loss on repeated random sequences")]
+
     def events(self) -> pd.DataFrame:
         """The step at which each model's repeated-sequence advantage jumps (level shift), for the Timeline."""
         rows = []
         for r in changepoint.per_model(self.repeat_gap, kind="mean", n_boot=500, min_jump=MIN_REPEAT_GAP).itertuples():
-            rows.append({"study": "suite", "measure": "repeated-sequence advantage", "model": r.model,
+            rows.append({"study": "suite", "measure": REPEAT_GAP, "model": r.model,
                          "seed": training.seed(self.suite), "kind": "transition",
                          "step": r.step if r.found else np.nan, "step_lo": r.lo if r.found else np.nan,
                          "step_hi": r.hi if r.found else np.nan, "found": bool(r.found),
@@ -118,3 +131,6 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
     rec = training.record(s, models, steps, device=device, held_out_articles=held_out_articles, progress=progress)
     hashes = suites.check(s, models=list(rec.model.values), progress=False, steps=[int(x) for x in rec.step.values])
     return SuiteStudy(s, rec, hashes.reset_index(drop=True))
+
+
+register("suite", run)
