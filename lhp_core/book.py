@@ -8,6 +8,11 @@ is executed here first, by papermill, with the parameters of one *profile*:
 ``ci``       tiny, CPU, suite ``lhp-micro`` (what the tests run)
 ``default``  the embedded default, CPU, suite ``lhp-mini``
 ``gpu``      suite ``lhp-gpu`` on ``cuda``
+``pythia``   Pythia 70m, 160m and 410m from the hub, 20 revisions, on ``cuda``
+
+``lhp book --suite ID_OR_PATH [--models ...] [--steps ...]`` runs every chapter on another
+suite (any kind ``lhp_core.suites.get_suite`` takes) at the profile's sizes
+(:func:`lhp_core.profiles.on_suite`).
 
 ``book/profiles.yml`` holds, per profile, ``common`` parameters passed to every
 chapter (``suite``, ``models``, ``steps``, ``device``) and ``chapters``: per-chapter
@@ -65,13 +70,13 @@ from traitlets.config import Config
 
 from lhp_core import findings, train
 from lhp_core.config import pin_paths
-from lhp_core.profiles import ProfileError, repo_root
+from lhp_core.profiles import ProfileError, on_suite, repo_root
 from lhp_core.profiles import load as load_profiles
 from lhp_core.profiles import parameters as profiles_parameters
 from lhp_core.progress import BOOK_RUN_VAR, Monitor, reporting_to
 
 RECORD_MIMETYPE = "application/vnd.lhp.record+json"
-PROFILES = ("ci", "default", "gpu")
+PROFILES = ("ci", "default", "gpu", "pythia")
 #: Parameters passed only to chapters whose parameters cell declares them.
 OPTIONAL_KEYS = ("profile",)
 #: Files and folders of ``book/`` that are never copied into the build folder.
@@ -166,17 +171,21 @@ def read_record(path: str | Path) -> dict[str, int | float | str | bool]:
 # ----------------------------------------------------------------------- profiles
 
 
-def chapter_parameters(profile: str, chapter: str, profiles: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def chapter_parameters(profile: str, chapter: str, profiles: Mapping[str, Any] | None = None,
+                       suite: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The papermill parameters for one chapter: the profile's common ones plus overrides.
 
     Parameters
     ----------
     profile
-        ``ci``, ``default`` or ``gpu`` (any name in ``profiles.yml``).
+        ``ci``, ``default``, ``gpu`` or ``pythia`` (any name in ``profiles.yml``).
     chapter
         Notebook name without suffix, e.g. ``"suite"``.
+    suite
+        ``lhp book --suite``: ``{"suite": ..., "models": ..., "steps": ...}``
+        (:func:`lhp_core.profiles.on_suite`).
     """
-    params = profiles_parameters(profile, chapter, profiles)
+    params = profiles_parameters(profile, chapter, profiles, suite=suite)
     params["profile"] = profile
     return params
 
@@ -268,11 +277,13 @@ def summary(run: BookRun) -> str:
     return line
 
 
-def suites_needed(profile: str, todo: Iterable[str], profiles: Mapping[str, Any]) -> list[str]:
-    """Suite ids the chapters in ``todo`` read: the profile's ``suite`` and every ``*_suite`` parameter."""
-    ids = [str(profiles[profile]["common"]["suite"])]
+def suites_needed(profile: str, todo: Iterable[str], profiles: Mapping[str, Any],
+                  suite: Mapping[str, Any] | None = None) -> list[str]:
+    """Suite ids the chapters in ``todo`` read: the profile's ``suite`` (or ``suite``'s) and every ``*_suite``
+    parameter."""
+    ids = [str(on_suite(profiles[profile]["common"], suite)["suite"])]
     for chapter in todo:
-        for key, value in chapter_parameters(profile, chapter, profiles).items():
+        for key, value in chapter_parameters(profile, chapter, profiles, suite).items():
             if key.endswith("_suite") and isinstance(value, str) and value:
                 ids.append(value)
     return list(dict.fromkeys(ids))
@@ -320,11 +331,13 @@ def execute_chapter(
     root: Path | None = None,
     profiles: Mapping[str, Any] | None = None,
     threads: int | None = None,
+    suite: Mapping[str, Any] | None = None,
 ) -> Path:
     """Execute ``book/<chapter>.ipynb`` with the profile's parameters into ``out_dir``.
 
     The kernel runs with :func:`kernel_environment` (``threads`` threads per pool, if given)
-    and gets the parameters its parameters cell declares (:func:`injected_parameters`).
+    and gets the parameters its parameters cell declares (:func:`injected_parameters`), moved onto
+    ``suite`` where given (:func:`on_suite`).
 
     Raises
     ------
@@ -340,7 +353,7 @@ def execute_chapter(
     dst.parent.mkdir(parents=True, exist_ok=True)
     if profiles is None:
         profiles = load_profiles(root / "book" / "profiles.yml")
-    params = injected_parameters(src, chapter_parameters(profile, chapter, profiles))
+    params = injected_parameters(src, chapter_parameters(profile, chapter, profiles, suite))
     # The kernel inherits the environment at launch; patch.dict restores the caller's afterwards.
     with mock.patch.dict(os.environ, kernel_environment(threads)), \
             tempfile.TemporaryDirectory(prefix="lhp-kernel-") as sockets:
@@ -403,17 +416,17 @@ def _widget_warning(chapter: str, models: Mapping[str, int]) -> str:
             "lhp_core.viz.inspectors.live with inspectors.dropdown / slider / int_slider, not ipywidgets")
 
 
-def _execute_job(job: tuple[str, str, Path, Path, int, str | None]) -> tuple[str, Path, float]:
+def _execute_job(job: tuple[str, str, Path, Path, int, str | None, dict | None]) -> tuple[str, Path, float]:
     """Worker: execute one chapter, its bars reporting to ``status``; returns seconds taken."""
-    chapter, profile, stage, root, threads, status = job
+    chapter, profile, stage, root, threads, status, suite = job
     start = time.perf_counter()
     with reporting_to(status) if status else contextlib.nullcontext():
-        path = execute_chapter(chapter, profile, stage, root, threads=threads)
+        path = execute_chapter(chapter, profile, stage, root, threads=threads, suite=suite)
     return chapter, path, time.perf_counter() - start
 
 
 def _execute_all(groups: list[list[str]], profile: str, stage: Path, root: Path, jobs: int, run: BookRun,
-                 show: bool) -> None:
+                 show: bool, suite: dict | None = None) -> None:
     """Execute chapters group after group, up to ``jobs`` side by side, each kernel with the cores shared out.
 
     A later group starts when the one before has finished (the Timeline reads every other chapter's
@@ -434,7 +447,8 @@ def _execute_all(groups: list[list[str]], profile: str, stage: Path, root: Path,
             # spawn: a forked worker would inherit this process's thread pools.
             with ProcessPoolExecutor(width, mp_context=mp.get_context("spawn")) as pool:
                 futures = {pool.submit(_execute_job, (c, profile, stage, root, threads,
-                                                      str(mon.status_path(c)) if show else None)): c for c in group}
+                                                      str(mon.status_path(c)) if show else None, suite)): c
+                           for c in group}
                 for fut in mon.wait(futures):
                     if fut.exception() is not None:
                         for other in futures:
@@ -477,7 +491,7 @@ def _keep_files(entries: list[Any], keep: set[str]) -> list[Any]:
     return out
 
 
-def _stage_sources(root: Path, stage: Path, executed: set[str]) -> None:
+def _stage_sources(root: Path, stage: Path, executed: set[str], built_on: str = "") -> None:
     """Copy config, toc and non-notebook sources of ``book/`` beside the executed notebooks.
 
     The staged table of contents lists only the chapters in ``executed`` (and every page that
@@ -493,7 +507,7 @@ def _stage_sources(root: Path, stage: Path, executed: set[str]) -> None:
             shutil.copytree(item, target, dirs_exist_ok=True)
         else:
             shutil.copy2(item, target)
-    write_findings(stage, {c: stage / f"{c}.ipynb" for c in chapters(root) if c in executed})
+    write_findings(stage, {c: stage / f"{c}.ipynb" for c in chapters(root) if c in executed}, built_on)
     toc = yaml.safe_load((root / "book" / "_toc.yml").read_text())
     keep = (set(toc_files(root)) - set(chapters(root))) | executed
     for key in ("chapters", "parts"):
@@ -512,14 +526,24 @@ def findings_table(executed: Mapping[str, Path]) -> str:
     return findings.markdown_table(findings.from_records(records))
 
 
-def write_findings(stage: Path, executed: Mapping[str, Path]) -> None:
-    """Put :func:`findings_table` into the staged ``intro.md`` in place of :data:`FINDINGS_MARKER`."""
+def built_on(profile: str, common: Mapping[str, Any]) -> str:
+    """The title page's line naming the suite, models and steps this build ran on (:func:`on_suite`'s common)."""
+    models = ", ".join(map(str, common["models"])) if common.get("models") else "every model"
+    steps = ", ".join(map(str, common["steps"])) if common.get("steps") else "every checkpoint"
+    return (f"This build ran every chapter on the suite **{common['suite']}** ({models}; {steps}) at the "
+            f"`{profile}` profile's sizes, on `{common['device']}`.")
+
+
+def write_findings(stage: Path, executed: Mapping[str, Path], built_on: str = "") -> None:
+    """Put :func:`findings_table` (after ``built_on``, :func:`built_on`'s line) into the staged ``intro.md``
+    in place of :data:`FINDINGS_MARKER`."""
     intro = stage / "intro.md"
     if not intro.is_file():
         return
     text = intro.read_text()
     if FINDINGS_MARKER in text:  # a book without the marker has no findings table
-        intro.write_text(text.replace(FINDINGS_MARKER, findings_table(executed)))
+        table = findings_table(executed)
+        intro.write_text(text.replace(FINDINGS_MARKER, f"{built_on}\n\n{table}" if built_on else table))
 
 
 def build_html(stage: Path, out: Path) -> Path:
@@ -549,6 +573,9 @@ def build_book(
     out: Path | None = None,
     progress: bool = True,
     jobs: int | None = None,
+    suite: str | None = None,
+    models: list[str] | None = None,
+    steps: list[int] | None = None,
 ) -> BookRun:
     """Execute every chapter (or ``only`` one) at ``profile`` size, then build the HTML.
 
@@ -570,6 +597,10 @@ def build_book(
     jobs
         Chapters executed side by side (default: one per CPU core, at most one per chapter);
         each kernel gets ``cores // jobs`` threads.
+    suite, models, steps
+        Run every chapter on this suite (any id or path :func:`lhp_core.suites.get_suite` takes),
+        these models (ids or sizes the suite resolves) and steps, instead of the profile's
+        (:func:`on_suite`). The title page, the findings table and each chapter name it.
     """
     started = time.perf_counter()
     pin_paths()  # before training processes and kernels (in book/) inherit the environment
@@ -589,13 +620,16 @@ def build_book(
         raise BookError(f"--jobs must be >= 1, got {jobs}")
     run = BookRun(profile=profile)
     stage = out / "executed"
-    _ensure_suites(suites_needed(profile, todo, profiles), str(profiles[profile]["common"]["device"]), progress)
+    moved = _suite_override(suite, models, steps)
+    common = on_suite(profiles[profile]["common"], moved)
+    # Training is done here, at the boundary: a study reading a missing lhp suite refuses instead.
+    _ensure_suites(suites_needed(profile, todo, profiles, moved), str(common["device"]), progress)
     # Side by side, the longest chapters should start first; a profile may say which they are. Chapters
     # that read every other chapter's cached results (the Timeline) run after them.
     first = list(profiles[profile].get("start_first") or [])
     last = [c for c in (profiles[profile].get("run_last") or []) if c in todo]
     start_order = sorted([c for c in todo if c not in last], key=lambda c: first.index(c) if c in first else len(first))
-    _execute_all([start_order, last], profile, stage, root, jobs, run, progress)
+    _execute_all([start_order, last], profile, stage, root, jobs, run, progress, moved)
     run.executed = {c: run.executed[c] for c in todo}  # toc order, whatever order they ran in
     if build:
         executed = {c for c in chapters(root) if (stage / f"{c}.ipynb").is_file()}
@@ -603,7 +637,7 @@ def build_book(
         if progress:
             print("[lhp book] building the HTML" + (f" without the chapters not executed yet: {', '.join(missing)}"
                                                      if missing else ""), flush=True)
-        _stage_sources(root, stage, executed)
+        _stage_sources(root, stage, executed, built_on(profile, common))
         built = build_html(stage, out)
         # jupyter-book writes to <out>/_build/html; give it the stable, documented name.
         final = out / "html"
@@ -618,6 +652,48 @@ def build_book(
     return run
 
 
+def _suite_override(suite: str | None, models: list[str] | None, steps: list[int] | None) -> dict | None:
+    """``lhp book --suite/--models/--steps`` as :func:`on_suite` takes them; models resolved by the suite."""
+    if suite is None:
+        if models or steps:
+            raise BookError("--models and --steps choose within --suite; pass --suite ID_OR_PATH too "
+                            "(or set them in book/profiles.yml)")
+        return None
+    from lhp_core.suites import SuiteError, get_suite
+
+    try:
+        s = get_suite(suite)
+        models = [s.resolve_model(m) for m in models] if models else None
+        for m in models or s.models:
+            for step in steps or ():
+                s.check_step(m, step)
+    except (SuiteError, FileNotFoundError, ValueError) as err:
+        raise BookError(f"--suite {suite}: {err}") from None
+    if s.kind == "hub" and os.environ.get("HF_HUB_OFFLINE") == "1" and not (models and steps):
+        models, steps = _cached(s, models, steps)
+    return {"suite": suite, "models": models, "steps": [int(x) for x in steps] if steps else None}
+
+
+def _cached(suite: Any, models: list[str] | None, steps: list[int] | None) -> tuple[list[str], list[int]]:
+    """Offline, a hub suite's models and steps not chosen are those in the Hugging Face cache
+    (models with a cached checkpoint; the steps every one of them has cached)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(m: str, step: int) -> bool:
+        repo, rev = suite.hub_ref(m, step)
+        return isinstance(try_to_load_from_cache(repo, "config.json", revision=rev), str)
+
+    have = {m: [st for st in (steps or suite.steps(m)) if cached(m, st)] for m in (models or suite.models)}
+    have = {m: st for m, st in have.items() if st}
+    shared = sorted(set.intersection(*(set(v) for v in have.values()))) if have else []
+    if not shared:
+        raise BookError(f"--suite {suite.id}: HF_HUB_OFFLINE=1 and the Hugging Face cache holds no checkpoint that "
+                        "every chosen model has; download them first (unset HF_HUB_OFFLINE) or pass --models/--steps")
+    print(f"[lhp book] offline: {suite.id} at the checkpoints in the Hugging Face cache: {', '.join(have)}; "
+          f"steps {', '.join(map(str, shared))}", flush=True)
+    return list(have), shared
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -628,11 +704,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="build folder (default <repo>/_build)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="chapters executed side by side (default: one per CPU core)")
+    parser.add_argument("--suite", metavar="ID_OR_PATH",
+                        help="run every chapter on this suite instead of the profile's: a suite id (pythia, olmo, "
+                             "lhp-mini), a folder of step<N>/ or checkpoint-<N>/ checkpoints")
+    parser.add_argument("--models", nargs="+", metavar="MODEL", help="models of --suite (default: all)")
+    parser.add_argument("--steps", nargs="+", type=int, metavar="STEP",
+                        help="checkpoint steps of --suite (default: all it has)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = build_book(args.profile, only=args.only, build=not args.no_build, out=args.out, jobs=args.jobs)
+        result = build_book(args.profile, only=args.only, build=not args.no_build, out=args.out, jobs=args.jobs,
+                            suite=args.suite, models=args.models, steps=args.steps)
     except ProfileError as err:
         print(f"lhp book: {err}", file=sys.stderr)
         return 1

@@ -124,9 +124,12 @@ def markdown_table(table: pd.DataFrame, link: bool = True) -> str:
 
 
 def admonition_text(findings: Iterable[Finding], title: str = "What this chapter found") -> str:
-    """MyST admonition (colon fence) listing each claim with its numbers and verdict."""
+    """MyST admonition (colon fence) naming the suites measured on, then each claim with its numbers and verdict."""
+    findings = list(findings)
     items = [f"- **{f.verdict.capitalize()}**: {f.claim} ({f.source}). {f.measured}" for f in findings]
     body = "\n".join(items) if items else "- No claim of this chapter could be tested here."
+    if findings:  # the book may run on any suite (lhp book --suite): each chapter says which
+        body = f"Measured on: {'; '.join(dict.fromkeys(str(f.suite) for f in findings))}.\n\n{body}"
     return f":::{{admonition}} {title}\n:class: tip\n{body}\n:::\n"
 
 

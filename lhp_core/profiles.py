@@ -1,6 +1,6 @@
 """Run sizes of the book's studies: ``book/profiles.yml``, read without the book.
 
-A *profile* (``ci``, ``default``, ``gpu``) holds ``common`` parameters every chapter takes (``suite``,
+A *profile* (``ci``, ``default``, ``gpu``, ``pythia``) holds ``common`` parameters every chapter takes (``suite``,
 ``models``, ``steps``, ``device``) and, under ``chapters``, per-chapter overrides (sample sizes and the
 like). :func:`parameters` gives one chapter's: the common ones with its overrides on top. A study run
 with them reads the cache its chapter filled; parameters a profile does not set take the defaults of the
@@ -58,8 +58,40 @@ def load(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
     return profiles
 
 
-def parameters(profile: str, chapter: str, profiles: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """One chapter's parameters at ``profile``: the common ones, then the chapter's overrides.
+def on_suite(params: Mapping[str, Any], suite: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A chapter's parameters moved onto another suite (``lhp book --suite``).
+
+    ``suite`` holds ``suite`` and optionally ``models`` and ``steps``; they replace the profile's
+    common values (on another suite than the profile's, models and steps not given are all the
+    suite has: the profile's name the profile's suite). A ``*_suite`` parameter naming a companion
+    of the profile's suite (reading's ``copyreg_suite``: ``<suite>-copyreg``) is moved to the same
+    companion of the new suite where that suite exists, else set to None, and the study says why it
+    goes on without it.
+    """
+    out = dict(params)
+    if not suite:
+        return out
+    from lhp_core.suites import SuiteError, get_suite  # only when moving: reading profiles stays light
+
+    old, new = str(params["suite"]), str(suite["suite"])
+    out["suite"] = new
+    for key in ("models", "steps"):
+        if suite.get(key) is not None or new != old:
+            out[key] = suite.get(key)
+    for key, value in params.items():
+        if key.endswith("_suite") and isinstance(value, str) and value and new != old:
+            moved = new + value[len(old):] if value.startswith(old) else None
+            try:
+                out[key] = moved if moved is not None and get_suite(moved) else None
+            except (SuiteError, FileNotFoundError, ValueError):  # no such companion: the study says so
+                out[key] = None
+    return out
+
+
+def parameters(profile: str, chapter: str, profiles: Mapping[str, Any] | None = None,
+               suite: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One chapter's parameters at ``profile``: the common ones, then the chapter's overrides (moved onto
+    ``suite`` where given, :func:`on_suite`).
 
     Parameters
     ----------
@@ -69,6 +101,8 @@ def parameters(profile: str, chapter: str, profiles: Mapping[str, Any] | None = 
         A chapter name, e.g. ``"reading"``; a chapter without overrides gets the common parameters.
     profiles
         What :func:`load` returned (default: read ``book/profiles.yml``).
+    suite
+        ``{"suite": ..., "models": ..., "steps": ...}`` (``lhp book --suite``), or None.
     """
     profiles = load() if profiles is None else profiles
     if profile not in profiles:
@@ -76,4 +110,4 @@ def parameters(profile: str, chapter: str, profiles: Mapping[str, Any] | None = 
     prof = profiles[profile]
     params = dict(prof["common"])
     params.update((prof.get("chapters") or {}).get(chapter) or {})
-    return params
+    return on_suite(params, suite)

@@ -245,8 +245,9 @@ OPTION_FLAGS = {"tokens_per_step": "--tokens-per-step", "revisions": "--revision
                  "world_size": "--world-size"}
 
 
-def check(suite: str | Suite, models: list[str] | None = None, progress: bool = True):
-    """Hash every checkpoint's weights and flag steps whose weights equal an earlier step's.
+def check(suite: str | Suite, models: list[str] | None = None, progress: bool = True,
+          steps: Sequence[int] | None = None):
+    """Hash every checkpoint's weights (or those at ``steps``) and flag steps whose weights equal an earlier step's.
 
     Returns
     -------
@@ -260,7 +261,7 @@ def check(suite: str | Suite, models: list[str] | None = None, progress: bool = 
     models = [s.resolve_model(m) for m in (models or s.models)]
     rec = s.record if isinstance(s, LocalSuite) else None
     rows = []
-    todo = [(m, st) for m in models for st in s.steps(m)]
+    todo = [(m, st) for m in models for st in s.steps(m) if steps is None or st in steps]
     for m, st in bar(todo, desc=f"hashing {s.id}", unit="ckpt", disable=not progress):
         try:
             sha, missing = weights_sha256(s.checkpoint_path(m, st)), False

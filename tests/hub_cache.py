@@ -19,6 +19,39 @@ def fake_hub_snapshot(cache: Path, repo: str, revision: str, checkpoint: Path, s
     return Path(shutil.copytree(checkpoint, root / "snapshots" / sha))
 
 
+#: Pythia's tokens per step (1,024 sequences of 2,048 tokens).
+PYTHIA_TOKENS_PER_STEP = 2_097_152
+
+
+def pythia_revisions(n: int) -> list[int]:
+    """``n >= 2`` of Pythia's revision steps in order: its log-spaced ones (0, 1, 2, ..., 512) as far as
+    they go, then evenly over 1000..143000, ending at 143000."""
+    from lhp_core.schedule import pythia_steps, spread
+
+    steps = pythia_steps()
+    log = [s for s in steps if s < 1000][: max(n - 2, 0)]  # at least two evenly spaced ones: 1000 and 143000
+    return [*log, *spread([s for s in steps if s >= 1000], n - len(log))]
+
+
+def fake_pythia(cache: Path, suite: Path, sizes: dict[str, str]) -> dict[int, int]:
+    """Serve the models of a suite ``lhp train`` wrote as Pythia from the HF cache folder ``cache``.
+
+    ``sizes`` maps a Pythia size to a model of ``suite`` (``{"70m": "s", "160m": "m"}``): each of the
+    model's checkpoints, in order, becomes ``EleutherAI/pythia-<size>`` at one of Pythia's revision names
+    (:func:`pythia_revisions`; ``step0`` ... ``step143000``). Returns ``training step -> Pythia step``.
+    """
+    from lhp_core.suites import get_suite
+
+    s = get_suite(str(suite))
+    own = s.steps(next(iter(sizes.values())))
+    named = dict(zip(own, pythia_revisions(len(own))))
+    for i, (size, model) in enumerate(sizes.items()):
+        for j, (step, pythia) in enumerate(named.items()):
+            fake_hub_snapshot(cache, f"EleutherAI/pythia-{size}", f"step{pythia}", s.checkpoint_path(model, step),
+                              f"{i:02x}{j:038x}")
+    return named
+
+
 def linked_hub_snapshot(cache: Path, repo: str, revision: str, checkpoint: Path, commit: str) -> dict[str, str]:
     """Serve ``checkpoint`` as ``repo`` at ``revision`` laid out as ``huggingface_hub`` downloads it.
 

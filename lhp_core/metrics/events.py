@@ -5,7 +5,8 @@ paradigm is acquired, accuracy starts to decline) with exactly :data:`COLUMNS`, 
 different studies concatenate into one timeline:
 
 ``study``, ``measure``, ``model``, ``seed`` (the run; :data:`POOLED` = -1 for a row pooled
-over all of the model's runs in the data, which repeats the run's row when there is one run),
+over all of the model's runs in the data, which repeats the run's row when there is one run;
+missing, ``<NA>``, where the suite does not say its seed),
 ``kind``, ``step``, ``step_lo``, ``step_hi`` (the interval; equal to ``step`` when there is
 none), ``tokens_seen``, ``tokens_lo``, ``tokens_hi`` (the steps times tokens per step) and
 ``found`` (False where the event did not happen in the data; its steps are then NaN).
@@ -62,7 +63,8 @@ def event_table(rows: pd.DataFrame, tokens_per_step: float | np.ndarray = TOKENS
     if not out["found"].map(lambda v: isinstance(v, (bool, np.bool_))).all():
         raise TypeError("event column 'found' must hold booleans")
     out["found"] = out["found"].astype(bool)
-    out["seed"] = out["seed"].astype("int64")
+    # A suite that does not say its seed (a hub repo, a folder of checkpoints) leaves it missing, never 0.
+    out["seed"] = out["seed"].astype("Int64" if out["seed"].isna().any() else "int64")
     steps = out[["step", "step_lo", "step_hi"]].astype(float)
     found = out["found"].to_numpy()
     if steps[~found].notna().any().any():

@@ -23,10 +23,10 @@ from lhp_core.findings import Finding
 from lhp_core.measures import shared_steps, step_grid
 from lhp_core.metrics import brain, changepoint, instruct, probing, tasks
 from lhp_core.metrics.events import Curve, event_table
+from lhp_core.studies import training
 from lhp_core.studies.contributions import register
 from lhp_core.studies.suite import HELD_OUT_LOSS
 from lhp_core.suites import Suite
-from lhp_core.train import ensure
 
 SOURCE = "Nakagi et al. 2025"
 #: The measures this study follows over training (names of its curves and of the events on them).
@@ -51,6 +51,8 @@ class Brain:
     following: xr.Dataset
     probe: xr.Dataset
     params: dict = field(default_factory=dict)
+    #: Held-out loss per (model, step) (:func:`training.record`): the training record's, else measured.
+    record: xr.Dataset | None = None
 
     @property
     def big(self) -> str:
@@ -77,7 +79,7 @@ class Brain:
         """Long table ``model, step, tokens_seen, measure, value`` of every curve on the shared axis (``measure``:
         the curve's label, name and units)."""
         brain_score, following, selectivity = self.curves()
-        rec = self.suite.training_record()
+        rec = self.record
         order = [Curve(HELD_OUT_LOSS, "nats/token", rec["val_loss"].sel(model=self.models)),
                  Curve("task battery: mean accuracy", "accuracy", self.tasks["accuracy"].mean(schema.TASK)),
                  following,
@@ -136,16 +138,14 @@ class Brain:
         return event_table(frame.drop(columns="tokens_per_step"), frame["tokens_per_step"].to_numpy())
 
     def step_at(self, model: str, tokens: float) -> float:
-        last = self.suite.steps(model)[-1]
-        return float(tokens) / (self.suite.tokens_seen(model, last) / last)
+        return float(tokens) / training.tokens_per_step(self.suite, model)
 
     def _event(self, model, measure, kind, step, lo, hi, found) -> dict:
-        last = self.suite.steps(model)[-1]
         return {"study": "brain", "measure": measure, "model": model,
-                "seed": int(self.suite.training_record().attrs.get("seed", 0)), "kind": kind,
+                "seed": training.seed(self.suite), "kind": kind,
                 "step": step if found else np.nan, "step_lo": min(lo, step) if found else np.nan,
                 "step_hi": max(hi, step) if found else np.nan, "found": bool(found),
-                "tokens_per_step": self.suite.tokens_seen(model, last) / last}
+                "tokens_per_step": training.tokens_per_step(self.suite, model)}
 
     def numbers(self) -> dict:
         out = dict(n_sentences=len(self.table), n_steps=int(self.best.sizes[schema.STEP]), n_models=len(self.models),
@@ -189,9 +189,10 @@ def three_phase_verdict(n_three: int, n_models: int, above_chance: bool) -> str:
 def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | None = None, device: str = "cpu",
         n_sentences: int | None = 2000, reducer: str = "stimulus_last", n_boot: int = 1000, n_permutations: int = 50,
         n_seg_boot: int = 200, n_probe_sentences: int = 100, n_probe_steps: int = 4, n_prompts: int = 25,
-        n_task_items: int = 100, n_task_steps: int = 16, seed: int = 0, progress: bool = True) -> Brain:
+        n_task_items: int = 100, n_task_steps: int = 16, seed: int = 0, held_out_articles: int | None = None,
+        progress: bool = True) -> Brain:
     """Run the brain study on ``suite`` (see the module docstring); sizes as in the chapter's parameters."""
-    s = ensure(suite, device=device)
+    s = training.require(suite)
     grid = step_grid(s, models, steps)
     models = list(grid)
     table = brain.stratified_subset(tuckute.load(), n_sentences, seed=seed)
@@ -211,8 +212,12 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
     probe = probing.pos_probe_over_steps(s, corpora.brown_tagged_sentences(), n_sentences=n_probe_sentences,
                                          models=models, steps=shared_steps(s, models, steps, n_probe_steps),
                                          seed=seed, device=device, progress=progress)
+    # A training record holds the loss at every step; elsewhere it is measured at the study's checkpoints.
+    loss_steps = None if training.has_record(s) else sorted(set().union(*grid.values()))
     return Brain(s, models, table, reducer, scores, scores_other, best, segs, task_ds, follow, probe,
-                 params=dict(n_boot=min(n_boot, 500), seed=seed))
+                 params=dict(n_boot=min(n_boot, 500), seed=seed),
+                 record=training.record(s, models, loss_steps, device=device, held_out_articles=held_out_articles,
+                                        progress=progress))
 
 
 register("brain", run)

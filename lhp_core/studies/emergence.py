@@ -21,9 +21,9 @@ from lhp_core.measures import shared_steps
 from lhp_core.metrics import emergence as em
 from lhp_core.metrics import tasks as T
 from lhp_core.metrics.events import Curve, event_table
+from lhp_core.studies import training
 from lhp_core.studies.contributions import register
 from lhp_core.suites import Suite
-from lhp_core.train import ensure
 
 SOURCE = "Du et al. 2024"
 #: The Timeline's curve of the battery's mean probability of the correct option.
@@ -54,6 +54,8 @@ class Emergence:
     pythia_thresholds: pd.DataFrame
     pythia_sizes: list[str]
     params: dict = field(default_factory=dict)
+    #: Held-out loss per (model, step) (:func:`training.record`): the training record's, else measured.
+    record: xr.Dataset | None = None
 
     @property
     def chance(self) -> pd.Series:
@@ -125,7 +127,7 @@ class Emergence:
 
     def events(self) -> pd.DataFrame:
         """Each battery task's threshold as the step each model's held-out loss reaches it, for the Timeline."""
-        rec = self.suite.training_record()
+        rec = self.record
         rows = []
         for r in self.ours_thresholds.itertuples():
             for m in self.models:
@@ -133,13 +135,12 @@ class Emergence:
                 steps, loss = curve[schema.STEP].values, curve.values
                 at = [em.loss_to_step(steps, loss, v) for v in (r.tau, r.tau_hi, r.tau_lo)]
                 found = bool(r.emergent and np.isfinite(at[0]))
-                last = self.suite.steps(m)[-1]
                 rows.append({"study": "emergence", "measure": task_name(r.task), "model": m,
-                             "seed": int(rec.attrs.get("seed", 0)), "kind": "loss threshold",
+                             "seed": training.seed(self.suite), "kind": "loss threshold",
                              "step": at[0] if found else np.nan,
                              "step_lo": np.nanmin([at[0], at[1]]) if found else np.nan,
                              "step_hi": np.nanmax([at[0], at[2]]) if found else np.nan, "found": found,
-                             "tokens_per_step": self.suite.tokens_seen(m, last) / last})
+                             "tokens_per_step": training.tokens_per_step(self.suite, m)})
         if not rows:
             return event_table(pd.DataFrame(columns=["study", "measure", "model", "seed", "kind", "step", "step_lo",
                                                      "step_hi", "found"]), 1.0)
@@ -216,16 +217,18 @@ def persist_verdict(n_persist: int, n_tasks: int, n_emergent: int) -> str:
 
 def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | None = None, device: str = "cpu",
         n_items: int = 100, max_steps: int = 16, n_boot: int = 200, seed: int = 0, pythia_shots: int = 0,
-        progress: bool = True) -> Emergence:
+        held_out_articles: int | None = None, progress: bool = True) -> Emergence:
     """Run the emergence study on ``suite`` and on Pythia's published evaluations."""
-    s = ensure(suite, device=device)
+    s = training.require(suite)
     models = list(models or s.models)
     steps = shared_steps(s, models, steps, max_steps)
     battery = T.task_battery_over_steps(s, models, steps, n_items=n_items, seed=seed, device=device, progress=progress)
+    # A training record holds the loss at every step (the events read its whole curve); elsewhere the
+    # loss is measured at the study's checkpoints only.
+    rec = training.record(s, models, None if training.has_record(s) else steps, device=device,
+                          held_out_articles=held_out_articles, progress=progress)
     tidy = em.loss_table(
-        battery.drop_vars(["chance", "checkpoint_id", schema.TOKENS_SEEN]).to_dataframe().reset_index(),
-        s.training_record(),
-    )
+        battery.drop_vars(["chance", "checkpoint_id", schema.TOKENS_SEEN]).to_dataframe().reset_index(), rec)
     long = tidy.melt(id_vars=["model", "step", "task", "loss"], value_vars=list(T.METRICS), var_name="metric")
     chance = battery["chance"].to_series()
     band = lambda t, c: em.item_band(c, n_items)  # noqa: E731
@@ -242,7 +245,7 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
                                     n_boot=n_boot, seed=seed)
     pythia_collapse = em.collapse_table(pt, list(em.PYTHIA_CHANCE), ["acc"])
     return Emergence(s, models, steps, n_items, battery, tidy, long, ours_collapse, thr, thr_prob, pt,
-                     pythia_collapse, pythia_thr, sizes, params=dict(seed=seed))
+                     pythia_collapse, pythia_thr, sizes, params=dict(seed=seed), record=rec)
 
 
 register("emergence", run)

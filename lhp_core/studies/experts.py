@@ -23,9 +23,9 @@ from lhp_core.findings import Finding
 from lhp_core.measures import shared_steps
 from lhp_core.metrics import experts, similarity
 from lhp_core.metrics.events import Curve, event_table
+from lhp_core.studies import training
 from lhp_core.studies.contributions import register
 from lhp_core.suites import Suite
-from lhp_core.train import ensure
 
 SOURCE = "Fedzechkina et al. 2025"
 #: The measure this study follows over training (name of its curve and of the events on it).
@@ -109,18 +109,16 @@ class Experts:
     def events(self) -> pd.DataFrame:
         """The onset of expert alignment with SPoSE per model, for the Timeline."""
         rows = []
-        rec = self.suite.training_record()
         for m in self.models:
             on = self.alignment.sel(model=m)
             step, lo, hi = (float(on[k]) for k in ("onset_step", "onset_q05", "onset_q95"))
             found = bool(np.isfinite(step))
-            last = self.suite.steps(m)[-1]
             rows.append({"study": "experts", "measure": RSA, "model": m,
-                         "seed": int(rec.attrs.get("seed", 0)), "kind": "onset",
+                         "seed": training.seed(self.suite), "kind": "onset",
                          "step": step if found else np.nan,
                          "step_lo": min(lo, step) if found and np.isfinite(lo) else (step if found else np.nan),
                          "step_hi": max(hi, step) if found and np.isfinite(hi) else (step if found else np.nan),
-                         "found": found, "tokens_per_step": self.suite.tokens_seen(m, last) / last})
+                         "found": found, "tokens_per_step": training.tokens_per_step(self.suite, m)})
         frame = pd.DataFrame(rows)
         return event_table(frame.drop(columns="tokens_per_step"), frame["tokens_per_step"].to_numpy())
 
@@ -170,8 +168,8 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
         n_corpus: int = 20, n_template: int = 10, n_negative_pool: int = 150, top_k: int = 50, n_perm: int = 200,
         n_boot: int = 200, seed: int = 0, progress: bool = True) -> Experts:
     """Run the experts study on ``suite`` (sizes as in the chapter's parameters)."""
-    s = ensure(suite, device=device)
-    models = list(models or s.models)
+    s = training.require(suite)
+    models = [s.resolve_model(m) for m in (models or s.models)]
     pool = concepts.sentence_pool()
     index = concepts.WordIndex(pool["text"].tolist())
     members = concepts.select_concepts(concepts.eligible_concepts(things.concepts()), index, n_categories=n_categories,

@@ -24,9 +24,9 @@ from lhp_core import checkpoints, schema
 from lhp_core.findings import Finding
 from lhp_core.metrics import changepoint, heads, reading
 from lhp_core.metrics.events import Curve, event_table
+from lhp_core.studies import training
 from lhp_core.studies.contributions import register
-from lhp_core.suites import Suite
-from lhp_core.train import ensure
+from lhp_core.suites import Suite, SuiteError, get_suite
 
 #: PPP measures: key -> (corpus, reading-time column, paradigm, label).
 PPP_MEASURES = {
@@ -74,6 +74,8 @@ class Reading:
     bow_mean_diff: float = float("nan")
     attention: np.ndarray | None = None  # [layer, head, query, key] of the largest model, last step
     params: dict = field(default_factory=dict)
+    #: Why the copy-penalty comparison did not run ("" where it ran or was switched off).
+    no_twin: str = ""
 
     # ------------------------------------------------------------------ summaries
     @staticmethod
@@ -123,6 +125,9 @@ class Reading:
                 "nats/word.",
                 self.variants["copyreg"].id, copyreg_verdict(same.induction_last, twin.induction_last,
                                                              same.ppp_last, twin.ppp_last)))
+        elif self.no_twin:
+            out.append(Finding("copyreg_keeps_ppp", "suppressing the transition keeps PPP higher", SOURCE,
+                               self.no_twin, self.suite, "not measurable here"))
         return out
 
     def _over_variants(self, pick) -> xr.DataArray:
@@ -202,11 +207,10 @@ class Reading:
 
 def _event(study: Reading, variant: str, model: str, measure: str, kind: str, step, lo, hi, found: bool) -> dict:
     suite = study.variants[variant]
-    last = suite.steps(model)[-1]
     return {"study": "reading", "measure": measure, "model": model if variant == "plain" else f"{model} ({variant})",
-            "seed": int(suite.training_record().attrs.get("seed", 0)), "kind": kind,
+            "seed": training.seed(suite), "kind": kind,
             "step": step if found else np.nan, "step_lo": lo if found else np.nan, "step_hi": hi if found else np.nan,
-            "found": found, "tokens_per_step": suite.tokens_seen(model, last) / max(last, 1)}
+            "found": found, "tokens_per_step": training.tokens_per_step(suite, model)}
 
 
 def choices_table(study: Reading) -> pd.DataFrame:
@@ -274,16 +278,18 @@ def run(suite: str, copyreg_suite: str | None = None, models: Sequence[str] | No
         progress: bool = True) -> Reading:
     """Run the reading study on ``suite`` and its copy-regularised twin ``copyreg_suite``.
 
-    ``copyreg_suite`` None means ``f"{suite}-copyreg"``; ``""`` skips the twin. The twin may hold
-    fewer sizes than the suite (``lhp-mini-copyreg`` trains only ``l``). ``head_convention``,
+    ``copyreg_suite`` None means ``f"{suite}-copyreg"`` where that suite exists (:func:`twin_of`;
+    without one the study goes on and its ``copyreg_keeps_ppp`` finding says why); ``""`` skips the
+    twin. The twin may hold fewer sizes than the suite (``lhp-mini-copyreg`` trains only ``l``). ``head_convention``,
     ``ppp_exclusions`` and ``spr_spillover`` (None: the paradigm's default) default to Aoyama &
     Wilcox's procedure (:mod:`lhp_core.metrics.heads`, :func:`lhp_core.metrics.reading.ppp`).
     """
+    variants = {"plain": training.require(suite)}
+    no_twin = ""
     if copyreg_suite is None:
-        copyreg_suite = f"{suite}-copyreg"
-    variants = {"plain": ensure(suite, device=device)}
+        copyreg_suite, no_twin = twin_of(suite)
     if copyreg_suite:
-        variants["copyreg"] = ensure(copyreg_suite, device=device)
+        variants["copyreg"] = training.require(copyreg_suite)
     sel = {}
     for v, s in variants.items():
         sel[v] = [m for m in (models or s.models) if m in s.models]
@@ -326,9 +332,19 @@ def run(suite: str, copyreg_suite: str | None = None, models: Sequence[str] | No
     big_of = {v: big if big in sel[v] else sel[v][-1] for v in variants}
     study = Reading(suite, variants, sel, ns, pv, surprisal, ppp, gpt3, hs, icl, transitions, prev, icl_changes, peaks,
                     big, big_of, params=dict(head_convention=head_convention, ppp_exclusions=ppp_exclusions,
-                                             spr_spillover=spr_spillover))
+                                             spr_spillover=spr_spillover), no_twin=no_twin)
     _comparisons(study, n_probe_seqs, probe_len, seed, device, progress)
     return study
+
+
+def twin_of(suite: str) -> tuple[str, str]:
+    """The copy-regularised twin ``f"{suite}-copyreg"`` of ``suite``, or ``""`` and why there is none."""
+    try:
+        get_suite(f"{suite}-copyreg")
+    except (SuiteError, FileNotFoundError, ValueError):
+        return "", (f"Suite {suite} has no copy-regularised twin ({suite}-copyreg): the comparison needs the same "
+                    "models trained again with the copy penalty (`lhp train --copy-reg`), so it was left out.")
+    return f"{suite}-copyreg", ""
 
 
 def _comparisons(study: Reading, n_probe_seqs: int, probe_len: int, seed: int, device: str, progress: bool) -> None:

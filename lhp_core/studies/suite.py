@@ -1,8 +1,9 @@
 """The suite: what the checkpoints every other chapter reads are.
 
-:func:`run` trains the suite if it is missing, reads its training record (losses against tokens
-seen, parameter counts, the induction probe), and hashes every checkpoint to check that no two
-steps hold identical weights and that no file changed after training.
+:func:`run` reads the suite's training record (losses against tokens seen, parameter counts, the
+induction probe; measured on held-out text for suites lhp did not train, :mod:`training`), and
+hashes every checkpoint to check that no two steps hold identical weights and that no file changed
+after training.
 """
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from lhp_core import schema, suites
 from lhp_core.findings import Finding
 from lhp_core.metrics import changepoint
 from lhp_core.metrics.events import Curve, event_table
+from lhp_core.studies import training
 from lhp_core.studies.contributions import register
 from lhp_core.suites import Suite
-from lhp_core.train import ensure
 
 #: A second copy this much easier than the first (nats/token) is an induction signature, not noise.
 MIN_REPEAT_GAP = 0.5
@@ -49,7 +50,8 @@ class SuiteStudy:
         df = self.record[["train_loss", "val_loss"]].to_dataframe().reset_index()
         df = df.melt(id_vars=[schema.MODEL, schema.STEP, schema.TOKENS_SEEN], value_vars=["train_loss", "val_loss"],
                      var_name="split", value_name="loss")
-        return df.replace({"split": {"train_loss": "train", "val_loss": "held-out"}})
+        # A suite lhp did not train publishes no training loss: only its measured held-out loss is drawn.
+        return df.replace({"split": {"train_loss": "train", "val_loss": "held-out"}}).dropna(subset=["loss"])
 
     def probe(self) -> pd.DataFrame:
         df = self.record[["probe_first_loss", "probe_second_loss"]].to_dataframe().reset_index()
@@ -66,6 +68,10 @@ class SuiteStudy:
             checkpoints=("step", "size"), duplicates=("same_as_step", lambda s: int((s >= 0).sum())),
             changed_since_training=("record_mismatch", "sum")).reset_index()
 
+    def held_out_note(self) -> str:
+        """Which held-out text the loss is on, where it was measured rather than recorded in training."""
+        return f" on {self.record.attrs['held_out']}" if self.record.attrs.get("source") == "measured" else ""
+
     def findings(self) -> list[Finding]:
         last = self.record.isel(step=-1)
         gap = self.repeat_gap.isel(step=-1)
@@ -76,13 +82,15 @@ class SuiteStudy:
             f"Final checkpoints: second copy easier by {float(gap.min()):.2f}-{float(gap.max()):.2f} nats/token "
             f"(largest model {big}: {float(gap.sel(model=big)):.2f}; at initialisation "
             f"{float(self.repeat_gap.isel(step=0).max()):.2f}); held-out loss {float(last.val_loss.min()):.2f}-"
-            f"{float(last.val_loss.max()):.2f} nats/token.", self.suite.id,
+            f"{float(last.val_loss.max()):.2f} nats/token" + self.held_out_note() + ".", self.suite.id,
             "holds" if float(gap.sel(model=big)) >= MIN_REPEAT_GAP else "does not hold at this scale")]
 
     def curves(self) -> list[Curve]:
         """Held-out loss and the repeated-sequence advantage of every checkpoint, for the Timeline."""
+        measured = self.record.attrs.get("source") == "measured"
         return [Curve(HELD_OUT_LOSS, "nats/token", self.record["val_loss"],
-                      description="pre-training loss on the held-out split of the corpus"),
+                      description=self.record.attrs["held_out"] if measured else
+                      "pre-training loss on the held-out split of the corpus"),
                 Curve(REPEAT_GAP, "nats/token", self.repeat_gap, null=0.0,
                       description="first-copy minus second-copy loss on repeated random sequences")]
 
@@ -90,12 +98,11 @@ class SuiteStudy:
         """The step at which each model's repeated-sequence advantage jumps (level shift), for the Timeline."""
         rows = []
         for r in changepoint.per_model(self.repeat_gap, kind="mean", n_boot=500, min_jump=MIN_REPEAT_GAP).itertuples():
-            last = self.suite.steps(r.model)[-1]
             rows.append({"study": "suite", "measure": REPEAT_GAP, "model": r.model,
-                         "seed": int(self.record.attrs.get("seed", 0)), "kind": "transition",
+                         "seed": training.seed(self.suite), "kind": "transition",
                          "step": r.step if r.found else np.nan, "step_lo": r.lo if r.found else np.nan,
                          "step_hi": r.hi if r.found else np.nan, "found": bool(r.found),
-                         "tokens_per_step": self.suite.tokens_seen(r.model, last) / last})
+                         "tokens_per_step": training.tokens_per_step(self.suite, r.model)})
         frame = pd.DataFrame(rows)
         return event_table(frame.drop(columns="tokens_per_step"), frame["tokens_per_step"].to_numpy())
 
@@ -118,12 +125,12 @@ class SuiteStudy:
 
 
 def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
-        device: str = "cpu") -> SuiteStudy:
-    s = ensure(suite, device=device)
-    rec = s.training_record()
-    rec = rec.sel(model=list(models or rec.model.values), step=list(steps or rec.step.values))
-    hashes = suites.check(s, models=list(rec.model.values), progress=False)
-    return SuiteStudy(s, rec, hashes[hashes.step.isin(rec.step.values)].reset_index(drop=True))
+        device: str = "cpu", held_out_articles: int | None = None, progress: bool = True) -> SuiteStudy:
+    """The suite's record (:func:`training.record`) at ``models`` x ``steps`` and its checkpoints' hashes."""
+    s = training.require(suite)
+    rec = training.record(s, models, steps, device=device, held_out_articles=held_out_articles, progress=progress)
+    hashes = suites.check(s, models=list(rec.model.values), progress=False, steps=[int(x) for x in rec.step.values])
+    return SuiteStudy(s, rec, hashes.reset_index(drop=True))
 
 
 register("suite", run)

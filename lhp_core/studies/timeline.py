@@ -301,7 +301,9 @@ def run(profile: str = "default", studies: Sequence[str] | None = None, with_pub
     params
         Per contributor name, parameters on top of its chapter's.
     suite, models, steps
-        Replace the profile's common ``suite``, ``models`` and ``steps`` for every contributor.
+        Replace the profile's common ``suite``, ``models`` and ``steps`` for every contributor; on another
+        suite the chapters move as ``lhp book --suite`` moves them (:func:`lhp_core.profiles.on_suite`:
+        models and steps not given are all the suite has, a ``-copyreg`` companion follows the suite).
     """
     registered = contributors()
     built_in = [m.rsplit(".", 1)[1] for m in BUILT_IN]
@@ -314,10 +316,12 @@ def run(profile: str = "default", studies: Sequence[str] | None = None, with_pub
     if extra:
         raise KeyError(f"params for {extra}, which this run does not include; studies={names}")
     common = {k: v for k, v in (("suite", suite), ("models", models), ("steps", steps)) if v is not None}
+    moved = {"suite": suite, "models": models, "steps": steps} if suite is not None else None
     results = {}
     for name in names:
         c = registered[name]
-        args = {**profiles.parameters(profile, c.chapter), **common, **(params or {}).get(name, {})}
+        args = {**profiles.parameters(profile, c.chapter, suite=moved), **({} if moved else common),
+                **(params or {}).get(name, {})}
         results[name] = _call(c.run, args)
     pub = thresholds = None
     if with_published:

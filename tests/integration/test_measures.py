@@ -51,6 +51,8 @@ def _drivers():
         ("instruction_following", lambda s: instruct.instruction_following_over_steps(s, prompts, steps=STEPS,
                                                                                      progress=False)),
         ("loss", lambda s: loss.loss_over_steps(s, TEXTS, steps=STEPS, progress=False)),
+        ("repeat_probe", lambda s: loss.repeat_probe_over_steps(s, TEXTS * 4, steps=STEPS, n_seq=3, seq_len=6,
+                                                                progress=False)),
         ("surprisal", lambda s: reading.surprisal_over_steps(
             s, pd.DataFrame({"item": 1, "word": TEXTS[0].split()}), steps=STEPS, progress=False)),
         ("brain_scores", lambda s: brain.brain_scores_over_steps(s, _sentences(), steps=STEPS, n_folds=4, n_boot=10,
