@@ -50,7 +50,8 @@ MEASURES: Registry[Callable[..., xr.Dataset]] = Registry(
     "measure",
     providers=["lhp_core.metrics.loss", "lhp_core.metrics.reading", "lhp_core.metrics.heads",
                "lhp_core.metrics.tasks", "lhp_core.metrics.instruct", "lhp_core.metrics.brain",
-               "lhp_core.metrics.probing", "lhp_core.metrics.experts", "lhp_core.metrics.similarity"],
+               "lhp_core.metrics.probing", "lhp_core.metrics.experts", "lhp_core.metrics.similarity",
+               "lhp_core.metrics.words"],
 )
 
 
