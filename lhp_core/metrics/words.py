@@ -307,12 +307,31 @@ def sigmoid_aoa(x: np.ndarray, theta: np.ndarray, start: np.ndarray | None = Non
 # ------------------------------------------------------------------------- model side: contexts and surprisal
 
 
+def occurrences(forms: Sequence[str], docs: Sequence[str]) -> dict[str, list[tuple[int, int, int]]]:
+    """Where each form occurs in ``docs``: ``(document, start, end)`` character spans, in text order.
+
+    Words are runs of letters, digits and apostrophes compared in lower case, so a form matches whole words,
+    never inside another word or a contraction (``dog`` is not found in ``hotdog`` or ``dog's``); a multi-word
+    form (``choo choo``) matches its words separated by whitespace only.
+    """
+    wanted = {tuple(f.lower().split()) for f in forms}
+    sizes = sorted({len(w) for w in wanted})
+    spans: dict[tuple[str, ...], list[tuple[int, int, int]]] = {w: [] for w in wanted}
+    for d, doc in enumerate(docs):
+        toks = [(m.group().lower(), m.start(), m.end()) for m in re.finditer(r"[\w']+", doc)]
+        for n in sizes:
+            for i in range(len(toks) - n + 1):
+                gram = tuple(t[0] for t in toks[i: i + n])
+                if gram in spans and all(not doc[toks[j][2]: toks[j + 1][1]].strip() for j in range(i, i + n - 1)):
+                    spans[gram].append((d, toks[i][1], toks[i + n - 1][2]))
+    return {f: spans[tuple(f.lower().split())] for f in dict.fromkeys(forms)}
+
+
 def word_contexts(forms: Sequence[str], docs: Sequence[str], max_per_word: int = 50, context_chars: int = 300,
                   seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
     """Held-out occurrences of each form and the text before each.
 
-    A form matches case-insensitively as whole words (``choo choo`` across any whitespace), not inside
-    another word or a contraction.
+    A form matches as :func:`occurrences` finds it.
 
     Parameters
     ----------
@@ -338,9 +357,9 @@ def word_contexts(forms: Sequence[str], docs: Sequence[str], max_per_word: int =
         raise ValueError(f"max_per_word must be >= 1, got {max_per_word}")
     rng = np.random.default_rng(seed)
     rows, counts = [], {}
+    found = occurrences(forms, docs)
     for form in dict.fromkeys(forms):
-        pattern = re.compile(r"(?<![\w'])" + r"\s+".join(map(re.escape, form.split())) + r"(?![\w'])", re.IGNORECASE)
-        hits = [(d, m.start(), m.end()) for d, doc in enumerate(docs) for m in pattern.finditer(doc)]
+        hits = found[form]
         counts[form] = len(hits)
         keep = (sorted(rng.choice(len(hits), max_per_word, replace=False)) if len(hits) > max_per_word
                 else range(len(hits)))
@@ -538,24 +557,15 @@ def regression(table: pd.DataFrame, outcome: str, predictors: Sequence[str], cat
     return out
 
 
-def word_frequencies(forms: Sequence[str], docs: Sequence[str]) -> pd.Series:
+def word_frequencies(forms: Sequence[str], docs: Sequence[str], add: float = 0.0) -> pd.Series:
     """Occurrences per million words of each form in ``docs``, indexed by form.
 
     Words are runs of letters, digits and apostrophes, compared in lower case; a multi-word form counts
-    its word sequence (the same matches as :func:`word_contexts`).
+    its word sequence (the same matches as :func:`word_contexts`). ``add`` occurrences are added to every
+    count (1: add-one smoothing, so the log frequency of an absent word is finite).
     """
-    wanted = {tuple(f.lower().split()) for f in forms}
-    sizes = sorted({len(w) for w in wanted})
-    counts: dict[tuple[str, ...], int] = dict.fromkeys(wanted, 0)
-    n_words = 0
-    for doc in docs:
-        toks = re.findall(r"[\w']+", doc.lower())
-        n_words += len(toks)
-        for n in sizes:
-            for gram in zip(*(toks[i:] for i in range(n))):
-                if gram in counts:
-                    counts[gram] += 1
-    return pd.Series({f: counts[tuple(f.lower().split())] * 1e6 / max(n_words, 1) for f in dict.fromkeys(forms)},
+    n_words = sum(len(re.findall(r"[\w']+", d)) for d in docs)
+    return pd.Series({f: (len(hits) + add) * 1e6 / max(n_words, 1) for f, hits in occurrences(forms, docs).items()},
                      name="per_million", dtype=float)
 
 
