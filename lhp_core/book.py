@@ -39,7 +39,6 @@ a chapter actually computed::
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import math
 import multiprocessing as mp
@@ -61,34 +60,22 @@ import yaml
 
 from lhp_core import findings
 from lhp_core.config import pin_paths
+from lhp_core.profiles import ProfileError, repo_root
+from lhp_core.profiles import load as load_profiles
+from lhp_core.profiles import parameters as profiles_parameters
 from lhp_core.progress import BOOK_RUN_VAR, Monitor, reporting_to
 
 RECORD_MIMETYPE = "application/vnd.lhp.record+json"
 PROFILES = ("ci", "default", "gpu")
-COMMON_KEYS = ("suite", "models", "steps", "device")
 #: Parameters passed only to chapters whose parameters cell declares them.
 OPTIONAL_KEYS = ("profile",)
 #: Files and folders of ``book/`` that are never copied into the build folder.
 _SKIP = {"_build", "_executed", ".ipynb_checkpoints", "profiles.yml", "__pycache__"}
 
 
-class BookError(RuntimeError):
-    """A chapter failed, or the book's configuration is inconsistent."""
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def repo_root() -> Path:
-    """The folder holding ``_config.yml`` and ``book/`` (the source checkout)."""
-    here = Path(__file__).resolve().parents[1]
-    for candidate in (Path.cwd(), *Path.cwd().parents, here):
-        if (candidate / "_config.yml").is_file() and (candidate / "book" / "_toc.yml").is_file():
-            return candidate
-    raise BookError(
-        "cannot find the book sources (_config.yml and book/_toc.yml); run `lhp book` from the "
-        "lhp repository checkout, or pass --root"
-    )
+class BookError(ProfileError):
+    """A chapter failed, or the book's configuration is inconsistent (:class:`ProfileError`, the base, is
+    raised where ``book/profiles.yml`` is)."""
 
 
 # ------------------------------------------------------------------------ records
@@ -179,22 +166,6 @@ def read_record(path: str | Path) -> dict[str, int | float | str | bool]:
 # ----------------------------------------------------------------------- profiles
 
 
-def load_profiles(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """Read ``book/profiles.yml`` and check its shape."""
-    path = Path(path) if path is not None else repo_root() / "book" / "profiles.yml"
-    profiles = yaml.safe_load(path.read_text())
-    if not isinstance(profiles, dict):
-        raise BookError(f"{path} must map profile names ({', '.join(PROFILES)}) to settings")
-    for name, prof in profiles.items():
-        missing = [k for k in COMMON_KEYS if k not in (prof or {}).get("common", {})]
-        if missing:
-            raise BookError(f"{path}: profile {name!r} lacks common parameters {missing}")
-        chapters = prof.get("chapters") or {}
-        if not isinstance(chapters, dict):
-            raise BookError(f"{path}: profile {name!r}: 'chapters' must map chapter names to parameter dicts")
-    return profiles
-
-
 def chapter_parameters(profile: str, chapter: str, profiles: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The papermill parameters for one chapter: the profile's common ones plus overrides.
 
@@ -205,12 +176,7 @@ def chapter_parameters(profile: str, chapter: str, profiles: Mapping[str, Any] |
     chapter
         Notebook name without suffix, e.g. ``"suite"``.
     """
-    profiles = load_profiles() if profiles is None else profiles
-    if profile not in profiles:
-        raise BookError(f"unknown profile {profile!r}; valid profiles: {', '.join(profiles)}")
-    prof = profiles[profile]
-    params = dict(prof["common"])
-    params.update((prof.get("chapters") or {}).get(chapter) or {})
+    params = profiles_parameters(profile, chapter, profiles)
     params["profile"] = profile
     return params
 
@@ -240,33 +206,6 @@ def injected_parameters(notebook: str | Path, params: Mapping[str, Any]) -> dict
             "or remove it from book/profiles.yml"
         )
     return {k: v for k, v in params.items() if k in declared}
-
-
-def notebook_defaults(notebook: str | Path) -> dict[str, Any]:
-    """The defaults a chapter's ``parameters`` cell assigns (literals only), by name."""
-
-
-    nb = nbformat.read(notebook, as_version=4)
-    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
-    if cell is None:
-        raise BookError(f"{notebook} has no cell tagged 'parameters'")
-    out = {}
-    for node in ast.parse(cell.source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            out[node.targets[0].id] = ast.literal_eval(node.value)
-    return out
-
-
-def chapter_arguments(profile: str, chapter: str, root: Path | None = None) -> dict[str, Any]:
-    """Every parameter a chapter runs with at ``profile``: its notebook's defaults, then the profile's values
-    (what papermill gives the executed chapter), so another chapter can call the same study and hit its cache."""
-    root = root or repo_root()
-    args = notebook_defaults(root / "book" / f"{chapter}.ipynb")
-    args.update(injected_parameters(
-        root / "book" / f"{chapter}.ipynb",
-        chapter_parameters(profile, chapter, load_profiles(root / "book" / "profiles.yml")),
-    ))
-    return args
 
 
 # -------------------------------------------------------------------------- table of contents
@@ -703,7 +642,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         result = build_book(args.profile, only=args.only, build=not args.no_build, out=args.out, jobs=args.jobs)
-    except BookError as err:
+    except ProfileError as err:
         print(f"lhp book: {err}", file=sys.stderr)
         return 1
     print(f"[lhp book] {summary(result)}", flush=True)

@@ -30,6 +30,9 @@ from lhp_core.weights import (
     weights_sha256,
 )
 
+#: The dtypes a checkpoint is loaded in (``load(dtype=...)``), by the name a sweep or a measure takes.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
 # suite id -> (fingerprint, where it was first seen); one tokenizer per suite
 _FINGERPRINTS: dict[str, tuple[str, str]] = {}
 

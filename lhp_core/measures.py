@@ -35,24 +35,15 @@ import pandas as pd
 import xarray as xr
 
 from lhp_core import checkpoints, config, schema
+from lhp_core.checkpoints import DTYPES
+from lhp_core.identical import drop_identical
 from lhp_core.progress import bar
 from lhp_core.provenance import config_sha256, git_commit, versions
-from lhp_core.registry import Registry
 from lhp_core.schedule import spread
 from lhp_core.stimuli import Stimuli
 from lhp_core.store import models_in, open_results, steps_of
 from lhp_core.suites import Suite, get_suite
-from lhp_core.sweep import DTYPES, select_steps, sweep
-
-#: Drivers of the studies register here by id (``lhp_core.metrics.*``), so tools such as the
-#: book's Timeline can list every measure the library computes over training.
-MEASURES: Registry[Callable[..., xr.Dataset]] = Registry(
-    "measure",
-    providers=["lhp_core.metrics.loss", "lhp_core.metrics.reading", "lhp_core.metrics.heads",
-               "lhp_core.metrics.tasks", "lhp_core.metrics.instruct", "lhp_core.metrics.brain",
-               "lhp_core.metrics.probing", "lhp_core.metrics.experts", "lhp_core.metrics.similarity",
-               "lhp_core.metrics.words"],
-)
+from lhp_core.sweep import select_steps, sweep
 
 
 @dataclass(frozen=True)
@@ -170,6 +161,11 @@ def step_grid(suite: Suite, models: Sequence[str] | None = None,
     ``steps`` None is every step of each model; a spec string (``"log:12"``, ``"0,512,1000"``) is
     resolved per model (:func:`lhp_core.sweep.select_steps`); a list keeps the steps a model has,
     so suites whose models saved different schedules line up on the union, NaN elsewhere.
+
+    Steps whose weights equal a later step's of the grid are dropped, keeping the last, with one
+    :class:`lhp_core.identical.IdenticalWeightsWarning` naming them
+    (:func:`lhp_core.identical.drop_identical`): a study never runs on a checkpoint whose name
+    does not match its weights.
     """
     models = [suite.resolve_model(m) for m in (models or suite.models)]
     if not models:
@@ -186,7 +182,7 @@ def step_grid(suite: Suite, models: Sequence[str] | None = None,
             grid[m] = sorted({int(s) for s in steps if int(s) in present})
     if not any(grid.values()):
         raise ValueError(f"none of steps {list(steps)[:8]} is a checkpoint of models {models} in suite {suite.id!r}")
-    return grid
+    return drop_identical(suite, grid, checkpoints.checkpoint_id)
 
 
 def shared_steps(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[int] | None = None,

@@ -1,4 +1,4 @@
-"""String-id registries for suites, datasets and measures (as Brain-Score does).
+"""String-id registries for suites, datasets, tasks, reducers and head scores (as Brain-Score does).
 
 A registry maps an id to a factory; lookups of unknown ids fail with the list of
 valid ids so that a typo is fixed in one step.

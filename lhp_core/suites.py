@@ -36,6 +36,7 @@ from pathlib import Path
 
 from lhp_core import config
 from lhp_core.cli import positive_int
+from lhp_core.identical import check_hub
 from lhp_core.presets import PRESETS, make_config
 from lhp_core.progress import bar
 from lhp_core.registry import Registry
@@ -593,11 +594,15 @@ class TrainerSuite(LocalSuite):
         except (OSError, ValueError, TypeError) as e:
             accum = None
             why.append(f"gradient_accumulation_steps unreadable ({e})")
+        # --seq-len completes the product only when the batch size and gradient accumulation were read.
+        fix = ("pass --seq-len N (tokens per training sequence) or --tokens-per-step N" if not why else
+               "pass --tokens-per-step N (tokens per optimizer step: batch size x gradient accumulation x world "
+               "size x sequence length); --seq-len cannot complete it")
         if self.sequence_length is None:
             why.append("the sequence length is not given (--seq-len)")
         if why:
             return None, None, ("unknown: trainer_state.json logs no num_input_tokens_seen, and " + "; ".join(why)
-                                + "; pass --seq-len N (tokens per training sequence) or --tokens-per-step N")
+                                + "; " + fix)
         world = self.world_size or 1
         tps = int(batch) * accum * world * self.sequence_length
         world_note = "--world-size" if self.world_size else "assumed; pass --world-size for multi-process runs"
@@ -924,6 +929,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     chk.add_argument("suite")
     chk.add_argument("--model", action="append", default=None, help="only this model (repeatable)")
     chk.add_argument("--json", action="store_true", help="print the full table as JSON lines")
+    chk.add_argument("--strict", action="store_true", help="exit 1 when steps share identical weights")
+    chk.add_argument("--offline", action="store_true",
+                     help="hub suites: read the revisions in the Hugging Face cache, not the hub's file metadata")
     add_suite_options(chk)
 
 
@@ -951,6 +959,8 @@ def run(args: argparse.Namespace) -> int:
                 if k in s._record.attrs:
                     print(f"  {k}: {s._record.attrs[k]}")
         return 0
+    if isinstance(s, HubSuite):
+        return check_hub(s, args.model, offline=args.offline, strict=args.strict, as_json=args.json)
     df = check(s, args.model)
     if args.json:
         for row in df.to_dict("records"):
@@ -970,4 +980,4 @@ def run(args: argparse.Namespace) -> int:
     if len(bad) or len(missing):
         fix = s.restore_hint() if isinstance(s, LocalSuite) else "restore those checkpoints"
         print(f"  to fix: delete the damaged step folders and {fix}")
-    return 1 if len(bad) or len(missing) else 0
+    return 1 if len(bad) or len(missing) or (args.strict and groups) else 0

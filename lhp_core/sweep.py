@@ -54,7 +54,7 @@ import torch
 import lhp_core
 from lhp_core import checkpoints
 from lhp_core import store as St
-from lhp_core.checkpoints import check_device, checkpoint_sha256, verified_sha256
+from lhp_core.checkpoints import DTYPES, check_device, checkpoint_sha256, verified_sha256
 from lhp_core.cli import at_least, device_name, positive_int
 from lhp_core.extract import extract
 from lhp_core.progress import bar
@@ -64,9 +64,6 @@ from lhp_core.sites import check_sites, feature_sizes, linear_layout
 from lhp_core.stimuli import Stimuli, encode, read_stimuli
 from lhp_core.suites import SUITES, HubSuite, LocalSuite, add_suite_options, context_length, get_suite, suite_from_args
 from lhp_core.weights import CorruptCheckpoint, loaded_weights_sha256
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 
 STEP_SPECS = "all, log, log:N (N >= 1 log-spaced steps) or a comma list of steps such as 0,512,1000"
 

@@ -42,7 +42,6 @@ from sklearn.model_selection import KFold
 
 from lhp_core import schema
 from lhp_core.measures import (
-    MEASURES,
     Checkpoint,
     Features,
     Measure,
@@ -670,9 +669,6 @@ def brain_scores_over_steps(
     out.attrs.update(reducer=reducer, n_permutations=int(n_permutations), n_boot=int(n_boot),
                      null_steps=null_steps if isinstance(null_steps, str) else ",".join(map(str, null_steps)))
     return out
-
-
-MEASURES.register("brain_scores", lambda: brain_scores_over_steps)
 
 
 def prediction_table(scores: xr.Dataset, table: pd.DataFrame, model: str, step: int, layer: int) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import xarray as xr
 
 from lhp_core import schema
 from lhp_core.data.pythia_evals import TOKENS_PER_STEP
+from lhp_core.metrics import changepoint
 
 COLUMNS = [
     "study", "measure", "model", "seed", "kind",
@@ -122,3 +123,57 @@ class Curve:
         """Long table ``model, step, tokens_seen, value`` (NaN values dropped)."""
         df = self.values.to_dataframe(name="value").reset_index()
         return df[[schema.MODEL, schema.STEP, schema.TOKENS_SEEN, "value"]].dropna(subset=["value"])
+
+
+def tokens_per_step(curve: Curve) -> pd.Series:
+    """Training tokens per optimiser step of each model of ``curve``, from its ``tokens_seen`` coordinate at the
+    model's last step after 0 (NaN for a model with no such step).
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by model.
+    """
+    tok = curve.values[schema.TOKENS_SEEN].broadcast_like(curve.values)
+    steps = curve.values[schema.STEP].values.astype(float)
+    out = {}
+    for m in curve.values[schema.MODEL].values:
+        t = tok.sel({schema.MODEL: m}).values.astype(float)
+        ok = np.isfinite(t) & (steps > 0) & np.isfinite(curve.values.sel({schema.MODEL: m}).values)
+        out[m] = t[ok][-1] / steps[ok][-1] if ok.any() else np.nan
+    return pd.Series(out, dtype=float)
+
+
+def changepoint_events(curve: Curve, study: str, kind: str = "transition", min_jump: float = 0.0,
+                       n_boot: int = 500, seed: int = 0, run_seed: int = 0) -> pd.DataFrame:
+    """The step at which each model's ``curve`` changes level, as events on that curve.
+
+    :func:`lhp_core.metrics.changepoint.per_model` with ``kind="mean"`` (level shift, residual-bootstrap
+    95 % interval); an event is found where the fitted jump is at least ``min_jump`` (in the curve's units).
+
+    Parameters
+    ----------
+    curve
+        The measure, ``values`` on ``(model, step)``; the events' ``measure`` is its name.
+    study
+        The events' ``study`` (the contributor's name).
+    kind
+        The events' ``kind``.
+    n_boot, seed
+        Bootstrap resamples and their seed.
+    run_seed
+        The training run the checkpoints come from (the events' ``seed`` column).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Exactly :data:`COLUMNS`, one row per model; tokens from the curve's ``tokens_seen``.
+    """
+    cp = changepoint.per_model(curve.values, kind="mean", n_boot=n_boot, seed=seed, min_jump=min_jump)
+    found = cp["found"].astype(bool).to_numpy()
+    rows = pd.DataFrame({"study": study, "measure": curve.name, "model": cp["model"], "seed": run_seed, "kind": kind,
+                         "step": np.where(found, cp["step"], np.nan),
+                         # an event's interval holds its step (event_table checks it)
+                         "step_lo": np.where(found, np.fmin(cp["lo"], cp["step"]), np.nan),
+                         "step_hi": np.where(found, np.fmax(cp["hi"], cp["step"]), np.nan), "found": found})
+    return event_table(rows, tokens_per_step(curve).reindex(cp["model"]).to_numpy())

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, features_at, over_steps
+from lhp_core.measures import Checkpoint, Features, Measure, features_at, over_steps
 from lhp_core.progress import bar
 from lhp_core.provenance import config_sha256
 from lhp_core.schema import MODEL, NEURON, STEP, TOKENS_SEEN
@@ -323,9 +323,6 @@ def model_ap(ap: xr.Dataset | xr.DataArray, model: str) -> xr.DataArray:
     if "module" in a.coords:
         a = a.assign_coords(module=(NEURON, a["module"].values.astype(str)))
     return a.drop_vars([MODEL, TOKENS_SEEN, "checkpoint_id"], errors="ignore")
-
-
-MEASURES.register("expert_ap", lambda: expert_ap_over_steps)
 
 
 def inspect_concept(

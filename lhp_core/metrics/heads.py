@@ -44,7 +44,8 @@ import xarray as xr
 
 from lhp_core import schema
 from lhp_core.checkpoints import load_config, load_tokenizer
-from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps, step_grid
+from lhp_core.deprecation import DEFAULT, Default, changed_default
+from lhp_core.measures import Checkpoint, Measure, over_steps, step_grid
 from lhp_core.metrics import changepoint
 from lhp_core.provenance import config_sha256
 from lhp_core.reducers import BatchInfo, register_head_score
@@ -282,7 +283,14 @@ def _attentions(model, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
             model.set_attn_implementation(prev)
 
 
-def head_scores(model, ids: np.ndarray, convention: str = "aoyama_wilcox", bos_token_id: int | None = None,
+def _changed_convention(function: str, convention: str | Default) -> str:
+    """The probe convention a call relied on: Aoyama & Wilcox's since 0.2.0, which warns that it changed."""
+    # stacklevel 4: warn -> changed_default -> this helper -> the public function -> its caller.
+    return changed_default(function, "convention", convention, new="aoyama_wilcox", old="lhp", since="0.2.0",
+                           keep="convention='lhp' (the BOS-prefixed probe)", stacklevel=4)
+
+
+def head_scores(model, ids: np.ndarray, convention: str | Default = DEFAULT, bos_token_id: int | None = None,
                 device: str = "cpu", batch_size: int = 16) -> dict[str, np.ndarray]:
     """Previous-token, induction and duplicate-token scores of every head of a loaded model.
 
@@ -296,7 +304,9 @@ def head_scores(model, ids: np.ndarray, convention: str = "aoyama_wilcox", bos_t
         (:func:`random_probe` for ``"aoyama_wilcox"``, :func:`induction_probe` for ``"lhp"``).
     convention
         ``"aoyama_wilcox"`` (default: the paper's probe, no BOS), ``"lhp"`` or
-        ``"transformer_lens"`` (both prepend BOS); see the module docstring.
+        ``"transformer_lens"`` (both prepend BOS); see the module docstring. The default was the
+        BOS-prefixed ``"lhp"`` probe before 0.2.0: a call that relies on it gets a
+        :class:`~lhp_core.deprecation.ChangedDefaultWarning`.
     bos_token_id
         Prepended for ``"lhp"`` / ``"transformer_lens"``; default ``model.config.bos_token_id``.
 
@@ -305,6 +315,7 @@ def head_scores(model, ids: np.ndarray, convention: str = "aoyama_wilcox", bos_t
     ``{score: float array [layer, head]}`` for :data:`SCORES`, averaged over the sequences; layer
     0 is the first block (the sweep's ``layer`` coordinate counts it as 1).
     """
+    convention = _changed_convention("heads.head_scores", convention)
     _check_convention(convention)
     ids = np.asarray(ids, dtype=np.int64)
     half = ids.shape[1] // 2 if ids.ndim == 2 else 0
@@ -442,7 +453,8 @@ def _probes(s, models, grid, n_seq: int, seq_len: int, seed: int, convention: st
 
 
 def head_scores_over_steps(suite, models=None, steps=None, n_seq: int = 100, seq_len: int = 50, seed: int = 0,
-                           convention: str = "aoyama_wilcox", device: str = "cpu", progress: bool = True) -> xr.Dataset:
+                           convention: str | Default = DEFAULT, device: str = "cpu",
+                           progress: bool = True) -> xr.Dataset:
     """Previous-token, induction and duplicate-token scores of every head at every checkpoint.
 
     Parameters
@@ -453,7 +465,8 @@ def head_scores_over_steps(suite, models=None, steps=None, n_seq: int = 100, seq
     convention
         ``"aoyama_wilcox"`` (default, Aoyama & Wilcox 2025: ids over the whole vocabulary, no BOS,
         second-copy queries), ``"lhp"`` (BOS, whole-word tokens, TransformerLens offsets) or
-        ``"transformer_lens"`` (``detect_head`` normalisation); see :func:`head_scores`.
+        ``"transformer_lens"`` (``detect_head`` normalisation); see :func:`head_scores`. It was
+        ``"lhp"`` before 0.2.0: relying on the default warns.
 
     Returns
     -------
@@ -461,6 +474,7 @@ def head_scores_over_steps(suite, models=None, steps=None, n_seq: int = 100, seq
         :data:`SCORES` with dims ``(model, step, layer, head)`` (layer 1..L, averaged over the probe
         sequences; NaN past a model's depth or width), ``probe_ids (model, stimulus, token)``.
     """
+    convention = _changed_convention("heads.head_scores_over_steps", convention)
     _check_convention(convention)
     s = get_suite(suite)
     grid = step_grid(s, models, steps)
@@ -546,7 +560,3 @@ def transition(scores: xr.Dataset, score: str = "induction", n_boot: int = 500, 
     best = scores[score].max([schema.LAYER, schema.HEAD], skipna=True)
     return changepoint.per_model(best.where(np.isfinite(best)), kind="mean", n_boot=n_boot, seed=seed,
                                  min_jump=min_jump)
-
-
-MEASURES.register("head_scores", lambda: head_scores_over_steps)
-MEASURES.register("icl", lambda: icl_over_steps)

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps
+from lhp_core.measures import Checkpoint, Measure, over_steps
 from lhp_core.provenance import config_sha256
 
 TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -168,6 +168,3 @@ def instruction_following_over_steps(suite, prompts: pd.DataFrame, models: Seque
     measure = Measure("instruction_following", compute, key,
                       description="greedy answers in the format the prompt asks for (lhp_core.metrics.instruct)")
     return over_steps(suite, measure, models, steps, device=device, progress=progress)
-
-
-MEASURES.register("instruction_following", lambda: instruction_following_over_steps)

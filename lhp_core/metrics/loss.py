@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from lhp_core import schema
-from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
+from lhp_core.measures import Checkpoint, Features, Measure, over_steps
 from lhp_core.stimuli import Stimuli
 
 
@@ -63,6 +63,3 @@ def loss_over_steps(suite, texts: Sequence[str] | Stimuli, models: Sequence[str]
     ds["n_scored"].attrs.update(units="tokens", description="tokens scored in each text")
     ds.attrs.update(n_texts=int(len(stim.ids)), n_scored=int(ds["n_scored"].sum()))
     return ds
-
-
-MEASURES.register("loss", lambda: loss_over_steps)

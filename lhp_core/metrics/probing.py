@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from lhp_core import schema
-from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
+from lhp_core.measures import Checkpoint, Features, Measure, over_steps
 from lhp_core.provenance import config_sha256
 from lhp_core.stimuli import Stimuli
 
@@ -234,6 +234,3 @@ def pos_probe_over_steps(
                       features=Features(Stimuli.from_words(words), ("resid",), (reducer,)),
                       description="linear part-of-speech probe of every layer (Brown tags)")
     return over_steps(suite, measure, models, steps, device=device, progress=progress)
-
-
-MEASURES.register("pos_probe", lambda: pos_probe_over_steps)

@@ -51,7 +51,8 @@ from wordfreq import zipf_frequency
 from lhp_core import schema
 from lhp_core.data import naturalstories as ns
 from lhp_core.data import provo
-from lhp_core.measures import MEASURES, Checkpoint, Features, Measure, over_steps
+from lhp_core.deprecation import DEFAULT, Default, changed_default, is_default
+from lhp_core.measures import Checkpoint, Features, Measure, over_steps
 from lhp_core.metrics import changepoint
 from lhp_core.progress import bar
 from lhp_core.stimuli import Stimuli, encode
@@ -201,6 +202,8 @@ REASONS = {
 LHP_RT_RANGE = (100.0, 3000.0)
 #: ``rt_range`` default: the rule set and paradigm decide (see :func:`exclusion_table`).
 AUTO = "auto"
+#: The column that gives reading order by default, where a table has it (:func:`exclusion_table`).
+POSITION = "position"
 
 
 def strip_punct(word: str) -> str:
@@ -307,9 +310,12 @@ def _positions(table: pd.DataFrame, codes: np.ndarray, group: str | Sequence[str
         i = order[1:][bad][0]
         key = list(table[_as_list(group)].iloc[[i]].to_dict("records")[0].values())
         key = key[0] if len(key) == 1 else tuple(key)
+        row = table.index[i]
+        row = row.item() if isinstance(row, np.generic) else row  # numpy 2 would print np.int64(267)
         raise ValueError(f"rows of group {key!r} are out of reading order ({position!r} {pos[i]:g} at row "
-                         f"{table.index[i]!r} comes after {pos[order[:-1][bad][0]]:g}); sort first: "
-                         f"table.sort_values({_as_list(group) + [position]!r})")
+                         f"{row!r} comes after {pos[order[:-1][bad][0]]:g}); sort first: "
+                         f"table.sort_values({_as_list(group) + [position]!r}) (position=None reads the rows "
+                         "in the order given instead)")
     return pos
 
 
@@ -375,11 +381,43 @@ class PPPDesign:
         return self.table["keep"].to_numpy()
 
 
+SINCE = "0.2.0"  # the release whose PPP defaults follow Aoyama & Wilcox (CHANGELOG.md)
+
+
+def _changed_defaults(function: str, name: str, rules: str | Default, spillover: int | None | Default,
+                      measure: str, table: pd.DataFrame, group: str | Sequence[str],
+                      position: str | None | Default) -> tuple[str, int | None, str | None]:
+    """Resolve the exclusions, spillover and position column a call relied on, warning where they changed."""
+    if measure not in SPILLOVER:
+        raise ValueError(f"unknown measure {measure!r}; use 'spr' (self-paced reading) or 'eye' (eye tracking)")
+    # stacklevel 4: warn -> changed_default -> this helper -> the public function -> its caller.
+    rules = changed_default(function, name, rules, new="aoyama_wilcox", old="lhp", since=SINCE,
+                            keep=f"{name}='lhp'", stacklevel=4)
+    spillover = changed_default(function, "spillover", spillover, new=SPILLOVER[measure], old=3, since=SINCE,
+                                keep="spillover=3", stacklevel=4)
+    if not is_default(position):
+        return rules, spillover, position  # type: ignore[return-value]
+    if POSITION not in table.columns:
+        return rules, spillover, None
+    if any(g not in table.columns for g in _as_list(group)):
+        return rules, spillover, POSITION  # exclusion_table names the missing group column
+    # The column is read by default since 0.2.0: rows out of its order raise (they gave a wrong PPP in
+    # silence). Only gaps in it change numbers (they break the spillover history), so only they warn.
+    step = pd.to_numeric(table[POSITION], errors="coerce").groupby(
+        [table[g] for g in _as_list(group)], sort=False, dropna=False).diff()
+    if (step.notna() & (step != 1)).any():
+        changed_default(function, "position", DEFAULT, new=POSITION, old=None, since=SINCE,
+                        keep="position=None (row order; the column's gaps then do not break the spillover history)",
+                        stacklevel=4)
+    return rules, spillover, POSITION
+
+
 def exclusion_table(table: pd.DataFrame, rt: str, surprisal: np.ndarray, word: str = "word",
-                    group: str | Sequence[str] = "item", spillover: int | None = None, measure: str = "spr",
-                    rules: str = "aoyama_wilcox", rt_range: tuple[float, float] | None | str = AUTO,
-                    drop_zero: bool | None = None, frequency: str | None = None, length: str | None = None,
-                    position: str | None = None, log_rt: bool = False) -> PPPDesign:
+                    group: str | Sequence[str] = "item", spillover: int | None | Default = DEFAULT,
+                    measure: str = "spr", rules: str | Default = DEFAULT,
+                    rt_range: tuple[float, float] | None | str = AUTO, drop_zero: bool | None = None,
+                    frequency: str | None = None, length: str | None = None,
+                    position: str | None | Default = DEFAULT, log_rt: bool = False) -> PPPDesign:
     """Build the PPP regression's predictors and apply one rule set of exclusions, counting each reason.
 
     Parameters
@@ -394,11 +432,14 @@ def exclusion_table(table: pd.DataFrame, rt: str, surprisal: np.ndarray, word: s
         the rows stay paired across checkpoints; a checkpoint that is NaN everywhere is ignored).
     spillover
         Preceding words whose length, frequency and surprisal enter; default
-        ``SPILLOVER[measure]`` (4 for ``"spr"``, 2 for ``"eye"``, as Aoyama & Wilcox 2025).
+        ``SPILLOVER[measure]`` (4 for ``"spr"``, 2 for ``"eye"``, as Aoyama & Wilcox 2025; it was 3
+        before 0.2.0, and a call that relies on it gets a
+        :class:`~lhp_core.deprecation.ChangedDefaultWarning`; ``None`` means the same, silently).
     measure
         ``"spr"`` (self-paced reading) or ``"eye"`` (eye tracking, MoTR).
     rules
-        ``"aoyama_wilcox"`` (default; their by_head_analysis.R): rows without a reading time
+        ``"aoyama_wilcox"`` (default since 0.2.0, was ``"lhp"``: relying on it warns, as for
+        ``spillover``; their by_head_analysis.R): rows without a reading time
         leave the table first (their pipeline keeps only words with one), then a row is dropped
         if the ``spillover`` rows before it in its group are not its ``spillover`` immediate
         predecessors (``history``: the start of a group, a gap in ``position``, or a preceding
@@ -427,15 +468,17 @@ def exclusion_table(table: pd.DataFrame, rt: str, surprisal: np.ndarray, word: s
     length
         Column of word length; default letters and digits of ``word`` (:func:`word_length`).
     position
-        Column of reading position (increasing within a group). Given, rows out of order raise,
-        and a position gap breaks the spillover history; default: row order.
+        Column of reading position (increasing within a group): rows out of its order raise, and a
+        gap in it breaks the spillover history. Default: the table's ``"position"`` column where it
+        has one (since 0.2.0; a column with gaps then warns that they now count), else row order;
+        ``None``: row order.
     log_rt
         Regress log reading time (rows must then be positive).
     """
+    rules, spillover, position = _changed_defaults("reading.exclusion_table", "rules", rules, spillover, measure,
+                                                   table, group, position)
     if rules not in REASONS:
         raise ValueError(f"unknown exclusions {rules!r}; use one of {list(REASONS)}")
-    if measure not in SPILLOVER:
-        raise ValueError(f"unknown measure {measure!r}; use 'spr' (self-paced reading) or 'eye' (eye tracking)")
     k = SPILLOVER[measure] if spillover is None else int(spillover)
     if k < 0:
         raise ValueError(f"spillover must be >= 0, got {spillover}")
@@ -681,10 +724,10 @@ def _enough(d: PPPDesign, n_folds: int) -> None:
 
 
 def ppp(table: pd.DataFrame, rt: str, surprisal: str, word: str = "word", group: str | Sequence[str] = "item",
-        spillover: int | None = None, n_folds: int = 10, seed: int = 0,
+        spillover: int | None | Default = DEFAULT, n_folds: int = 10, seed: int = 0,
         rt_range: tuple[float, float] | None | str = AUTO, drop_zero: bool | None = None, log_rt: bool = False, *,
-        measure: str = "spr", exclusions: str = "aoyama_wilcox", frequency: str | None = None,
-        length: str | None = None, position: str | None = None) -> PPPResult:
+        measure: str = "spr", exclusions: str | Default = DEFAULT, frequency: str | None = None,
+        length: str | None = None, position: str | None | Default = DEFAULT) -> PPPResult:
     """PPP of a surprisal column for a reading-time column of any word-level table.
 
     Delta LL of OLS ``rt ~ length + log frequency + surprisal`` (each for the current word and
@@ -692,7 +735,9 @@ def ppp(table: pd.DataFrame, rt: str, surprisal: str, word: str = "word", group:
     Aoyama & Wilcox (2025) after Wilcox et al. (2023). Defaults follow them: spillover 4 for
     self-paced reading and 2 for eye tracking (:data:`SPILLOVER`), their exclusions
     (``"aoyama_wilcox"``), no reading-time range. ``exclusions="lhp"``, ``spillover=3`` reproduce
-    this project's earlier numbers. Every option is documented in :func:`exclusion_table`.
+    this project's earlier numbers. Both defaults changed in 0.2.0, so a call that relies on either
+    gets a :class:`~lhp_core.deprecation.ChangedDefaultWarning` naming the old value; pass them to
+    silence it. Every option is documented in :func:`exclusion_table`.
 
     Parameters
     ----------
@@ -708,6 +753,8 @@ def ppp(table: pd.DataFrame, rt: str, surprisal: str, word: str = "word", group:
     :class:`PPPResult`: the :class:`DeltaLL` (``mean``, fold interval ``lo``/``hi``, ``se``), the
     rows used and the rows each exclusion removed (``excluded``).
     """
+    exclusions, spillover, position = _changed_defaults("reading.ppp", "exclusions", exclusions, spillover, measure,
+                                                        table, group, position)
     s = numeric_column(table, surprisal, "surprisal")
     d = exclusion_table(table, rt, s, word=word, group=group, spillover=spillover, measure=measure, rules=exclusions,
                         rt_range=rt_range, drop_zero=drop_zero, frequency=frequency, length=length,
@@ -816,14 +863,12 @@ def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: 
     return ds
 
 
-MEASURES.register("surprisal", lambda: surprisal_over_steps)
-
-
 def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", group: str | Sequence[str] = "item",
-                   spillover: int | None = None, n_folds: int = 10, seed: int = 0,
+                   spillover: int | None | Default = DEFAULT, n_folds: int = 10, seed: int = 0,
                    rt_range: tuple[float, float] | None | str = AUTO, drop_zero: bool | None = None,
-                   log_rt: bool = False, *, measure: str = "spr", exclusions: str = "aoyama_wilcox",
-                   frequency: str | None = None, length: str | None = None, position: str | None = None):
+                   log_rt: bool = False, *, measure: str = "spr", exclusions: str | Default = DEFAULT,
+                   frequency: str | None = None, length: str | None = None,
+                   position: str | None | Default = DEFAULT):
     """PPP (mean held-out Delta LL, nats/word) of ``surprisal`` ``(model, step, word)`` for ``table[rt]``.
 
     The regression, defaults and options are those of :func:`ppp` (see :func:`exclusion_table`).
@@ -841,6 +886,8 @@ def ppp_over_steps(table: pd.DataFrame, surprisal, rt: str, word: str = "word", 
     ``n_words`` (kept), ``n_excluded`` and ``excluded_<reason>`` (rows each reason removed,
     :data:`REASONS`).
     """
+    exclusions, spillover, position = _changed_defaults("reading.ppp_over_steps", "exclusions", exclusions,
+                                                        spillover, measure, table, group, position)
     dims = (schema.MODEL, schema.STEP, schema.WORD)
     if set(surprisal.dims) != set(dims):
         raise ValueError(f"surprisal has dims {surprisal.dims}; expected {dims} (reading.surprisal_over_steps)")

@@ -24,7 +24,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from scipy.stats import rankdata
 
-from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps
+from lhp_core.measures import Checkpoint, Measure, over_steps
 from lhp_core.metrics.experts import model_ap, select_experts
 from lhp_core.provenance import config_sha256
 from lhp_core.schema import MODEL, STEP, TOKENS_SEEN
@@ -607,6 +607,3 @@ def alignment_over_training(
     ds.attrs.update({"top_k": int(top_k), "n_members": len(words), "n_categories": len(cat_names),
                      "n_perm": int(n_perm), "n_boot": int(n_boot)})
     return ds
-
-
-MEASURES.register("embedding_rsa", lambda: embedding_rsa_over_steps)

@@ -51,7 +51,7 @@ from scipy import special
 from lhp_core import config, corpus, schema
 from lhp_core.checkpoints import load
 from lhp_core.data import corpora
-from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps
+from lhp_core.measures import Checkpoint, Measure, over_steps
 from lhp_core.provenance import config_sha256
 from lhp_core.registry import Registry
 from lhp_core.suites import context_length, get_suite
@@ -560,6 +560,3 @@ def task_battery_over_steps(suite, models: Sequence[str] | None = None, steps: S
     ds = ds.assign_coords(chance=(schema.TASK, [get(t).chance for t in ds[schema.TASK].values]))
     ds["chance"].attrs.update(units="share of items", description="accuracy of guessing")
     return ds
-
-
-MEASURES.register("task_battery", lambda: task_battery_over_steps)

@@ -26,7 +26,7 @@ import xarray as xr
 from scipy import stats
 
 from lhp_core import schema
-from lhp_core.measures import MEASURES, Checkpoint, Measure, over_steps
+from lhp_core.measures import Checkpoint, Measure, over_steps
 from lhp_core.metrics.tasks import HFScorer
 from lhp_core.provenance import config_sha256
 from lhp_core.suites import context_length
@@ -568,5 +568,3 @@ def word_frequencies(forms: Sequence[str], docs: Sequence[str], add: float = 0.0
     return pd.Series({f: (len(hits) + add) * 1e6 / max(n_words, 1) for f, hits in occurrences(forms, docs).items()},
                      name="per_million", dtype=float)
 
-
-MEASURES.register("word_aoa", lambda: word_aoa_over_steps)

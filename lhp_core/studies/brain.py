@@ -22,11 +22,17 @@ from lhp_core.data import corpora, tuckute
 from lhp_core.findings import Finding
 from lhp_core.measures import shared_steps, step_grid
 from lhp_core.metrics import brain, changepoint, instruct, probing, tasks
-from lhp_core.metrics.events import event_table
+from lhp_core.metrics.events import Curve, event_table
+from lhp_core.studies.contributions import register
+from lhp_core.studies.suite import HELD_OUT_LOSS
 from lhp_core.suites import Suite
 from lhp_core.train import ensure
 
 SOURCE = "Nakagi et al. 2025"
+#: The measures this study follows over training (names of its curves and of the events on them).
+BRAIN_SCORE = "brain score, best layer"
+FOLLOWING = "instruction following"
+POS_SELECTIVITY = "POS probe selectivity, best layer"
 
 
 @dataclass
@@ -68,21 +74,17 @@ class Brain:
         return pd.DataFrame(rows)
 
     def companions(self) -> pd.DataFrame:
-        """Long table ``model, step, tokens_seen, measure, value`` of every curve on the shared axis."""
+        """Long table ``model, step, tokens_seen, measure, value`` of every curve on the shared axis (``measure``:
+        the curve's label, name and units)."""
+        brain_score, following, selectivity = self.curves()
         rec = self.suite.training_record()
-        parts = [rec["val_loss"].sel(model=self.models).to_dataframe().reset_index()
-                 .rename(columns={"val_loss": "value"}).assign(measure="held-out loss (nats/token)"),
-                 self.tasks["accuracy"].mean(schema.TASK).to_dataframe(name="value").reset_index()
-                 .assign(measure="task battery: mean accuracy"),
-                 self.following["instruction_following"].to_dataframe(name="value").reset_index()
-                 .assign(measure="instruction following (share)"),
-                 self.probe["accuracy"].max(schema.LAYER).to_dataframe(name="value").reset_index()
-                 .assign(measure="POS probe accuracy (best layer)"),
-                 self.probe["selectivity"].max(schema.LAYER).to_dataframe(name="value").reset_index()
-                 .assign(measure="POS probe selectivity (best layer)"),
-                 self.best["r"].to_dataframe(name="value").reset_index().assign(measure="brain score r (best layer)")]
+        order = [Curve(HELD_OUT_LOSS, "nats/token", rec["val_loss"].sel(model=self.models)),
+                 Curve("task battery: mean accuracy", "accuracy", self.tasks["accuracy"].mean(schema.TASK)),
+                 following,
+                 Curve("POS probe accuracy, best layer", "share of words", self.probe["accuracy"].max(schema.LAYER)),
+                 selectivity, brain_score]
         keep = [schema.MODEL, schema.STEP, schema.TOKENS_SEEN, "measure", "value"]
-        return pd.concat([p[keep] for p in parts], ignore_index=True).dropna(subset=["value"])
+        return pd.concat([c.frame().assign(measure=c.label)[keep] for c in order], ignore_index=True)
 
     def findings(self) -> list[Finding]:
         n3 = sum(s.three_phases for s in self.segmentations.values())
@@ -105,6 +107,17 @@ class Brain:
                     self.suite.id, "holds" if lo > null else "does not hold at this scale")]
         return out
 
+    def curves(self) -> list[Curve]:
+        """The best layer's brain score, instruction following and the best layer's POS probe selectivity of
+        every checkpoint, for the Timeline."""
+        return [Curve(BRAIN_SCORE, "Pearson r", self.best["r"], null=float(self.scores["null_q95"].max()),
+                      description="ridge encoding of the language network's fMRI response, the best layer's r "
+                                  "(null: the largest permutation 95th percentile)"),
+                Curve(FOLLOWING, "share of prompts", self.following["instruction_following"],
+                      description="share of instruction prompts the model's continuation follows"),
+                Curve(POS_SELECTIVITY, "share of words", self.probe["selectivity"].max(schema.LAYER), null=0.0,
+                      description="POS probe accuracy minus control-task accuracy, the best layer's")]
+
     def events(self) -> pd.DataFrame:
         """Phase boundaries of the brain curve and change points of the companions, for the Timeline."""
         rows = []
@@ -113,9 +126,9 @@ class Brain:
             chosen = seg.k_bic == 2 and seg.k_loo == 2
             for i in (1, 2):
                 bounds = [self.step_at(m, 10 ** sm[f"break{i}{s}"]) for s in ("", "_lo", "_hi")]
-                rows.append(self._event(m, "brain score r (best layer)", f"phase boundary {i}", *bounds, chosen))
-        for measure, curve in (("instruction following", self.following["instruction_following"]),
-                               ("POS probe selectivity", self.probe["selectivity"].max(schema.LAYER))):
+                rows.append(self._event(m, BRAIN_SCORE, f"phase boundary {i}", *bounds, chosen))
+        for measure, curve in ((FOLLOWING, self.following["instruction_following"]),
+                               (POS_SELECTIVITY, self.probe["selectivity"].max(schema.LAYER))):
             for r in changepoint.per_model(curve, kind="mean", n_boot=self.params.get("n_boot", 200)).itertuples():
                 rows.append(self._event(r.model, measure, "change point", r.step, r.lo, r.hi,
                                         bool(np.isfinite(r.step) and abs(r.jump) >= 0.05)))
@@ -200,3 +213,6 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
                                          seed=seed, device=device, progress=progress)
     return Brain(s, models, table, reducer, scores, scores_other, best, segs, task_ds, follow, probe,
                  params=dict(n_boot=min(n_boot, 500), seed=seed))
+
+
+register("brain", run)

@@ -20,11 +20,19 @@ from lhp_core.findings import Finding
 from lhp_core.measures import shared_steps
 from lhp_core.metrics import emergence as em
 from lhp_core.metrics import tasks as T
-from lhp_core.metrics.events import event_table
+from lhp_core.metrics.events import Curve, event_table
+from lhp_core.studies.contributions import register
 from lhp_core.suites import Suite
 from lhp_core.train import ensure
 
 SOURCE = "Du et al. 2024"
+#: The Timeline's curve of the battery's mean probability of the correct option.
+PROB_CORRECT = "task battery: mean probability of the correct option"
+
+
+def task_name(task: str) -> str:
+    """The Timeline's name of a battery task's accuracy curve and of its threshold events."""
+    return f"task: {task}"
 
 
 @dataclass
@@ -103,6 +111,18 @@ class Emergence:
                                                    int(self.ours_thresholds.emergent.sum()))),
         ]
 
+    def curves(self) -> list[Curve]:
+        """Each battery task's accuracy (null: its chance level) and the battery's mean probability of the
+        correct option at every scored checkpoint, for the Timeline."""
+        b = self.battery
+        out = [Curve(task_name(str(t)), "accuracy", b["accuracy"].sel({schema.TASK: t}, drop=True),
+                     null=float(b["chance"].sel({schema.TASK: t})),
+                     description=f"accuracy on the {t} task of the offline battery (null: chance)")
+               for t in b[schema.TASK].values]
+        out.append(Curve(PROB_CORRECT, "probability", b["prob_correct"].mean(schema.TASK),
+                         description="probability the model gives the correct option, mean over the battery's tasks"))
+        return out
+
     def events(self) -> pd.DataFrame:
         """Each battery task's threshold as the step each model's held-out loss reaches it, for the Timeline."""
         rec = self.suite.training_record()
@@ -114,7 +134,7 @@ class Emergence:
                 at = [em.loss_to_step(steps, loss, v) for v in (r.tau, r.tau_hi, r.tau_lo)]
                 found = bool(r.emergent and np.isfinite(at[0]))
                 last = self.suite.steps(m)[-1]
-                rows.append({"study": "emergence", "measure": f"task: {r.task}", "model": m,
+                rows.append({"study": "emergence", "measure": task_name(r.task), "model": m,
                              "seed": int(rec.attrs.get("seed", 0)), "kind": "loss threshold",
                              "step": at[0] if found else np.nan,
                              "step_lo": np.nanmin([at[0], at[1]]) if found else np.nan,
@@ -135,7 +155,7 @@ class Emergence:
                 c = lam[lam.model == m].sort_values("step")
                 at = [em.loss_to_step(c.step, c.loss, v) for v in (r.tau, r.tau_hi, r.tau_lo)]
                 found = bool(np.isfinite(at[0]))
-                rows.append({"study": "emergence (Pythia evals)", "measure": f"task: {r.task}", "model": m,
+                rows.append({"study": "emergence (Pythia evals)", "measure": task_name(r.task), "model": m,
                              "seed": pythia_evals.STANDARD_SEED, "kind": "loss threshold",
                              "step": at[0] if found else np.nan,
                              "step_lo": np.nanmin([at[0], at[1]]) if found else np.nan,
@@ -223,3 +243,6 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
     pythia_collapse = em.collapse_table(pt, list(em.PYTHIA_CHANCE), ["acc"])
     return Emergence(s, models, steps, n_items, battery, tidy, long, ours_collapse, thr, thr_prob, pt,
                      pythia_collapse, pythia_thr, sizes, params=dict(seed=seed))
+
+
+register("emergence", run)

@@ -22,11 +22,14 @@ from lhp_core.data import feature_norms, things, word_similarity
 from lhp_core.findings import Finding
 from lhp_core.measures import shared_steps
 from lhp_core.metrics import experts, similarity
-from lhp_core.metrics.events import event_table
+from lhp_core.metrics.events import Curve, event_table
+from lhp_core.studies.contributions import register
 from lhp_core.suites import Suite
 from lhp_core.train import ensure
 
 SOURCE = "Fedzechkina et al. 2025"
+#: The measure this study follows over training (name of its curve and of the events on it).
+RSA = "expert RSA with SPoSE"
 
 
 @dataclass
@@ -96,6 +99,13 @@ class Experts:
                     "holds" if f.containment > f.containment_null_q95 else "does not hold at this scale"),
         ]
 
+    def curves(self) -> list[Curve]:
+        """Expert-overlap RSA with SPoSE of every scored checkpoint (null: its permutation 95th percentile),
+        for the Timeline."""
+        return [Curve(RSA, "Spearman rho", self.alignment["rsa_jaccard"], null=float(self.alignment["null_q95"].max()),
+                      description="Spearman correlation of expert-neuron overlap (Jaccard) with SPoSE similarity "
+                                  "of the THINGS concepts")]
+
     def events(self) -> pd.DataFrame:
         """The onset of expert alignment with SPoSE per model, for the Timeline."""
         rows = []
@@ -105,7 +115,7 @@ class Experts:
             step, lo, hi = (float(on[k]) for k in ("onset_step", "onset_q05", "onset_q95"))
             found = bool(np.isfinite(step))
             last = self.suite.steps(m)[-1]
-            rows.append({"study": "experts", "measure": "expert RSA with SPoSE", "model": m,
+            rows.append({"study": "experts", "measure": RSA, "model": m,
                          "seed": int(rec.attrs.get("seed", 0)), "kind": "onset",
                          "step": step if found else np.nan,
                          "step_lo": min(lo, step) if found and np.isfinite(lo) else (step if found else np.nan),
@@ -186,3 +196,6 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
                                              n_boot=n_boot, seed=seed)
     return Experts(s, models, steps, members, category_words, texts, table, held, ap, human, res, spose_vs, top_k,
                    params=dict(seed=seed, device=device))
+
+
+register("experts", run)

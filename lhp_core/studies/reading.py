@@ -23,7 +23,8 @@ import xarray as xr
 from lhp_core import checkpoints, schema
 from lhp_core.findings import Finding
 from lhp_core.metrics import changepoint, heads, reading
-from lhp_core.metrics.events import event_table
+from lhp_core.metrics.events import Curve, event_table
+from lhp_core.studies.contributions import register
 from lhp_core.suites import Suite
 from lhp_core.train import ensure
 
@@ -35,6 +36,15 @@ PPP_MEASURES = {
     "provo_total": ("pv", "total_duration", "eye", "Provo MoTR total duration"),
 }
 SOURCE = "Aoyama & Wilcox 2025"
+#: The measures this study follows over training (names of its curves and of the events on them).
+INDUCTION = "largest induction score"
+PREV_TOKEN = "largest previous-token score"
+ICL = "ICL score"
+
+
+def ppp_name(key: str) -> str:
+    """The Timeline's name of a PPP measure (``"ns_spr"`` -> "PPP, Natural Stories self-paced reading")."""
+    return f"PPP, {PPP_MEASURES[key][3]}"
 
 
 @dataclass
@@ -115,18 +125,46 @@ class Reading:
                                                              same.ppp_last, twin.ppp_last)))
         return out
 
+    def _over_variants(self, pick) -> xr.DataArray:
+        """``pick(variant)`` (a ``(model, step)`` curve) of every variant on one model axis, a twin's models
+        named with their variant (``"l (copyreg)"``)."""
+        parts = []
+        for v in self.variants:
+            da = pick(v)
+            if v != "plain":
+                da = da.assign_coords({schema.MODEL: [f"{m} ({v})" for m in da[schema.MODEL].values]})
+            parts.append(da)
+        return xr.concat(parts, dim=schema.MODEL, join="outer")
+
+    def curves(self) -> list[Curve]:
+        """Largest induction and previous-token scores, the ICL score and PPP per reading measure of every
+        checkpoint of the suite and its twin, for the Timeline."""
+        out = [Curve(INDUCTION, "attention probability",
+                     self._over_variants(lambda v: self.heads[v]["induction"].max([schema.LAYER, schema.HEAD])),
+                     description="induction score of the model's most inductive head on repeated random sequences"),
+               Curve(PREV_TOKEN, "attention probability",
+                     self._over_variants(lambda v: self.heads[v]["prev_token"].max([schema.LAYER, schema.HEAD])),
+                     description="previous-token score of the model's strongest previous-token head"),
+               Curve(ICL, "nats/token", self._over_variants(lambda v: self.icl[v]["icl"]), null=0.0,
+                     description="loss late in the context minus loss early in it, on held-out stories")]
+        for key, (_, rt, _, label) in PPP_MEASURES.items():
+            out.append(Curve(ppp_name(key), "nats/word", self._over_variants(lambda v, k=key: self.ppp[v, k]["ppp"]),
+                             null=0.0, description=f"gain in log-likelihood per word of {label} ({rt}) from "
+                                                   "adding surprisal to the baseline regression"))
+        return out
+
     def events(self) -> pd.DataFrame:
         """Transitions (induction, previous-token, ICL) and PPP peaks of every model, for the Timeline."""
         rows = []
-        for table, measure, kind in ((self.transitions, "largest induction score", "transition"),
-                                     (self.prev_token, "largest previous-token score", "transition"),
-                                     (self.icl_changes, "ICL score", "change point")):
+        for table, measure, kind in ((self.transitions, INDUCTION, "transition"),
+                                     (self.prev_token, PREV_TOKEN, "transition"),
+                                     (self.icl_changes, ICL, "change point")):
             for r in table.itertuples():
                 rows.append(_event(self, r.variant, r.model, measure, kind, r.step, r.lo, r.hi, bool(r.found)))
         for r in self.peaks.itertuples():
             last = self.ppp[r.variant, r.measure].sel(model=r.model)["ppp"].dropna(schema.STEP)[schema.STEP].values[-1]
             # A "peak" at the last checkpoint is a curve still rising: no peak yet.
-            rows.append(_event(self, r.variant, r.model, f"PPP, {PPP_MEASURES[r.measure][3]}", "peak", r.step, r.lo,
+            rows.append(_event(self, r.variant, r.model, ppp_name(r.measure), "peak", r.step, r.lo,
                                r.hi, bool(r.step < last)))
         frame = pd.DataFrame(rows)
         return event_table(frame.drop(columns="tokens_per_step"), frame["tokens_per_step"].to_numpy())
@@ -320,3 +358,6 @@ def _comparisons(study: Reading, n_probe_seqs: int, probe_len: int, seed: int, d
     model, tok = checkpoints.load(s, big, last[0], device=device)
     bos = None if study.params["head_convention"] == "aoyama_wilcox" else tok.bos_token_id
     study.attention = heads.attention_patterns(model, np.concatenate([half, half]), bos, device=device)
+
+
+register("reading", run)

@@ -16,12 +16,16 @@ import xarray as xr
 from lhp_core import schema, suites
 from lhp_core.findings import Finding
 from lhp_core.metrics import changepoint
-from lhp_core.metrics.events import event_table
+from lhp_core.metrics.events import Curve, event_table
+from lhp_core.studies.contributions import register
 from lhp_core.suites import Suite
 from lhp_core.train import ensure
 
 #: A second copy this much easier than the first (nats/token) is an induction signature, not noise.
 MIN_REPEAT_GAP = 0.5
+#: The measures this study follows over training (names of its curves and of the events on them).
+HELD_OUT_LOSS = "held-out loss"
+REPEAT_GAP = "repeated-sequence advantage"
 
 
 @dataclass
@@ -75,12 +79,19 @@ class SuiteStudy:
             f"{float(last.val_loss.max()):.2f} nats/token.", self.suite.id,
             "holds" if float(gap.sel(model=big)) >= MIN_REPEAT_GAP else "does not hold at this scale")]
 
+    def curves(self) -> list[Curve]:
+        """Held-out loss and the repeated-sequence advantage of every checkpoint, for the Timeline."""
+        return [Curve(HELD_OUT_LOSS, "nats/token", self.record["val_loss"],
+                      description="pre-training loss on the held-out split of the corpus"),
+                Curve(REPEAT_GAP, "nats/token", self.repeat_gap, null=0.0,
+                      description="first-copy minus second-copy loss on repeated random sequences")]
+
     def events(self) -> pd.DataFrame:
         """The step at which each model's repeated-sequence advantage jumps (level shift), for the Timeline."""
         rows = []
         for r in changepoint.per_model(self.repeat_gap, kind="mean", n_boot=500, min_jump=MIN_REPEAT_GAP).itertuples():
             last = self.suite.steps(r.model)[-1]
-            rows.append({"study": "suite", "measure": "repeated-sequence advantage", "model": r.model,
+            rows.append({"study": "suite", "measure": REPEAT_GAP, "model": r.model,
                          "seed": int(self.record.attrs.get("seed", 0)), "kind": "transition",
                          "step": r.step if r.found else np.nan, "step_lo": r.lo if r.found else np.nan,
                          "step_hi": r.hi if r.found else np.nan, "found": bool(r.found),
@@ -113,3 +124,6 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
     rec = rec.sel(model=list(models or rec.model.values), step=list(steps or rec.step.values))
     hashes = suites.check(s, models=list(rec.model.values), progress=False)
     return SuiteStudy(s, rec, hashes[hashes.step.isin(rec.step.values)].reset_index(drop=True))
+
+
+register("suite", run)

@@ -1,65 +1,119 @@
-"""The Timeline: every study's events on one training axis, and the order they come in.
+"""The Timeline: every study's measures and events on one training axis, and the order they come in.
 
 No single paper answers *in what order do these things happen during training?* Each study of the
-book locates its own events (a transition, a peak, a threshold crossing, an onset) with an interval;
-:func:`run` calls every study with the parameters its chapter ran with (so it reads their cached
-results), lines the events up on tokens seen, per model, and asks whether any pair of events comes in
-one order in one model and the other order in another (:func:`pair_order`; overlapping intervals leave
-a model's order open). Published Pythia measurements (:mod:`lhp_core.studies.published`, and the emergence
-thresholds of Pythia's own evaluations) give the same view at real scale.
+book locates its own events (a transition, a peak, a threshold crossing, an onset) with an interval.
+The Timeline reads nothing of a study but what it contributes (:mod:`lhp_core.studies.contributions`):
+its curves (:class:`lhp_core.metrics.events.Curve`) and its events. :func:`run` calls every registered
+contributor with the parameters of its chapter at a profile (:func:`lhp_core.profiles.parameters`, so it
+reads the cache its chapter filled), draws one panel per curve, lines the events up on tokens seen, per
+model, and asks whether any pair of events comes in one order in one model and the other order in another
+(:func:`pair_order`; overlapping intervals leave a model's order open). Published Pythia measurements
+(:mod:`lhp_core.studies.published`, and the emergence thresholds of Pythia's own evaluations) give the same
+view at real scale.
+
+A new measure reaches the Timeline by registering a contributor (:func:`register`, see ``CONTRIBUTING.md``).
 """
 from __future__ import annotations
 
+import importlib
 import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lhp_core import book, schema
+from lhp_core import profiles, schema
 from lhp_core.findings import Finding
 from lhp_core.metrics import changepoint
-from lhp_core.studies import brain, emergence, experts, published, reading
-from lhp_core.studies import suite as suite_study
+from lhp_core.metrics.events import COLUMNS, Curve
+from lhp_core.studies import published
+from lhp_core.studies.contributions import Contribution, contributors, register, unregister
 from lhp_core.suites import size_order
 
-#: Studies of the suite whose events the Timeline lines up, by chapter.
-STUDIES = {"suite": suite_study, "reading": reading, "brain": brain, "emergence": emergence, "experts": experts}
+__all__ = ["BUILT_IN", "Contribution", "Timeline", "contributors", "register", "run", "unregister"]
+
+#: The book's studies that contribute to the Timeline, in panel order; each registers itself on import.
+BUILT_IN = ("lhp_core.studies.suite", "lhp_core.studies.reading", "lhp_core.studies.brain",
+            "lhp_core.studies.emergence", "lhp_core.studies.experts", "lhp_core.studies.words")
+for _module in BUILT_IN:
+    importlib.import_module(_module)
 SOURCE = "this book"
 
 
-def _call(module, args: dict):
-    """``module.run`` with the arguments it takes (a chapter's parameters cell may hold more)."""
-    sig = inspect.signature(module.run)
-    return module.run(**{k: v for k, v in args.items() if k in sig.parameters}, **(
-        {"progress": False} if "progress" in sig.parameters else {}))
+def _call(fn: Callable[..., Any], args: Mapping[str, Any]) -> Any:
+    """``fn`` with the arguments it takes (a profile gives every chapter the common ones), quietly."""
+    sig = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+        return fn(**args)
+    return fn(**{k: v for k, v in args.items() if k in sig and k != "progress"},
+              **({"progress": False} if "progress" in sig else {}))
+
+
+def _checked(name: str, result: Any) -> tuple[list[Curve], pd.DataFrame]:
+    """A contributor's curves and events, after checking the protocol (:mod:`lhp_core.studies.contributions`)."""
+    for method in ("curves", "events"):
+        if not callable(getattr(result, method, None)):
+            raise TypeError(f"Timeline contributor {name!r} returned {type(result).__name__}, which has no "
+                            f"{method}(); return an object with curves() and events()")
+    curves = list(result.curves())
+    bad = [type(c).__name__ for c in curves if not isinstance(c, Curve)]
+    if bad:
+        raise TypeError(f"Timeline contributor {name!r}: curves() must return lhp_core.metrics.events.Curve, got {bad}")
+    events = result.events()
+    if list(events.columns) != COLUMNS:
+        raise ValueError(f"Timeline contributor {name!r}: events() has columns {list(events.columns)}; build it with "
+                         "lhp_core.metrics.events.event_table")
+    names = [c.name for c in curves]
+    orphans = sorted(set(events["measure"]) - set(names))
+    if orphans:
+        raise ValueError(f"Timeline contributor {name!r} has events on {orphans} but no curve of that name; add "
+                         f"a Curve with that name to its curves() (it has {names})")
+    return curves, events
 
 
 @dataclass
 class Timeline:
-    """The studies' results and their events; see :func:`run`."""
+    """The contributors' results, curves and events; see :func:`run`."""
 
     suite_id: str
-    studies: dict
+    studies: dict[str, Any]
     published: published.Published | None
     pythia_thresholds: pd.DataFrame | None = None
     params: dict = field(default_factory=dict)
+    _curves: list[Curve] = field(default_factory=list, repr=False)
+    _events: list[pd.DataFrame] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self._curves:
+            for name, result in self.studies.items():
+                curves, events = _checked(name, result)
+                self._curves += curves
+                self._events.append(events)
+        seen: dict[str, int] = {}
+        for c in self._curves:
+            seen[c.name] = seen.get(c.name, 0) + 1
+        twice = [n for n, k in seen.items() if k > 1]
+        if twice:
+            raise ValueError(f"curves {twice} are given by more than one contributor; a measure's name is written "
+                             "once, where it is defined: rename one of them")
 
     # ------------------------------------------------------------------ events
     def events(self) -> pd.DataFrame:
-        """Every study's events on the suite (:data:`lhp_core.metrics.events.COLUMNS`)."""
-        frames = [s.events() for s in self.studies.values()]
-        return pd.concat([f for f in frames if len(f)], ignore_index=True)
+        """Every contributor's events on the suite (:data:`lhp_core.metrics.events.COLUMNS`)."""
+        frames = [f for f in self._events if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
     def pythia_events(self) -> pd.DataFrame:
-        """Pooled events of the published Pythia data and Pythia's emergence thresholds."""
+        """Pooled events of the published Pythia data and of what contributors measured on it."""
         frames = []
         if self.published is not None:
             frames.append(self.published.events())
         if self.pythia_thresholds is not None:
             frames.append(self.pythia_thresholds)
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
     def event_table(self, events: pd.DataFrame | None = None) -> pd.DataFrame:
         """Per model, its found events ordered in time: step with interval, tokens, and what it overlaps."""
@@ -70,50 +124,18 @@ class Timeline:
         return pair_orders(self.events() if events is None else events)
 
     # ------------------------------------------------------------------ curves
+    def curves(self) -> list[Curve]:
+        """Every contributor's curves, in contributor order."""
+        return list(self._curves)
+
     def panels(self) -> pd.DataFrame:
-        """Every measure the studies compute, one long table ``panel, model, step, tokens_seen, value``
-        plus ``null`` (the chance or null level where the study defines one)."""
-        rows = []
-        s = self.studies
-
-        def add(panel: str, da, null=None) -> None:
-            df = da.to_dataframe(name="value").reset_index()
-            df = df[[schema.MODEL, schema.STEP, schema.TOKENS_SEEN, "value"]].dropna(subset=["value"])
-            df["panel"] = panel
-            df["null"] = np.nan if null is None else null
-            rows.append(df)
-
-        if "suite" in s:
-            rec = s["suite"].record
-            add("held-out loss (nats/token)", rec["val_loss"])
-            add("repeated-sequence advantage (nats/token)", s["suite"].repeat_gap, 0.0)
-        if "reading" in s:
-            r = s["reading"]
-            for v in r.variants:
-                tag = "" if v == "plain" else f" ({v})"
-                h = r.heads[v]
-                for score, name in (("induction", "largest induction score"),
-                                    ("prev_token", "largest previous-token score")):
-                    add(name, _tag(h[score].max([schema.LAYER, schema.HEAD]), tag))
-                add("ICL score (nats)", _tag(r.icl[v]["icl"], tag), 0.0)
-                add("PPP, Natural Stories SPR (nats/word)", _tag(r.ppp[v, "ns_spr"]["ppp"], tag), 0.0)
-                add("PPP, Provo gaze (nats/word)", _tag(r.ppp[v, "provo_gaze"]["ppp"], tag), 0.0)
-        if "brain" in s:
-            b = s["brain"]
-            fin = float(b.scores["null_q95"].max(schema.LAYER).max())
-            add("brain score r (best layer)", b.best["r"], fin)
-            add("instruction following (share)", b.following["instruction_following"])
-            add("POS probe selectivity (best layer)", b.probe["selectivity"].max(schema.LAYER), 0.0)
-        if "emergence" in s:
-            e = s["emergence"]
-            add("task battery: mean accuracy", e.battery["accuracy"].mean(schema.TASK),
-                float(e.battery["chance"].mean()))
-            add("task battery: mean probability of the correct option", e.battery["prob_correct"].mean(schema.TASK))
-        if "experts" in s:
-            x = s["experts"]
-            add("expert RSA with SPoSE (Spearman)", x.alignment["rsa_jaccard"],
-                float(x.alignment["null_q95"].max()))
-        return pd.concat(rows, ignore_index=True)
+        """Every curve, one long table ``panel, measure, units, model, step, tokens_seen, value, null``: ``panel``
+        is the curve's label (name and units), ``measure`` its name (the ``measure`` of the events on it) and
+        ``null`` its chance or null level (NaN where it has none)."""
+        rows = [c.frame().assign(panel=c.label, measure=c.name, units=c.units,
+                                 null=np.nan if c.null is None else float(c.null)) for c in self._curves]
+        columns = ["panel", "measure", "units", schema.MODEL, schema.STEP, schema.TOKENS_SEEN, "value", "null"]
+        return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
     # ------------------------------------------------------------------ claims
     def findings(self) -> list[Finding]:
@@ -138,7 +160,7 @@ class Timeline:
         out = {"suite": self.suite_id, "n_events": int(len(ev)), "n_events_found": int(len(found)),
                "n_models": int(ev.model.nunique()), "n_event_pairs": int((pairs.n_models >= 2).sum()),
                **{f"n_event_pairs_{o}": int((pairs[pairs.n_models >= 2].order == o).sum()) for o in ORDERS},
-               "events_inside_step_range": bool(_inside(found, self.studies)),
+               "events_inside_step_range": bool(_inside(found, self._curves)),
                "intervals_contain_steps": bool(((found.step_lo <= found.step) & (found.step <= found.step_hi)).all())}
         if self.published is not None:
             pev = self.pythia_events()
@@ -155,23 +177,15 @@ def _exceptions(bad: pd.DataFrame, n: int = 2) -> str:
     return f" ({shown}{more})"
 
 
-def _tag(da, tag: str):
-    if not tag:
-        return da
-    return da.assign_coords({schema.MODEL: [f"{m}{tag}" for m in da[schema.MODEL].values]})
-
-
-def _inside(found: pd.DataFrame, studies: dict) -> bool:
-    """Every found event's step lies within its model's saved steps."""
-    if "suite" not in studies:
-        return True
-    suite = studies["suite"].suite
-    for r in found.itertuples():
-        base = r.model.split(" (")[0]
-        steps = suite.steps(base) if base in suite.models else None
-        if steps is not None and not (steps[0] <= r.step <= steps[-1]):
-            return False
-    return True
+def _inside(found: pd.DataFrame, curves: Sequence[Curve]) -> bool:
+    """Every found event's step lies within the steps its model has on the Timeline's curves."""
+    span: dict[str, tuple[float, float]] = {}
+    for c in curves:
+        f = c.frame()
+        for m, g in f.groupby(schema.MODEL):
+            lo, hi = span.get(m, (np.inf, -np.inf))
+            span[m] = (min(lo, float(g[schema.STEP].min())), max(hi, float(g[schema.STEP].max())))
+    return all(r.model in span and span[r.model][0] <= r.step <= span[r.model][1] for r in found.itertuples())
 
 
 def event_name(row) -> str:
@@ -269,18 +283,46 @@ def order_verdict(tested: pd.DataFrame, units: str, of: str) -> tuple[str, str]:
     return text, "holds" if n["same"] else "not measurable here"
 
 
-def run(profile: str = "default", studies=tuple(STUDIES), with_published: bool = True) -> Timeline:
-    """Run every study with the parameters its chapter runs with at ``profile`` (their cached results),
-    plus the published Pythia data."""
+def run(profile: str = "default", studies: Sequence[str] | None = None, with_published: bool = True,
+        params: Mapping[str, Mapping[str, Any]] | None = None, suite: str | None = None,
+        models: Sequence[str] | None = None, steps: Sequence[int] | None = None) -> Timeline:
+    """Run every registered contributor with the parameters of its chapter at ``profile`` (so it reads the
+    cache its chapter filled), plus the published Pythia data.
+
+    Parameters
+    ----------
+    profile
+        A profile of ``book/profiles.yml`` (:func:`lhp_core.profiles.parameters`).
+    studies
+        Names of contributors to run (default: all, the built-in studies first in :data:`BUILT_IN` order).
+    with_published
+        Also load the published Pythia measurements (:mod:`lhp_core.studies.published`) and the events a
+        contributor's result measured on them (its optional ``pythia_events()``).
+    params
+        Per contributor name, parameters on top of its chapter's.
+    suite, models, steps
+        Replace the profile's common ``suite``, ``models`` and ``steps`` for every contributor.
+    """
+    registered = contributors()
+    built_in = [m.rsplit(".", 1)[1] for m in BUILT_IN]
+    names = list(studies) if studies is not None else sorted(
+        registered, key=lambda n: built_in.index(n) if n in built_in else len(built_in))
+    unknown = [n for n in names if n not in registered]
+    if unknown:
+        raise KeyError(f"no Timeline contributor named {unknown}; registered: {', '.join(registered)}")
+    extra = sorted(set(params or {}) - set(names))
+    if extra:
+        raise KeyError(f"params for {extra}, which this run does not include; studies={names}")
+    common = {k: v for k, v in (("suite", suite), ("models", models), ("steps", steps)) if v is not None}
     results = {}
-    for name in studies:
-        results[name] = _call(STUDIES[name], book.chapter_arguments(profile, name))
+    for name in names:
+        c = registered[name]
+        args = {**profiles.parameters(profile, c.chapter), **common, **(params or {}).get(name, {})}
+        results[name] = _call(c.run, args)
     pub = thresholds = None
     if with_published:
-        pub_args = (book.chapter_arguments(profile, "published")
-                    if (book.repo_root() / "book" / "published.ipynb").is_file() else {})
-        pub = _call(published, pub_args)
-        if "emergence" in results:
-            thresholds = results["emergence"].pythia_events()
-    suite_id = book.chapter_arguments(profile, "suite")["suite"] if "suite" in results else ""
-    return Timeline(suite_id, results, pub, thresholds, params={"profile": profile})
+        pub = _call(published.run, profiles.parameters(profile, "published"))
+        found = [r.pythia_events() for r in results.values() if callable(getattr(r, "pythia_events", None))]
+        thresholds = pd.concat(found, ignore_index=True) if found else None
+    suite_id = str(common.get("suite", profiles.parameters(profile, "suite")["suite"]))
+    return Timeline(suite_id, results, pub, thresholds, params={"profile": profile, **common})

@@ -26,6 +26,7 @@ from lhp_core.data import corpora, wordbank
 from lhp_core.findings import Finding
 from lhp_core.metrics import words
 from lhp_core.metrics.events import POOLED, Curve, event_table
+from lhp_core.studies.contributions import register
 from lhp_core.suites import Suite, get_suite, size_order
 
 SOURCE = "Chang & Bergen 2022"
@@ -86,8 +87,9 @@ class Words:
         da.attrs.update(units="bits", description="mean over CDI words of their held-out surprisal")
         return [Curve(CURVE, "bits", da, None, "mean surprisal of the CDI words scored, over their held-out contexts")]
 
-    def events(self) -> pd.DataFrame:
-        """Median model AoA of each CDI category (3 words or more) per model, interval from resampling words."""
+    def events(self, min_words: int = 5) -> pd.DataFrame:
+        """Median model AoA of each CDI category per model (categories with ``min_words`` acquired words or more),
+        interval from resampling the category's words."""
         rows = []
         rng = np.random.default_rng(self.params.get("seed", 0))
         t = self.table
@@ -96,7 +98,7 @@ class Words:
             per_step = self.suite.tokens_seen(m, last) / last
             for cat, g in t[t[schema.MODEL] == m].groupby("category"):
                 aoa = g["model_aoa"].dropna().to_numpy()
-                if len(aoa) < 3:
+                if len(aoa) < min_words:
                     continue
                 boot = np.median(aoa[rng.integers(0, len(aoa), (self.params.get("n_boot", 200), len(aoa)))], 1)
                 step = float(np.median(aoa))
@@ -303,3 +305,6 @@ def comparison_table(ds: xr.Dataset, children: pd.DataFrame, forms: pd.DataFrame
             "n_contexts": ds["n_contexts"].values, "train_freq": train.to_numpy(), "childes_freq": childes.to_numpy(),
             "length": [len(w.replace(" ", "")) for w in scored]}))
     return pd.concat(rows, ignore_index=True)
+
+
+register("words", run, chapter="words")

@@ -11,38 +11,17 @@ from lhp_core import schema
 from lhp_core.suites import size_order
 from lhp_core.viz import style
 
-#: The panel an event's measure is drawn on (events of other measures appear in the tables only).
-PANEL_OF = {
-    "repeated-sequence advantage": "repeated-sequence advantage (nats/token)",
-    "largest induction score": "largest induction score",
-    "largest previous-token score": "largest previous-token score",
-    "ICL score": "ICL score (nats)",
-    "PPP, Natural Stories self-paced reading": "PPP, Natural Stories SPR (nats/word)",
-    "PPP, Provo MoTR gaze duration": "PPP, Provo gaze (nats/word)",
-    "brain score r (best layer)": "brain score r (best layer)",
-    "instruction following": "instruction following (share)",
-    "POS probe selectivity": "POS probe selectivity (best layer)",
-    "expert RSA with SPoSE": "expert RSA with SPoSE (Spearman)",
-}
-
-
-def panel_of(measure: str) -> str | None:
-    if measure.startswith("task: "):
-        return "task battery: mean accuracy"
-    return PANEL_OF.get(measure)
-
 
 def panels_figure(tl) -> alt.VConcatChart:
-    """Aligned small multiples over tokens seen (log): each model's curve in its book colour, the chance or
-    null level (grey, dashed), each event's interval (shaded) and step (rule); one slider moves a rule
-    through every panel at once."""
+    """Aligned small multiples over tokens seen (log), one per curve of the Timeline: each model's curve in its
+    book colour, the chance or null level (grey, dashed), each event's interval (shaded) and step (rule) on the
+    panel of its measure; one slider moves a rule through every panel at once. Step 0 (no tokens) has no place
+    on a log axis: its points and events are in the tables."""
     data = tl.panels()
     data = data[data[schema.TOKENS_SEEN] > 0]
     ev = tl.events()
-    ev = ev[ev.found].copy()
-    ev["panel"] = [panel_of(m) for m in ev.measure]
-    ev = ev.dropna(subset=["panel"])
-    ev = ev[ev.tokens_seen > 0]
+    ev = ev[ev.found & (ev.tokens_seen > 0)].copy()
+    ev["panel"] = ev.measure.map(dict(zip(data["measure"], data["panel"])))
     ev["event"] = ev.measure + ": " + ev.kind
     for frame in (data, ev):  # a twin ("l (copyreg)") keeps its base model's colour and is dashed
         frame["base"] = [style.base_model(m) for m in frame[schema.MODEL]]

@@ -36,3 +36,11 @@ def test_executed_chapters_hold_no_widget_state(ci_book: book.BookRun) -> None:
     for chapter, path in ci_book.executed.items():
         assert book.widget_models(path) == {}, f"{chapter}: widget state makes its page load scripts from a CDN"
         assert "application/vnd.jupyter.widget-view+json" not in path.read_text(), chapter
+
+
+def test_chapters_show_no_changed_default_or_renamed_warning(ci_book: book.BookRun) -> None:
+    """A chapter passes every value whose default changed (lhp_core.deprecation), so its page shows no warning."""
+    for chapter, path in ci_book.executed.items():
+        text = path.read_text()
+        for warning in ("ChangedDefaultWarning", "RenamedWarning"):
+            assert warning not in text, f"{chapter} shows a {warning}: pass the value explicitly in its study"

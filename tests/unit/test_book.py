@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from lhp_core import book, cli
+from lhp_core import profiles as lhp_profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The common parameters every chapter declares (book.COMMON_KEYS), as a parameters cell.
@@ -71,14 +72,14 @@ def test_parameters_merge_profile_and_chapter(tiny_book: Path) -> None:
     assert book.chapter_parameters("ci", "good", profiles) == {
         "suite": "x", "models": None, "steps": None, "device": "cpu", "n": 21, "profile": "ci"}
     assert book.chapter_parameters("default", "good", profiles)["steps"] == [0, 8]
-    with pytest.raises(book.BookError, match="valid profiles: ci, default"):
+    with pytest.raises(lhp_profiles.ProfileError, match="valid profiles: ci, default"):
         book.chapter_parameters("gpu", "good", profiles)
 
 
 def test_profiles_missing_common_key(tmp_path: Path) -> None:
     path = tmp_path / "p.yml"
     path.write_text(yaml.safe_dump({"ci": {"common": {"suite": "x"}}}))
-    with pytest.raises(book.BookError, match=r"lacks common parameters \['models', 'steps', 'device'\]"):
+    with pytest.raises(lhp_profiles.ProfileError, match=r"lacks common parameters \['models', 'steps', 'device'\]"):
         book.load_profiles(path)
 
 
@@ -500,7 +501,22 @@ def test_findings_table_comes_from_the_records(tiny_book: Path, tmp_path: Path) 
         findings.Finding("x", "c", "s", "m", "suite", "maybe")
 
 
-def test_chapter_arguments_are_the_notebook_defaults_under_the_profile(tiny_book: Path) -> None:
-    args = book.chapter_arguments("ci", "good", root=tiny_book)
-    assert args == {"suite": "x", "models": None, "steps": None, "device": "cpu", "n": 21}
-    assert book.chapter_arguments("default", "good", root=tiny_book)["steps"] == [0, 8]
+def test_studies_run_with_their_chapters_defaults() -> None:
+    """A contributor called with its profile's parameters only (the Timeline) computes what its chapter did:
+    every parameter the profile leaves out has the same default in the study's `run` and the chapter's cell."""
+    import ast
+    import inspect
+
+    from lhp_core.studies import timeline
+
+    for name, c in timeline.contributors().items():
+        nb = nbformat.read(ROOT / "book" / f"{c.chapter}.ipynb", as_version=4)
+        cell = next(x for x in nb.cells if "parameters" in x.metadata.get("tags", []))
+        defaults = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
+                    if isinstance(n, ast.Assign)}
+        for profile in book.PROFILES:
+            given = lhp_profiles.parameters(profile, c.chapter)
+            for key, p in inspect.signature(c.run).parameters.items():
+                if key in defaults and key not in given:
+                    assert p.default == defaults[key], (f"{name}: run({key}={p.default!r}) but {c.chapter}.ipynb "
+                                                        f"sets {defaults[key]!r} and profile {profile} does not")

@@ -39,3 +39,27 @@ def test_contract_errors() -> None:
         event_table(_rows(found=[1, 0]))
     with pytest.raises(ValueError, match="lack columns"):
         event_table(_rows().drop(columns="kind"))
+
+
+def test_changepoint_events_find_a_level_shift_by_hand() -> None:
+    """A clean step from 0 to 1 at step 40 (one model) and a flat curve (the other): the shift is found at 40,
+    located between the saved steps 20 and 40 (no residual to resample, so nothing wider), tokens are the
+    curve's own, the flat model has an unfound row, and ``min_jump`` above the jump leaves it unfound."""
+    import xarray as xr
+
+    from lhp_core import schema
+    from lhp_core.metrics.events import Curve, changepoint_events, tokens_per_step
+
+    steps = [0, 10, 20, 40, 80, 160]
+    vals = np.array([[0, 0, 0, 1, 1, 1], [2, 2, 2, 2, 2, np.nan]], dtype=float)
+    tokens = np.array([np.array(steps) * 50.0, np.array(steps) * 8.0])
+    curve = Curve("toy", "nats", xr.DataArray(vals, dims=(schema.MODEL, schema.STEP), coords={
+        schema.MODEL: ["a", "b"], schema.STEP: steps, schema.TOKENS_SEEN: ((schema.MODEL, schema.STEP), tokens)}))
+    assert tokens_per_step(curve).to_dict() == {"a": 50.0, "b": 8.0}
+    ev = changepoint_events(curve, "toy study", min_jump=0.5, run_seed=3)
+    assert list(ev.columns) == COLUMNS and list(ev.model) == ["a", "b"] and (ev.seed == 3).all()
+    a = ev.iloc[0]
+    assert (a.found, a.step, a.step_lo, a.step_hi, a.tokens_seen) == (True, 40.0, 20.0, 40.0, 2000.0)
+    assert a.measure == "toy" and a.study == "toy study" and a.kind == "transition"
+    assert not ev.iloc[1].found and np.isnan(ev.iloc[1].step)
+    assert not changepoint_events(curve, "toy study", min_jump=1.5).found.any()

@@ -1,6 +1,7 @@
 """Head scores on a hand-wired 2-layer attention-only model with known attention, and ICL pieces."""
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 
 from lhp_core.metrics import heads
 from lhp_core.reducers import HEAD_SCORES, BatchInfo
+from lhp_core.suites import SuiteError
 
 torch.set_num_threads(1)
 
@@ -202,7 +204,8 @@ def test_probe_longer_than_the_trained_context_is_refused(tiny_suite):
     with pytest.raises(ValueError, match="64-token context.*use seq_len <= 31"):
         heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=32, convention="lhp", progress=False)
     with pytest.raises(ValueError, match="64-token context.*use seq_len <= 32"):
-        heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=33, progress=False)
+        heads.head_scores_over_steps(str(tiny_suite), n_seq=2, seq_len=33, convention="aoyama_wilcox",
+                                     progress=False)
 
 
 # --------------------------------------------------------------------------- conventions
@@ -356,13 +359,14 @@ def test_transformer_lens_scores_in_the_sweep_equal_the_in_memory_ones(bpe):
 
 
 HEAD_ERRORS = [
-    ("not repeated", lambda m: heads.head_scores(m, np.arange(16).reshape(2, 8)), ValueError,
+    ("not repeated", lambda m: heads.head_scores(m, np.arange(16).reshape(2, 8), "aoyama_wilcox"), ValueError,
      r"ids of shape \(2, 8\) are not sequences repeated twice.*random_probe\(\)"),
     ("unknown convention", lambda m: heads.head_scores(m, heads.random_probe(49, 1, 4), "olsson"), ValueError,
      r"unknown convention 'olsson'; use one of \['aoyama_wilcox', 'lhp', 'transformer_lens'\]"),
     ("no BOS id", lambda m: heads.head_scores(_no_bos(m), heads.random_probe(49, 1, 4), "lhp"), ValueError,
      r"the lhp convention prepends BOS.*pass bos_token_id="),
-    ("longer than the context", lambda m: heads.head_scores(m, heads.random_probe(49, 1, 21)), ValueError,
+    ("longer than the context", lambda m: heads.head_scores(m, heads.random_probe(49, 1, 21), "aoyama_wilcox"),
+     ValueError,
      r"probe sequences of 42 tokens exceed the model's 40-token context"),
     ("TL without ids", lambda m: heads.scores_from_patterns([torch.ones(1, 1, 5, 5)], "transformer_lens"), ValueError,
      r"transformer_lens convention needs input_ids of shape \(1, 5\)"),
@@ -380,3 +384,25 @@ def test_head_score_errors_name_the_fix(name, call, error, message):
     with pytest.raises(error, match=message) as info:
         call(_tiny_gpt2())
     assert "\n" not in str(info.value)
+
+
+def test_relying_on_the_changed_probe_default_warns_and_passing_it_is_silent(tmp_path):
+    """The default probe lost its BOS in 0.2.0 (Aoyama & Wilcox's): a call that relies on it is told how to keep
+    the old BOS-prefixed probe; naming a convention (either) is silent and scores the same."""
+    from lhp_core.deprecation import ChangedDefaultWarning
+
+    model, ids = _tiny_gpt2(), heads.random_probe(49, n_seq=2, seq_len=4, seed=0)
+    with pytest.warns(ChangedDefaultWarning, match=r"^heads\.head_scores: the default convention='aoyama_wilcox' "
+                      r"replaced convention='lhp' in 0\.2\.0, .* pass convention='lhp' \(the BOS-prefixed probe\) "
+                      "for the old behaviour") as rec:
+        relied = heads.head_scores(model, ids)
+    assert len(rec) == 1 and rec[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChangedDefaultWarning)
+        explicit = heads.head_scores(model, ids, "aoyama_wilcox")
+        heads.head_scores(model, ids, convention="lhp", bos_token_id=49)
+    assert all(np.array_equal(relied[k], explicit[k]) for k in heads.SCORES)
+    # The driver resolves the default before it reads the suite, so a missing suite shows the warning too.
+    with pytest.warns(ChangedDefaultWarning, match=r"^heads\.head_scores_over_steps: the default convention"), \
+            pytest.raises(SuiteError, match="unknown suite"):
+        heads.head_scores_over_steps(str(tmp_path / "absent"), progress=False)

@@ -2,6 +2,8 @@
 fitted by hand and against exclusions counted by hand; input validation of the reading-time analyses."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,9 @@ import xarray as xr
 from scipy import stats
 
 from lhp_core.metrics import reading
+
+# These tests pin today's PPP defaults on purpose; the warning that they changed is tested below.
+pytestmark = pytest.mark.filterwarnings("ignore::lhp_core.deprecation.ChangedDefaultWarning")
 
 ITEMS, WORDS = 6, 70
 BETAS = (10.0, 6.0, 4.0, 3.0, 2.0)  # effect of the surprisal of the current word and of words 1..4 back
@@ -157,9 +162,38 @@ def test_lhp_exclusions_counted_by_hand():
     assert d.rt_range == reading.LHP_RT_RANGE
 
 
-def test_without_position_the_gap_is_invisible():
-    d = reading.exclusion_table(HAND, "rt", HAND["surp"].to_numpy(), spillover=2, measure="eye", frequency="freq")
+def test_row_order_hides_the_gap_and_the_default_position_column_shows_it_with_a_warning():
+    from lhp_core.deprecation import ChangedDefaultWarning
+
+    kw = dict(spillover=2, measure="eye", rules="aoyama_wilcox", frequency="freq")
+    d = reading.exclusion_table(HAND, "rt", HAND["surp"].to_numpy(), position=None, **kw)
     assert d.table["reason"].tolist()[10:] == ["history", "history", "", "", "", "", ""]
+    # Since 0.2.0 the table's own position column is read by default; its gap now counts, so the call is told.
+    with pytest.warns(ChangedDefaultWarning, match=r"^reading\.exclusion_table: the default position='position' "
+                      r"replaced position=None in 0\.2\.0.*pass position=None \(row order"):
+        d = reading.exclusion_table(HAND, "rt", HAND["surp"].to_numpy(), **kw)
+    assert d.table["reason"].tolist()[10:] == ["history", "history", "history", "history", "", "", ""]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChangedDefaultWarning)
+        explicit = reading.exclusion_table(HAND, "rt", HAND["surp"].to_numpy(), position="position", **kw)
+        no_gap = reading.exclusion_table(HAND.iloc[:10], "rt", HAND["surp"].to_numpy()[:10], **kw)  # nothing changed
+    assert explicit.table["reason"].tolist() == d.table["reason"].tolist()
+    assert no_gap.table["reason"].tolist() == d.table["reason"].tolist()[:10]
+
+
+def test_rows_out_of_reading_order_are_refused_by_default_and_sorted_rows_give_the_ppp():
+    """Before 0.2.0 shuffled rows gave a wrong PPP in silence (Natural Stories: 0.0104 against 0.0267 sorted)."""
+    t = reading.natural_stories_table([1])
+    kw = dict(frequency="ngram_log10_freq", exclusions="aoyama_wilcox", spillover=4)
+    shuffled = t.sample(frac=1.0, random_state=0)
+    with pytest.raises(ValueError, match=r"^rows of group 1 are out of reading order \('position' \d+ at row \d+ "
+                       r"comes after \d+\); sort first: table\.sort_values\(\['item', 'position'\]\) "
+                       r"\(position=None reads the rows in the order given instead\)$"):
+        reading.ppp(shuffled, "rt", "gpt3_surprisal", **kw)
+    sorted_ = reading.ppp(shuffled.sort_values(["item", "position"]), "rt", "gpt3_surprisal", **kw)
+    assert sorted_.mean == reading.ppp(t, "rt", "gpt3_surprisal", position="position", **kw).mean
+    wrong = reading.ppp(shuffled, "rt", "gpt3_surprisal", position=None, **kw)  # asked for: row order
+    assert abs(wrong.mean - sorted_.mean) > 0.005
 
 
 def test_eye_tracking_zero_ms_words_are_kept_or_counted_never_silently_dropped():
@@ -335,3 +369,36 @@ def test_natural_stories_table_ships_google_books_log_frequency():
     res = reading.ppp(t, "rt", "gpt3_surprisal", frequency="ngram_log10_freq", position="position")
     # Story 1's first word has no GPT-3 probability: it and the word 4 later are the only losses after history.
     assert res.excluded["history"] == 4 and res.excluded["spillover_nan"] == 1 and res.excluded["surprisal_nan"] == 0
+
+
+CHANGED = [("exclusions", "exclusions='aoyama_wilcox' replaced exclusions='lhp' in 0.2.0", "exclusions='lhp'"),
+           ("spillover", "spillover=4 replaced spillover=3 in 0.2.0", "spillover=3")]
+
+
+@pytest.mark.parametrize("function", ["ppp", "ppp_over_steps", "exclusion_table"])
+def test_relying_on_a_changed_default_warns_with_the_old_value_and_passing_it_is_silent(function):
+    """Both defaults changed in 0.2.0: a call that relies on one is told the old value and how to keep it."""
+    from lhp_core.deprecation import ChangedDefaultWarning
+
+    t = BAD_TABLE
+    name = "rules" if function == "exclusion_table" else "exclusions"
+    calls = {"ppp": lambda **kw: reading.ppp(t, "rt", "surp", frequency="freq", length="len", **kw),
+             "ppp_over_steps": lambda **kw: reading.ppp_over_steps(t, _steps(t, t["surp"].to_numpy()[None]), "rt",
+                                                                   frequency="freq", length="len", **kw),
+             "exclusion_table": lambda **kw: reading.exclusion_table(t, "rt", t["surp"].to_numpy(), frequency="freq",
+                                                                     length="len", **kw)}
+    call = calls[function]
+    with pytest.warns(ChangedDefaultWarning) as rec:
+        relied = call()
+    got = sorted(str(w.message) for w in rec if w.category is ChangedDefaultWarning)
+    assert len(got) == 2 and all(str(w.filename) == __file__ for w in rec)
+    for message, (arg, said, keep) in zip(got, sorted(CHANGED)):
+        arg = name if arg == "exclusions" else arg
+        assert message.startswith(f"reading.{function}: the default {said.replace('exclusions', arg)}")
+        assert f"pass {keep.replace('exclusions', arg)} for the old behaviour" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChangedDefaultWarning)
+        explicit = call(**{name: "aoyama_wilcox", "spillover": 4})
+        call(**{name: "lhp", "spillover": None})  # None: the paradigm's spillover, chosen on purpose
+    if function == "ppp":
+        assert explicit.mean == relied.mean  # the warning changes nothing but the words

@@ -16,6 +16,9 @@ from transformers import PreTrainedTokenizerFast
 from lhp_core.metrics import reading
 from lhp_core.stimuli import Stimuli
 
+# These tests pin today's PPP defaults on purpose; the warning that they changed is tested in test_ppp.py.
+pytestmark = pytest.mark.filterwarnings("ignore::lhp_core.deprecation.ChangedDefaultWarning")
+
 torch.set_num_threads(1)
 
 # Vocabulary of the toy tokenizer: every word over {a, b} has exactly one tokenization,

@@ -66,9 +66,16 @@ def test_trainer_folder_without_a_token_count_names_the_options(tmp_path):
     with pytest.raises(ValueError, match=r"--seq-len N \(tokens per training sequence\) or --tokens-per-step N"):
         s.tokens_seen("run", 8)
     (tmp_path / "run" / "checkpoint-24" / "training_args.bin").unlink()
-    s = get_suite(tmp_path / "run", sequence_length=64)
-    with pytest.raises(ValueError, match="gradient_accumulation_steps unreadable"):
-        s.tokens_seen("run", 8)
+    # Gradient accumulation is unknown now, so --seq-len cannot complete the count: the hint names the option
+    # that works, with and without --seq-len (before, both suggested --seq-len, which failed the same way).
+    for given in ({}, {"sequence_length": 64}):
+        s = get_suite(tmp_path / "run", **given)
+        with pytest.raises(ValueError, match=r"gradient_accumulation_steps unreadable .*; pass --tokens-per-step N "
+                           r"\(tokens per optimizer step: batch size x gradient accumulation x world size x sequence "
+                           r"length\); --seq-len cannot complete it$"):
+            s.tokens_seen("run", 8)
+    s = get_suite(tmp_path / "run", tokens_per_step=4 * 3 * 64)
+    assert s.tokens_seen("run", 8) == 8 * 4 * 3 * 64
 
 
 def test_trainer_arguments_reads_the_fields(tmp_path):
