@@ -254,6 +254,7 @@ def fit_sigmoid(x: np.ndarray, y: np.ndarray, n_iter: int = 300) -> np.ndarray:
 
     lam = np.full(theta.shape[:-1], 1e-3)
     cost = sse(theta)
+    stalled = 0
     for _ in range(n_iter):
         f, jac = parts(theta)
         jw = jac * w[..., None]
@@ -268,7 +269,9 @@ def fit_sigmoid(x: np.ndarray, y: np.ndarray, n_iter: int = 300) -> np.ndarray:
         improvement = np.where(better, cost - new, 0.0)
         cost = np.where(better, new, cost)
         lam = np.where(better, lam / 3, lam * 3)
-        if np.all(improvement <= 1e-14 * np.maximum(cost, 1e-300)) and np.all(lam > 1e6):
+        # Converged when no curve has improved for several rounds of growing damping.
+        stalled = 0 if np.any(improvement > 1e-13 * np.maximum(cost, 1e-300)) else stalled + 1
+        if stalled >= 8:
             break
     theta[w.sum(-1) < 4] = np.nan
     return theta
@@ -290,8 +293,9 @@ def sigmoid_aoa(x: np.ndarray, theta: np.ndarray, start: np.ndarray | None = Non
     -------
     numpy.ndarray
         ``(...)`` the crossing, in units of ``x`` (log10 step); NaN where the curve does not fall
-        (final level not below the start, or ``k <= 0``) or the midpoint lies outside the fit's asymptotes.
-        A word already half learned at the first positive step crosses before it (the fit extrapolates).
+        (final level not below the start, or ``k <= 0``), where the midpoint lies outside the fit's asymptotes,
+        and where the crossing lies more than one decade before ``x[0]``. A word already half learned at the
+        first positive step crosses before it (the fit extrapolates, up to that decade).
     """
     top, bottom, x0, k = np.moveaxis(np.asarray(theta, dtype=float), -1, 0)
     final = sigmoid(np.asarray([x[-1]], dtype=float), top, bottom, x0, k)[..., 0]
@@ -300,7 +304,9 @@ def sigmoid_aoa(x: np.ndarray, theta: np.ndarray, start: np.ndarray | None = Non
     with np.errstate(divide="ignore", invalid="ignore"):
         share = (mid - bottom) / (top - bottom)
         out = x0 + np.log(1 / share - 1) / k
-    ok = (final < start) & (k > 0) & (share > 0) & (share < 1)
+    # The crossing lies before the last step whenever the fit falls; a decade before the first step is as far
+    # back as an extrapolation is kept.
+    ok = (final < start) & (k > 0) & (share > 0) & (share < 1) & (out >= x[0] - 1) & (out <= x[-1] + 1e-9)
     return np.where(ok, out, np.nan)
 
 
@@ -427,22 +433,21 @@ def word_aoa_over_steps(suite, contexts: pd.DataFrame, models: Sequence[str] | N
     ds["mean_surprisal"] = mean.drop_vars([c for c in mean.coords if c not in (schema.MODEL, schema.STEP, schema.WORD)])
     ds["mean_surprisal"].attrs.update(units="bits", description="mean surprisal of the word over its held-out contexts")
     step_values = ds[schema.STEP].values.astype(float)
-    aoa = np.full((ds.sizes[schema.MODEL], len(words)), np.nan)
-    lo, hi = aoa.copy(), aoa.copy()
     rng = np.random.default_rng(seed)
     surprisal = ds["surprisal"].transpose(schema.MODEL, schema.STEP, schema.STIMULUS).values
-    tail = 100 * (1 - level) / 2
+    curves = np.empty((ds.sizes[schema.MODEL], len(words), 1 + n_boot, len(step_values)))
     for w, word in enumerate(words):
         cols = np.flatnonzero(word_of == word)
         draws = cols[rng.integers(0, len(cols), (n_boot, len(cols)))]
-        curves = np.concatenate([surprisal[:, :, cols].mean(-1)[:, None],
-                                 surprisal[:, :, draws].mean(-1).transpose(0, 2, 1)], 1)  # (model, 1 + boot, step)
-        fitted = curve_aoa(step_values, curves)
-        aoa[:, w] = fitted[:, 0]
-        boot = fitted[:, 1:]
-        has = np.isfinite(boot).mean(-1) >= 0.5  # an interval only where most resamples cross the midpoint
-        lo[:, w] = np.where(has, np.nanpercentile(np.where(has[:, None], boot, 0), tail, -1), np.nan)
-        hi[:, w] = np.where(has, np.nanpercentile(np.where(has[:, None], boot, 0), 100 - tail, -1), np.nan)
+        curves[:, w, 0] = surprisal[:, :, cols].mean(-1)
+        curves[:, w, 1:] = surprisal[:, :, draws].mean(-1).transpose(0, 2, 1)
+    fitted = curve_aoa(step_values, curves)  # one batched fit of every (model, word, resample)
+    aoa, boot = fitted[..., 0], fitted[..., 1:]
+    tail = 100 * (1 - level) / 2
+    has = np.isfinite(boot).mean(-1) >= 0.5  # an interval only where most resamples cross the midpoint
+    filled = np.where(has[..., None], boot, 0.0)
+    lo = np.where(has, np.nanpercentile(filled, tail, -1), np.nan)
+    hi = np.where(has, np.nanpercentile(filled, 100 - tail, -1), np.nan)
     dims = (schema.MODEL, schema.WORD)
     ds["aoa_step"] = (dims, aoa, {"units": "steps", "description": "step where the sigmoid fit on log10 step "
                                   "crosses the midpoint between the untrained and the final surprisal"})
