@@ -58,7 +58,7 @@ class Words:
     @property
     def big(self) -> str:
         """The largest model (the suite's size order)."""
-        return size_order(self.suite, self.models)[-1]
+        return size_order(self.models)[-1]
 
     @property
     def closest(self) -> str:
@@ -266,7 +266,7 @@ def run(suite: str, models: Sequence[str] | None = None, steps: Sequence[int] | 
                                                   n_perm=n_perm, seed=seed)
                                 for m, g in table.dropna(subset=["model_aoa"]).groupby(schema.MODEL, sort=False)}
                                ).T.astype(float)
-    big = size_order(s, models)[-1]
+    big = size_order(models)[-1]
     regs = {}
     for who, data, outcome, freq in (("children", table[table[schema.MODEL] == big], "child_aoa", "childes_freq"),
                                      *((f"model {m}", table[table[schema.MODEL] == m].assign(

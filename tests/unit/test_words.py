@@ -149,3 +149,27 @@ def test_regression_equals_statsmodels_ols() -> None:
     np.testing.assert_allclose(out[["lo", "hi"]], ref.conf_int(), rtol=1e-10)
     np.testing.assert_allclose(out["p"], ref.pvalues, rtol=1e-8)
     assert out.attrs["n_dropped"] == 1 and out.attrs["r2"] == pytest.approx(ref.rsquared, rel=1e-12)
+
+
+def test_study_rules() -> None:
+    from lhp_core.studies import words as study
+
+    assert study.order_verdict(0.1, 0.5, 0.01) == "holds"
+    assert study.order_verdict(-0.05, 0.5, 0.01) == "does not hold at this scale"
+    assert study.order_verdict(-0.5, -0.1, 0.01) == "contradicted"
+    assert study.frequency_verdict(-0.1, -0.6, -0.3) == "holds"
+    assert study.frequency_verdict(-0.1, -0.2, -0.3) == "contradicted"
+    assert study.frequency_verdict(0.1, -0.6, -0.3) == "does not hold at this scale"
+
+
+def test_category_shift_by_hand() -> None:
+    from lhp_core.studies import words as study
+
+    # The model learns the animals first and the verbs last; children the other way round.
+    t = pd.DataFrame({"model": "m", "category": ["animals"] * 3 + ["verbs"] * 3,
+                      "model_aoa": [1.0, 2, 3, 4, 5, 6], "child_aoa": [26.0, 27, 28, 20, 21, 22]})
+    out = study.category_shift(t, n_boot=50).set_index("category")
+    # percentile ranks: model animals 1/6..3/6, children animals 4/6..6/6: a shift of -0.5 for every word
+    assert out.at["animals", "shift"] == pytest.approx(-0.5) and out.at["verbs", "shift"] == pytest.approx(0.5)
+    assert out.at["animals", "learns"] == "earlier" and out.at["verbs", "learns"] == "later"
+    assert (out["n"] == 3).all()
