@@ -79,7 +79,9 @@ class Words:
     def exclusions(self) -> pd.DataFrame:
         """How many items each reason leaves out."""
         e = self.eligibility()
-        return e[e["left_out"] != ""].groupby("left_out").size().rename("items").reset_index()
+        reason = e["left_out"].where(~e["left_out"].str.startswith("homograph"), "homograph: two CDI senses, one text")
+        out = e.assign(reason=reason)[reason != ""].groupby("reason")
+        return out["item_definition"].agg(items="size", examples=lambda v: ", ".join(v.head(4))).reset_index()
 
     def curves(self) -> list[Curve]:
         """The mean surprisal of the scored words over training, per model."""
