@@ -37,7 +37,7 @@ __all__ = ["BUILT_IN", "Contribution", "Timeline", "contributors", "register", "
 
 #: The book's studies that contribute to the Timeline, in panel order; each registers itself on import.
 BUILT_IN = ("lhp_core.studies.suite", "lhp_core.studies.reading", "lhp_core.studies.ablation", "lhp_core.studies.brain",
-            "lhp_core.studies.emergence", "lhp_core.studies.experts")
+            "lhp_core.studies.emergence", "lhp_core.studies.experts", "lhp_core.studies.words")
 for _module in BUILT_IN:
     importlib.import_module(_module)
 SOURCE = "this book"

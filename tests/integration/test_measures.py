@@ -9,7 +9,7 @@ import xarray as xr
 
 from lhp_core import checkpoints, concepts, measures, sweep
 from lhp_core.data import corpora
-from lhp_core.metrics import ablation, brain, experts, heads, instruct, loss, probing, reading, similarity, tasks
+from lhp_core.metrics import ablation, brain, experts, heads, instruct, loss, probing, reading, similarity, tasks, words
 from lhp_core.suites import get_suite
 
 STEPS = [0, 24]
@@ -65,6 +65,9 @@ def _drivers():
             n_windows=2, n_seq=3, seq_len=8, progress=False)),
         ("embedding_rsa", lambda s: similarity.embedding_rsa_over_steps(s, ["dog", "cat", "apple"], human,
                                                                         steps=STEPS, progress=False)),
+        ("word_aoa", lambda s: words.word_aoa_over_steps(
+            s, words.word_contexts(["the", "people", "house"], TEXTS * 2 + ["The people of the house."])[0],
+            steps=STEPS, n_boot=5, progress=False)),
     ]
 
 
