@@ -63,17 +63,19 @@ from unittest import mock
 import nbformat
 import papermill
 import yaml
+from huggingface_hub import try_to_load_from_cache
 from IPython import get_ipython
 from IPython.display import display
 from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
 from lhp_core import findings, train
-from lhp_core.config import pin_paths
+from lhp_core.config import DTYPE_VAR, pin_paths
 from lhp_core.profiles import ProfileError, on_suite, repo_root
 from lhp_core.profiles import load as load_profiles
 from lhp_core.profiles import parameters as profiles_parameters
 from lhp_core.progress import BOOK_RUN_VAR, Monitor, reporting_to
+from lhp_core.suites import SuiteError, get_suite
 
 RECORD_MIMETYPE = "application/vnd.lhp.record+json"
 PROFILES = ("ci", "default", "gpu", "pythia")
@@ -299,17 +301,20 @@ def _ensure_suites(ids: list[str], device: str, show: bool) -> None:
         print(f"[lhp book] suites ready in {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def kernel_environment(threads: int | None = None) -> dict[str, str]:
+def kernel_environment(threads: int | None = None, dtype: str | None = None) -> dict[str, str]:
     """Environment variables a chapter's kernel gets from ``lhp book``.
 
     ``LHP_BOOK_RUN=1`` makes :mod:`lhp_core.progress` bars print nothing into the notebook
     and :mod:`lhp_core.viz.inspectors` draw static views instead of widgets; Hugging Face's
     own download and loading bars (notebook widgets in a kernel) are switched off; ``threads``
-    sets :data:`THREAD_VARS`.
+    sets :data:`THREAD_VARS`; ``dtype`` (a profile's precision) sets ``LHP_DTYPE``, the precision
+    every measure runs in where the chapter names none (:func:`lhp_core.config.default_dtype`).
     """
     env = {BOOK_RUN_VAR: "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     if threads is not None:
         env.update({v: str(threads) for v in THREAD_VARS})
+    if dtype is not None:
+        env[DTYPE_VAR] = dtype
     return env
 
 
@@ -355,7 +360,7 @@ def execute_chapter(
         profiles = load_profiles(root / "book" / "profiles.yml")
     params = injected_parameters(src, chapter_parameters(profile, chapter, profiles, suite))
     # The kernel inherits the environment at launch; patch.dict restores the caller's afterwards.
-    with mock.patch.dict(os.environ, kernel_environment(threads)), \
+    with mock.patch.dict(os.environ, kernel_environment(threads, profiles[profile].get("dtype"))), \
             tempfile.TemporaryDirectory(prefix="lhp-kernel-") as sockets:
         try:
             papermill.execute_notebook(
@@ -526,12 +531,13 @@ def findings_table(executed: Mapping[str, Path]) -> str:
     return findings.markdown_table(findings.from_records(records))
 
 
-def built_on(profile: str, common: Mapping[str, Any]) -> str:
-    """The title page's line naming the suite, models and steps this build ran on (:func:`on_suite`'s common)."""
+def built_on(profile: str, common: Mapping[str, Any], dtype: str | None = None) -> str:
+    """The title page's line naming the suite, models, steps and precision this build ran on (:func:`on_suite`'s
+    common; ``dtype`` the profile's, default float32)."""
     models = ", ".join(map(str, common["models"])) if common.get("models") else "every model"
     steps = ", ".join(map(str, common["steps"])) if common.get("steps") else "every checkpoint"
     return (f"This build ran every chapter on the suite **{common['suite']}** ({models}; {steps}) at the "
-            f"`{profile}` profile's sizes, on `{common['device']}`.")
+            f"`{profile}` profile's sizes, on `{common['device']}` in {dtype or 'float32'}.")
 
 
 def write_findings(stage: Path, executed: Mapping[str, Path], built_on: str = "") -> None:
@@ -637,7 +643,7 @@ def build_book(
         if progress:
             print("[lhp book] building the HTML" + (f" without the chapters not executed yet: {', '.join(missing)}"
                                                      if missing else ""), flush=True)
-        _stage_sources(root, stage, executed, built_on(profile, common))
+        _stage_sources(root, stage, executed, built_on(profile, common, profiles[profile].get("dtype")))
         built = build_html(stage, out)
         # jupyter-book writes to <out>/_build/html; give it the stable, documented name.
         final = out / "html"
@@ -659,8 +665,6 @@ def _suite_override(suite: str | None, models: list[str] | None, steps: list[int
             raise BookError("--models and --steps choose within --suite; pass --suite ID_OR_PATH too "
                             "(or set them in book/profiles.yml)")
         return None
-    from lhp_core.suites import SuiteError, get_suite
-
     try:
         s = get_suite(suite)
         models = [s.resolve_model(m) for m in models] if models else None
@@ -677,8 +681,6 @@ def _suite_override(suite: str | None, models: list[str] | None, steps: list[int
 def _cached(suite: Any, models: list[str] | None, steps: list[int] | None) -> tuple[list[str], list[int]]:
     """Offline, a hub suite's models and steps not chosen are those in the Hugging Face cache
     (models with a cached checkpoint; the steps every one of them has cached)."""
-    from huggingface_hub import try_to_load_from_cache
-
     def cached(m: str, step: int) -> bool:
         repo, rev = suite.hub_ref(m, step)
         return isinstance(try_to_load_from_cache(repo, "config.json", revision=rev), str)

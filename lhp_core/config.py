@@ -8,6 +8,10 @@
     (default ``~/.cache/lhp``).
 ``LHP_SUITES``
     Parent folder of locally trained suites (default ``$LHP_CACHE/suites``).
+``LHP_DTYPE``
+    Precision of forward passes where a call names none (:data:`DTYPE_NAMES`; default
+    ``float32``). ``lhp book`` sets it in each chapter's kernel from the profile's ``dtype``
+    (the ``pythia`` profile runs bfloat16); the precision is part of every result's cache key.
 
 A relative path means relative to the directory lhp was started in: :func:`pin_paths` makes
 them absolute before notebook kernels, which run in ``book/``, inherit them.
@@ -15,9 +19,14 @@ them absolute before notebook kernels, which run in ``book/``, inherit them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PATH_VARS = ("LHP_DATA_MIRROR", "LHP_CACHE", "LHP_SUITES")
+DTYPE_VAR = "LHP_DTYPE"
+#: Precisions a checkpoint can run in (:data:`lhp_core.checkpoints.DTYPES` maps them to torch dtypes).
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 
 def pin_paths() -> None:
@@ -48,3 +57,34 @@ def suites_dir() -> Path:
 
 def results_dir() -> Path:
     return cache_dir() / "results"
+
+
+def default_dtype() -> str:
+    """The precision forward passes run in where a call names none: ``LHP_DTYPE``, else ``float32``."""
+    value = os.environ.get(DTYPE_VAR) or "float32"
+    if value not in DTYPE_NAMES:
+        raise ValueError(f"{DTYPE_VAR}={value!r} is not a precision lhp runs in; "
+                         f"set it to one of {', '.join(DTYPE_NAMES)}")
+    return value
+
+
+@contextmanager
+def using_dtype(dtype: str | None) -> Iterator[None]:
+    """Within the block, calls naming no precision run in ``dtype`` (None: leave ``LHP_DTYPE`` as it is).
+
+    What :func:`lhp_core.studies.timeline.run` uses to read the cache a profile's chapters filled in the
+    profile's precision.
+    """
+    if dtype is None:
+        yield
+        return
+    before = os.environ.get(DTYPE_VAR)
+    os.environ[DTYPE_VAR] = dtype
+    try:
+        default_dtype()
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DTYPE_VAR, None)
+        else:
+            os.environ[DTYPE_VAR] = before

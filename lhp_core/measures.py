@@ -298,7 +298,7 @@ def _is_sha256(text: str) -> bool:
 
 
 def features_at(suite: str | Path | Suite, features: Features, model: str, step: int, site: str, variable: str,
-                device: str = "cpu", dtype: str = "float32", progress: bool = False) -> xr.DataArray:
+                device: str = "cpu", dtype: str | None = None, progress: bool = False) -> xr.DataArray:
     """One checkpoint's pooled ``site``/``variable`` from the feature stores (extracted first if missing).
 
     What a measure's ``compute`` reads through ``ck.features``; inspectors use it to show the
@@ -306,6 +306,7 @@ def features_at(suite: str | Path | Suite, features: Features, model: str, step:
     """
     s = get_suite(suite)
     model = s.resolve_model(model)
+    dtype = dtype or config.default_dtype()
     ck = Checkpoint(s, model, int(step), device, dtype, checkpoints.checkpoint_id(s, model, step))
     ck._stores = _extract(s, features, [ck], device, dtype, progress)
     return ck.features(site, variable)
@@ -320,7 +321,7 @@ def over_steps(
     models: Sequence[str] | None = None,
     steps: str | Sequence[int] | None = None,
     device: str = "cpu",
-    dtype: str = "float32",
+    dtype: str | None = None,
     cache: bool = True,
     progress: bool = True,
 ) -> xr.Dataset:
@@ -335,7 +336,8 @@ def over_steps(
     models, steps
         The grid (:func:`step_grid`); default every model at every step it has.
     device, dtype
-        Where and in which precision checkpoints run (``dtype`` is part of the cache key).
+        Where and in which precision checkpoints run (``dtype`` is part of the cache key; default
+        :func:`lhp_core.config.default_dtype`: ``LHP_DTYPE``, else float32).
     cache
         Read and write the per-checkpoint cache (False: compute everything, keep nothing).
 
@@ -348,6 +350,7 @@ def over_steps(
         ``suite``, ``config_sha256``, ``config_json``, ``git_commit``, library versions,
         ``device``, ``dtype``, ``n_checkpoints``, ``n_computed``.
     """
+    dtype = dtype or config.default_dtype()
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
     s = get_suite(suite)

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from lhp_core.config import DTYPE_NAMES
+
 #: Parameters every profile gives every chapter.
 COMMON_KEYS = ("suite", "models", "steps", "device")
 
@@ -52,6 +54,9 @@ def load(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
         missing = [k for k in COMMON_KEYS if k not in (prof or {}).get("common", {})]
         if missing:
             raise ProfileError(f"{path}: profile {name!r} lacks common parameters {missing}")
+        if prof.get("dtype", "float32") not in DTYPE_NAMES:
+            raise ProfileError(f"{path}: profile {name!r}: dtype {prof['dtype']!r} is not a precision lhp runs in; "
+                               f"use one of {', '.join(DTYPE_NAMES)}")
         chapters = prof.get("chapters") or {}
         if not isinstance(chapters, dict):
             raise ProfileError(f"{path}: profile {name!r}: 'chapters' must map chapter names to parameter dicts")

@@ -24,7 +24,7 @@ from lhp_core.stimuli import Stimuli
 
 
 def loss_over_steps(suite, texts: Sequence[str] | Stimuli, models: Sequence[str] | None = None,
-                    steps: Sequence[int] | None = None, device: str = "cpu", dtype: str = "float32",
+                    steps: Sequence[int] | None = None, device: str = "cpu", dtype: str | None = None,
                     batch_size: int = 8, cache: bool = True, progress: bool = True) -> xr.Dataset:
     """Mean held-out cross-entropy (nats/token) of each (model, step).
 

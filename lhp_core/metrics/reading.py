@@ -827,7 +827,7 @@ def _stimuli(table: pd.DataFrame, word: str, group: str):
 
 def surprisal_over_steps(suite, table: pd.DataFrame, word: str = "word", group: str = "item",
                          models: Sequence[str] | None = None, steps: Sequence[int] | None = None,
-                         device: str = "cpu", dtype: str = "float32", batch_size: int = 8,
+                         device: str = "cpu", dtype: str | None = None, batch_size: int = 8,
                          cache: bool = True, progress: bool = True) -> xr.Dataset:
     """Word surprisal (bits) of every word of ``table`` for each (model, step) of a suite.
 

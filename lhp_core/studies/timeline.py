@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lhp_core import profiles, schema
+from lhp_core import config, profiles, schema
 from lhp_core.findings import Finding
 from lhp_core.metrics import changepoint
 from lhp_core.metrics.events import COLUMNS, Curve
@@ -318,11 +318,12 @@ def run(profile: str = "default", studies: Sequence[str] | None = None, with_pub
     common = {k: v for k, v in (("suite", suite), ("models", models), ("steps", steps)) if v is not None}
     moved = {"suite": suite, "models": models, "steps": steps} if suite is not None else None
     results = {}
-    for name in names:
-        c = registered[name]
-        args = {**profiles.parameters(profile, c.chapter, suite=moved), **({} if moved else common),
-                **(params or {}).get(name, {})}
-        results[name] = _call(c.run, args)
+    with config.using_dtype(profiles.load().get(profile, {}).get("dtype")):  # the precision its chapters ran in
+        for name in names:
+            c = registered[name]
+            args = {**profiles.parameters(profile, c.chapter, suite=moved), **({} if moved else common),
+                    **(params or {}).get(name, {})}
+            results[name] = _call(c.run, args)
     pub = thresholds = None
     if with_published:
         pub = _call(published.run, profiles.parameters(profile, "published"))

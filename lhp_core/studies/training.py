@@ -25,6 +25,7 @@ import xarray as xr
 from lhp_core import schema
 from lhp_core.data import corpora, pythia_evals
 from lhp_core.measures import step_grid
+from lhp_core.metrics import loss
 from lhp_core.presets import PRESETS
 from lhp_core.suites import LocalSuite, PythiaSuite, Suite, TrainerSuite, get_suite, trainer_arguments
 
@@ -141,8 +142,6 @@ def record(suite: Suite, models: Sequence[str] | None = None, steps: Sequence[in
         rec = suite.training_record()
         rec = rec.sel(model=list(models or rec.model.values), step=list(steps or rec.step.values))
         return rec.assign_attrs(held_out="held-out documents of the suite's training corpus", source="training record")
-    from lhp_core.metrics import loss
-
     grid = step_grid(suite, models, steps)
     models = list(grid)
     steps = sorted(set().union(*grid.values()))

@@ -53,3 +53,19 @@ def test_loss_equals_hf_loss_and_resumes(tiny_suite, tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoints, "load", refuse)
     again = loss_over_steps(suite, texts, steps=[0, 24, 999], progress=False)
     np.testing.assert_array_equal(again["loss"].values, ds["loss"].values)
+
+
+def test_precision_default_comes_from_lhp_dtype(tiny_suite, tmp_path, monkeypatch):
+    """A call naming no dtype runs in LHP_DTYPE (what `lhp book` sets from a profile's `dtype`), caches under it,
+    and says so in its attrs; the bf16 loss stays within 0.05 nats of float32's (bf16 keeps 8 bits of mantissa)."""
+    monkeypatch.setenv("LHP_CACHE", str(tmp_path))
+    suite = get_suite(str(tiny_suite))
+    f32 = loss_over_steps(suite, SHORT, steps=[24], progress=False)
+    assert f32.attrs["dtype"] == "float32"
+    monkeypatch.setenv("LHP_DTYPE", "bfloat16")
+    bf16 = loss_over_steps(suite, SHORT, steps=[24], progress=False)
+    assert bf16.attrs["dtype"] == "bfloat16" and bf16.attrs["n_computed"] == bf16.attrs["n_checkpoints"] > 0
+    diff = np.abs(bf16["loss"].values - f32["loss"].values)
+    assert (diff > 0).any() and (diff < 0.05).all()
+    named = loss_over_steps(suite, SHORT, steps=[24], dtype="float32", progress=False)  # a named dtype wins
+    np.testing.assert_array_equal(named["loss"].values, f32["loss"].values)

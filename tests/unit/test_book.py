@@ -520,3 +520,38 @@ def test_studies_run_with_their_chapters_defaults() -> None:
                 if key in defaults and key not in given:
                     assert p.default == defaults[key], (f"{name}: run({key}={p.default!r}) but {c.chapter}.ipynb "
                                                         f"sets {defaults[key]!r} and profile {profile} does not")
+
+
+def test_profile_precision_reaches_the_kernels_and_is_checked(tmp_path, monkeypatch):
+    from lhp_core import checkpoints, config
+
+    assert set(config.DTYPE_NAMES) == set(checkpoints.DTYPES)
+    monkeypatch.delenv("LHP_DTYPE", raising=False)
+    assert config.default_dtype() == "float32"
+    monkeypatch.setenv("LHP_DTYPE", "fp8")
+    with pytest.raises(ValueError, match="LHP_DTYPE='fp8' is not a precision lhp runs in; set it to one of"):
+        config.default_dtype()
+    assert book.kernel_environment(1, "bfloat16")["LHP_DTYPE"] == "bfloat16"
+    assert "LHP_DTYPE" not in book.kernel_environment(1)
+    assert lhp_profiles.load()["pythia"]["dtype"] == "bfloat16"
+    bad = tmp_path / "profiles.yml"
+    bad.write_text("x:\n  dtype: float64\n  common: {suite: lhp-micro, models: null, steps: null, device: cpu}\n")
+    with pytest.raises(lhp_profiles.ProfileError, match="dtype 'float64' is not a precision lhp runs in"):
+        lhp_profiles.load(bad)
+    common = {"suite": "pythia", "models": None, "steps": None, "device": "cuda"}
+    assert book.built_on("pythia", common, "bfloat16").endswith("on `cuda` in bfloat16.")
+
+
+def test_using_dtype_sets_and_restores_the_default(monkeypatch):
+    from lhp_core import config
+
+    monkeypatch.setenv("LHP_DTYPE", "float16")
+    with config.using_dtype("bfloat16"):
+        assert config.default_dtype() == "bfloat16"
+    assert config.default_dtype() == "float16"
+    with config.using_dtype(None):
+        assert config.default_dtype() == "float16"
+    monkeypatch.delenv("LHP_DTYPE")
+    with pytest.raises(ValueError, match="not a precision lhp runs in"), config.using_dtype("int8"):
+        pass
+    assert config.default_dtype() == "float32"
