@@ -177,10 +177,12 @@ class Ablation:
                "ablation_n_draws": len(self.random_conditions), "ablation_mode": str(self.params.get("mode")),
                "ablation_icl_cost_last": float(last.selected),
                "ablation_icl_cost_random_hi_last": float(last.random_hi),
-               "ablation_icl_onset_step": float(on.step) if on.found else float("nan"),
+               "ablation_icl_onset_found": bool(on.found),
                "ablation_n_heads_last": int(self.data["n_ablated"].sel({schema.MODEL: m,
                                                                         schema.CONDITION: abl.SELECTED})
                                             .dropna(schema.STEP).values[-1])}
+        if on.found:  # a step only where there is one: a record holds finite numbers
+            out["ablation_icl_onset_step"] = float(on.step)
         out.update({f"ablation_ppp_{k}": v for k, v in r.items() if isinstance(v, float) and k.startswith("change")})
         if "toward_pre" in r:
             out["ablation_ppp_toward_pre"] = int(r["toward_pre"])
