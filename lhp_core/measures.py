@@ -15,6 +15,10 @@ result depends; the runner
 * stacks everything into ``Dataset(model, step, ...)`` with coordinates ``tokens_seen(model, step)``
   and ``checkpoint_id(model, step)``, and attrs naming the measure and its provenance.
 
+What is computed from the whole stacked grid (a fit over steps, a bootstrap over the grid) is cached
+by :func:`over_grid` under ``config.results_dir()/grid/``, keyed by the stacked result's configuration
+and checkpoint ids, so a second reader (the Timeline re-running a study) does not fit again.
+
 Adding a measure is a function of a :class:`Checkpoint` plus a :class:`Measure`; see
 ``CONTRIBUTING.md``. Every variable the function returns must carry ``units`` and ``description``.
 """
@@ -400,6 +404,39 @@ def over_steps(
     }
     schema.check_attrs(out.attrs, f"measure {measure.name!r}")
     return out
+
+
+def over_grid(name: str, source: xr.Dataset, params: Mapping[str, Any], compute: Callable[[], xr.Dataset],
+              version: int = 1, cache: bool = True) -> xr.Dataset:
+    """``compute()``, a result derived from all of ``source`` (an :func:`over_steps` result), cached on disk.
+
+    The cache key is what the result can depend on: ``source``'s configuration (``config_sha256``, ``dtype``)
+    and the weights of each of its checkpoints (``checkpoint_id(model, step)``), ``params`` and ``version``
+    (bump it when ``compute`` changes meaning). A retrained checkpoint or another grid therefore computes
+    again; the same grid read by a second study, or by the Timeline, does not.
+
+    Returns
+    -------
+    xarray.Dataset
+        What ``compute`` returns (every variable with ``units`` and ``description``).
+    """
+    if not cache:
+        return compute()
+    ids = source["checkpoint_id"].transpose(schema.MODEL, schema.STEP)
+    key = {"name": name, "version": version, "params": dict(params), "source": source.attrs["config_sha256"],
+           "dtype": source.attrs.get("dtype", ""), "models": ids[schema.MODEL].values.tolist(),
+           "steps": ids[schema.STEP].values.tolist(), "checkpoints": ids.values.tolist()}
+    path = (config.results_dir() / "grid" / _folder_name(name) / _folder_name(source.attrs.get("suite", ""))
+            / f"{config_sha256(key)[:24]}.nc")
+    if path.exists():
+        return _read(path)
+    ds = compute()
+    for var_name, var in ds.data_vars.items():
+        missing = [a for a in ("units", "description") if not var.attrs.get(a)]
+        if missing:
+            raise ValueError(f"{name!r}: variable {var_name!r} has no {', '.join(missing)} attr")
+    _write(ds, path)
+    return ds
 
 
 def _grid_values(grid: Mapping[str, list[int]], ds: xr.Dataset, value, fill: Any = np.nan) -> np.ndarray:

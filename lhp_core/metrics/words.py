@@ -26,7 +26,7 @@ import xarray as xr
 from scipy import stats
 
 from lhp_core import schema
-from lhp_core.measures import Checkpoint, Measure, over_steps
+from lhp_core.measures import Checkpoint, Measure, over_grid, over_steps
 from lhp_core.metrics.tasks import HFScorer
 from lhp_core.provenance import config_sha256
 from lhp_core.suites import context_length
@@ -218,6 +218,9 @@ def sigmoid(x: np.ndarray, top: np.ndarray, bottom: np.ndarray, x0: np.ndarray, 
 def fit_sigmoid(x: np.ndarray, y: np.ndarray, n_iter: int = 300) -> np.ndarray:
     """Least-squares fit of :func:`sigmoid` to many curves at once (Levenberg-Marquardt).
 
+    Each curve stops after 8 rounds in a row without a relative improvement above 1e-13 once its damping
+    has grown past 1e4 (a step that small changes nothing), or after ``n_iter`` rounds.
+
     Parameters
     ----------
     x
@@ -233,6 +236,8 @@ def fit_sigmoid(x: np.ndarray, y: np.ndarray, n_iter: int = 300) -> np.ndarray:
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
+    shape = y.shape[:-1]
+    y = y.reshape(-1, x.size)
     w = np.isfinite(y).astype(float)
     y0 = np.where(w > 0, y, 0.0)
     span = max(float(np.ptp(x)), 1e-12)
@@ -241,40 +246,42 @@ def fit_sigmoid(x: np.ndarray, y: np.ndarray, n_iter: int = 300) -> np.ndarray:
     theta = np.stack([hi, lo, np.full_like(hi, x.mean()), np.full_like(hi, 8 / span)], -1)
     theta = np.where(np.isfinite(theta), theta, 0.0)
 
-    def parts(t):
-        z = np.clip(t[..., 3:4] * (x - t[..., 2:3]), -500, 500)
-        s = 1 / (1 + np.exp(z))
-        d = t[..., 0:1] - t[..., 1:2]
-        f = t[..., 1:2] + d * s
-        jac = np.stack([s, 1 - s, d * s * (1 - s) * t[..., 3:4], -d * s * (1 - s) * (x - t[..., 2:3])], -1)
-        return f, jac
+    def fit(t):
+        s = 1 / (1 + np.exp(np.clip(t[:, 3:4] * (x - t[:, 2:3]), -500, 500)))
+        return t[:, 1:2] + (t[:, 0:1] - t[:, 1:2]) * s, s
 
-    def sse(t):
-        return (w * (y0 - parts(t)[0]) ** 2).sum(-1)
+    def sse(t, y0, w):
+        return (w * (y0 - fit(t)[0]) ** 2).sum(-1)
 
-    lam = np.full(theta.shape[:-1], 1e-3)
-    cost = sse(theta)
-    stalled = 0
+    lam = np.full(len(theta), 1e-3)
+    cost = sse(theta, y0, w)
+    stalled = np.zeros(len(theta), dtype=int)
+    live = np.arange(len(theta))
+    eye = np.eye(4)
     for _ in range(n_iter):
-        f, jac = parts(theta)
-        jw = jac * w[..., None]
-        jtj = np.einsum("...ni,...nj->...ij", jw, jac)
-        g = np.einsum("...ni,...n->...i", jw, y0 - f)
-        damp = lam[..., None, None] * (np.eye(4) * np.maximum(np.diagonal(jtj, 0, -2, -1)[..., None, :], 1e-12))
-        step = np.linalg.solve(jtj + damp + np.eye(4) * 1e-15, g[..., None])[..., 0]
-        trial = theta + step
-        new = sse(trial)
-        better = new < cost
-        theta = np.where(better[..., None], trial, theta)
-        improvement = np.where(better, cost - new, 0.0)
-        cost = np.where(better, new, cost)
-        lam = np.where(better, lam / 3, lam * 3)
-        # Converged when no curve has improved for several rounds of growing damping.
-        stalled = 0 if np.any(improvement > 1e-13 * np.maximum(cost, 1e-300)) else stalled + 1
-        if stalled >= 8:
+        # Each curve stops on its own once it has not improved for several rounds of growing damping,
+        # so the converged majority stops costing time.
+        if live.size == 0:
             break
+        t, yy, ww = theta[live], y0[live], w[live]
+        f, s = fit(t)
+        ds = (t[:, 0:1] - t[:, 1:2]) * s * (1 - s)
+        jac = np.stack([s, 1 - s, ds * t[:, 3:4], -ds * (x - t[:, 2:3])], -1)
+        jw = jac * ww[..., None]
+        jtj = jw.transpose(0, 2, 1) @ jac
+        g = (jw.transpose(0, 2, 1) @ (yy - f)[..., None])[..., 0]
+        damp = lam[live, None, None] * (eye * np.maximum(np.diagonal(jtj, 0, -2, -1)[:, None, :], 1e-12))
+        trial = t + np.linalg.solve(jtj + damp + eye * 1e-15, g[..., None])[..., 0]
+        new = sse(trial, yy, ww)
+        better = new < cost[live]
+        improved = better & (cost[live] - new > 1e-13 * np.maximum(cost[live], 1e-300))
+        theta[live] = np.where(better[:, None], trial, t)
+        cost[live] = np.where(better, new, cost[live])
+        lam[live] = np.where(better, lam[live] / 3, lam[live] * 3)
+        stalled[live] = np.where(improved, 0, stalled[live] + 1)
+        live = live[(stalled[live] < 8) | (lam[live] < 1e4)]
     theta[w.sum(-1) < 4] = np.nan
-    return theta
+    return theta.reshape(shape + (4,))
 
 
 def sigmoid_aoa(x: np.ndarray, theta: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
@@ -321,15 +328,23 @@ def occurrences(forms: Sequence[str], docs: Sequence[str]) -> dict[str, list[tup
     form (``choo choo``) matches its words separated by whitespace only.
     """
     wanted = {tuple(f.lower().split()) for f in forms}
-    sizes = sorted({len(w) for w in wanted})
+    # Only a token that starts some form is looked at further (most tokens start none).
+    sizes_of: dict[str, set[int]] = {}
+    for w in wanted:
+        sizes_of.setdefault(w[0], set()).add(len(w))
     spans: dict[tuple[str, ...], list[tuple[int, int, int]]] = {w: [] for w in wanted}
     for d, doc in enumerate(docs):
-        toks = [(m.group().lower(), m.start(), m.end()) for m in re.finditer(r"[\w']+", doc)]
-        for n in sizes:
-            for i in range(len(toks) - n + 1):
-                gram = tuple(t[0] for t in toks[i: i + n])
-                if gram in spans and all(not doc[toks[j][2]: toks[j + 1][1]].strip() for j in range(i, i + n - 1)):
-                    spans[gram].append((d, toks[i][1], toks[i + n - 1][2]))
+        matches = list(re.finditer(r"[\w']+", doc))
+        words = [m.group().lower() for m in matches]
+        for i, first in enumerate(words):
+            for n in sizes_of.get(first, ()):
+                if n == 1:
+                    spans[(first,)].append((d, matches[i].start(), matches[i].end()))
+                    continue
+                gram = tuple(words[i: i + n])
+                if len(gram) == n and gram in spans and all(not doc[matches[j].end(): matches[j + 1].start()].strip()
+                                         for j in range(i, i + n - 1)):
+                    spans[gram].append((d, matches[i].start(), matches[i + n - 1].end()))
     return {f: spans[tuple(f.lower().split())] for f in dict.fromkeys(forms)}
 
 
@@ -432,28 +447,38 @@ def word_aoa_over_steps(suite, contexts: pd.DataFrame, models: Sequence[str] | N
     mean = ds["surprisal"].groupby("stimulus_word").mean().rename(stimulus_word=schema.WORD).sel({schema.WORD: words})
     ds["mean_surprisal"] = mean.drop_vars([c for c in mean.coords if c not in (schema.MODEL, schema.STEP, schema.WORD)])
     ds["mean_surprisal"].attrs.update(units="bits", description="mean surprisal of the word over its held-out contexts")
-    step_values = ds[schema.STEP].values.astype(float)
-    rng = np.random.default_rng(seed)
-    surprisal = ds["surprisal"].transpose(schema.MODEL, schema.STEP, schema.STIMULUS).values
-    curves = np.empty((ds.sizes[schema.MODEL], len(words), 1 + n_boot, len(step_values)))
-    for w, word in enumerate(words):
-        cols = np.flatnonzero(word_of == word)
-        draws = cols[rng.integers(0, len(cols), (n_boot, len(cols)))]
-        curves[:, w, 0] = surprisal[:, :, cols].mean(-1)
-        curves[:, w, 1:] = surprisal[:, :, draws].mean(-1).transpose(0, 2, 1)
-    fitted = curve_aoa(step_values, curves)  # one batched fit of every (model, word, resample)
-    aoa, boot = fitted[..., 0], fitted[..., 1:]
-    tail = 100 * (1 - level) / 2
-    has = np.isfinite(boot).mean(-1) >= 0.5  # an interval only where most resamples cross the midpoint
-    filled = np.where(has[..., None], boot, 0.0)
-    lo = np.where(has, np.nanpercentile(filled, tail, -1), np.nan)
-    hi = np.where(has, np.nanpercentile(filled, 100 - tail, -1), np.nan)
-    dims = (schema.MODEL, schema.WORD)
-    ds["aoa_step"] = (dims, aoa, {"units": "steps", "description": "step where the sigmoid fit on log10 step "
-                                  "crosses the midpoint between the untrained and the final surprisal"})
-    ds["aoa_lo"] = (dims, lo, {"units": "steps", "description": f"{level:.0%} interval of aoa_step, lower "
-                               "(resampling the word's contexts)"})
-    ds["aoa_hi"] = (dims, hi, {"units": "steps", "description": f"{level:.0%} interval of aoa_step, upper"})
+
+    def fit() -> xr.Dataset:
+        step_values = ds[schema.STEP].values.astype(float)
+        rng = np.random.default_rng(seed)
+        surprisal = ds["surprisal"].transpose(schema.MODEL, schema.STEP, schema.STIMULUS).values
+        curves = np.empty((ds.sizes[schema.MODEL], len(words), 1 + n_boot, len(step_values)))
+        for w, word in enumerate(words):
+            cols = np.flatnonzero(word_of == word)
+            draws = cols[rng.integers(0, len(cols), (n_boot, len(cols)))]
+            curves[:, w, 0] = surprisal[:, :, cols].mean(-1)
+            curves[:, w, 1:] = surprisal[:, :, draws].mean(-1).transpose(0, 2, 1)
+        fitted = curve_aoa(step_values, curves)  # one batched fit of every (model, word, resample)
+        aoa, boot = fitted[..., 0], fitted[..., 1:]
+        tail = 100 * (1 - level) / 2
+        has = np.isfinite(boot).mean(-1) >= 0.5  # an interval only where most resamples cross the midpoint
+        filled = np.where(has[..., None], boot, 0.0)
+        lo = np.where(has, np.nanpercentile(filled, tail, -1), np.nan)
+        hi = np.where(has, np.nanpercentile(filled, 100 - tail, -1), np.nan)
+        dims = (schema.MODEL, schema.WORD)
+        return xr.Dataset({
+            "aoa_step": (dims, aoa, {"units": "steps", "description": "step where the sigmoid fit on log10 step "
+                                     "crosses the midpoint between the untrained and the final surprisal"}),
+            "aoa_lo": (dims, lo, {"units": "steps", "description": f"{level:.0%} interval of aoa_step, lower "
+                                  "(resampling the word's contexts)"}),
+            "aoa_hi": (dims, hi, {"units": "steps", "description": f"{level:.0%} interval of aoa_step, upper"}),
+        }, coords={schema.MODEL: ds[schema.MODEL].values, schema.WORD: words})
+
+    # The fit of every (model, word, resample) is the costly part once the surprisal is cached; it is kept
+    # by the grid it was fitted on, so the Timeline's second reading of the study does not fit again.
+    aoa = over_grid("word_aoa_fit", ds, {"n_boot": n_boot, "level": level, "seed": seed}, fit, cache=cache)
+    for name in ("aoa_step", "aoa_lo", "aoa_hi"):
+        ds[name] = aoa[name]
     ds["n_contexts"] = (schema.WORD, np.array([int((word_of == w).sum()) for w in words]),
                         {"units": "contexts", "description": "held-out contexts scored for the word"})
     ds.attrs.update(n_boot=int(n_boot), level=float(level), n_words=len(words))

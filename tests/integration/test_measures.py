@@ -133,6 +133,42 @@ def test_runner_recomputes_for_new_weights_or_config_and_outer_joins(tiny_suite,
     assert len(calls) == 8 and calls[-2:] == [("s", 8), ("m", 8)]
 
 
+def test_grid_results_are_cached_by_the_grid_and_weights_they_come_from(tiny_suite, isolated, monkeypatch):
+    suite = get_suite(str(tiny_suite))
+    m = measures.Measure("test_sum", lambda ck: xr.Dataset({"x": ((), float(ck.step), {"units": "1",
+                                                                                        "description": "step"})}))
+    fits = []
+
+    def fit(source):
+        def compute():
+            fits.append(1)
+            return xr.Dataset({"total": (("model",), source["x"].sum("step").values,
+                                         {"units": "1", "description": "sum over steps"})},
+                              coords={"model": source["model"].values})
+        return compute
+
+    ds = measures.over_steps(suite, m, steps=[0, 8], progress=False)
+    first = measures.over_grid("test_total", ds, {"p": 1}, fit(ds))
+    again = measures.over_grid("test_total", ds, {"p": 1}, fit(ds))
+    assert len(fits) == 1 and list((isolated / "results" / "grid" / "test_total").rglob("*.nc"))
+    xr.testing.assert_identical(first, again)
+    np.testing.assert_array_equal(first["total"].values, [8.0, 8.0])
+    measures.over_grid("test_total", ds, {"p": 2}, fit(ds))
+    assert len(fits) == 2  # other parameters: computed again
+    wider = measures.over_steps(suite, m, steps=[0, 8, 24], progress=False)
+    measures.over_grid("test_total", wider, {"p": 1}, fit(wider))
+    assert len(fits) == 3  # another grid
+    real = checkpoints.checkpoint_id
+    monkeypatch.setattr(checkpoints, "checkpoint_id", lambda s, mo, st: "f" * 64 if st == 8 else real(s, mo, st))
+    retrained = measures.over_steps(suite, m, steps=[0, 8], progress=False)
+    measures.over_grid("test_total", retrained, {"p": 1}, fit(retrained))
+    assert len(fits) == 4  # retrained weights at step 8
+    measures.over_grid("test_total", ds, {"p": 1}, fit(ds), cache=False)
+    assert len(fits) == 5
+    with pytest.raises(ValueError, match="'bare' has no units, description"):
+        measures.over_grid("test_bare", ds, {}, lambda: xr.Dataset({"bare": ((), 1.0)}))
+
+
 def test_results_must_state_units_and_keep_to_the_schema(tiny_suite, isolated):
     bare = measures.Measure("test_bare", lambda ck: xr.Dataset({"x": ((), 1.0)}))
     with pytest.raises(ValueError, match="'x' has no units, description"):

@@ -35,3 +35,13 @@ def test_word_surprisal_equals_a_hand_forward_pass_and_aoa_its_curve(tiny_suite,
     found = np.isfinite(ds["aoa_step"].values)
     assert found.any()
     assert (ds["aoa_step"].values[found] >= 1).all() and (ds["aoa_step"].values[found] <= 24).all()
+    # A second reading (the Timeline's) fits nothing: the fit is kept by the grid it came from.
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the AoA fit of a cached grid must not run again")
+
+    monkeypatch.setattr(words, "curve_aoa", refuse)
+    again = words.word_aoa_over_steps(get_suite(str(tiny_suite)), contexts, models=["m"], steps=STEPS, n_boot=20,
+                                      progress=False)
+    for name in ("aoa_step", "aoa_lo", "aoa_hi"):
+        np.testing.assert_array_equal(again[name].values, ds[name].values)
