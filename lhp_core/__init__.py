@@ -7,7 +7,7 @@ replaced by the ``lhp_core.sweep`` module as soon as anything imports that modul
 """
 import importlib as _importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 _LAZY = {
     "open_results": "lhp_core.store",

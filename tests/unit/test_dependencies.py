@@ -91,3 +91,18 @@ def test_the_scan_sees_function_level_imports(tmp_path):
     (tmp_path / "m.py").write_text("import os\n\ndef f():\n    import somepkg.sub\n    from other import x\n"
                                    "    from . import y\n")
     assert _imports(tmp_path) == {"somepkg": {"m.py"}, "other": {"m.py"}}
+
+
+def test_the_version_is_the_changelogs_newest_release():
+    """``lhp --version``, the package metadata and the CHANGELOG's newest section name one release, so a
+    ``ChangedDefaultWarning`` that says "since 0.2.0" matches what the user has installed."""
+    import lhp_core
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert lhp_core.__version__ == declared, f"lhp_core.__version__ {lhp_core.__version__} != pyproject {declared}"
+    newest = re.search(r"^## (\d+\.\d+\.\d+)", (ROOT / "CHANGELOG.md").read_text(), flags=re.M)
+    assert newest, "CHANGELOG.md has no '## X.Y.Z' release heading"
+    release = re.match(r"\d+\.\d+\.\d+", declared).group(0)
+    assert release == newest.group(1), f"pyproject {declared} is not CHANGELOG's newest release {newest.group(1)}"
+    unreleased = "(unreleased)" in (ROOT / "CHANGELOG.md").read_text().split("\n## ", 2)[1].splitlines()[0]
+    assert unreleased == (".dev" in declared), f"{declared}: a .dev version goes with an (unreleased) section"
