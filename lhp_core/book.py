@@ -12,7 +12,8 @@ is executed here first, by papermill, with the parameters of one *profile*:
 
 ``lhp book --suite ID_OR_PATH [--models ...] [--steps ...]`` runs every chapter on another
 suite (any kind ``lhp_core.suites.get_suite`` takes) at the profile's sizes
-(:func:`lhp_core.profiles.on_suite`).
+(:func:`lhp_core.profiles.on_suite`); the suite options of ``lhp suite show`` (``--seq-len``,
+``--tokens-per-step``, ...) reach every chapter's kernel as ``LHP_SUITE_OPTIONS``.
 
 ``book/profiles.yml`` holds, per profile, ``common`` parameters passed to every
 chapter (``suite``, ``models``, ``steps``, ``device``) and ``chapters``: per-chapter
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import multiprocessing as mp
 import os
@@ -70,12 +72,13 @@ from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
 from lhp_core import findings, train
-from lhp_core.config import DTYPE_VAR, pin_paths
+from lhp_core.cli.suite import add_suite_options
+from lhp_core.config import DTYPE_VAR, SUITE_OPTIONS_VAR, pin_paths
 from lhp_core.profiles import ProfileError, on_suite, repo_root
 from lhp_core.profiles import load as load_profiles
 from lhp_core.profiles import parameters as profiles_parameters
 from lhp_core.progress import BOOK_RUN_VAR, Monitor, reporting_to
-from lhp_core.suites import SuiteError, get_suite
+from lhp_core.suites import OPTION_FLAGS, SUITES, SuiteError, get_suite
 
 RECORD_MIMETYPE = "application/vnd.lhp.record+json"
 PROFILES = ("ci", "default", "gpu", "pythia")
@@ -301,16 +304,21 @@ def _ensure_suites(ids: list[str], device: str, show: bool) -> None:
         print(f"[lhp book] suites ready in {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def kernel_environment(threads: int | None = None, dtype: str | None = None) -> dict[str, str]:
+def kernel_environment(threads: int | None = None, dtype: str | None = None,
+                       suite: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Environment variables a chapter's kernel gets from ``lhp book``.
 
     ``LHP_BOOK_RUN=1`` makes :mod:`lhp_core.progress` bars print nothing into the notebook
     and :mod:`lhp_core.viz.inspectors` draw static views instead of widgets; Hugging Face's
     own download and loading bars (notebook widgets in a kernel) are switched off; ``threads``
     sets :data:`THREAD_VARS`; ``dtype`` (a profile's precision) sets ``LHP_DTYPE``, the precision
-    every measure runs in where the chapter names none (:func:`lhp_core.config.default_dtype`).
+    every measure runs in where the chapter names none (:func:`lhp_core.config.default_dtype`);
+    ``suite`` (``lhp book --suite`` with ``options``, :func:`_suite_override`) sets ``LHP_SUITE_OPTIONS``,
+    so every study reads the suite as the command line described it (:func:`lhp_core.config.suite_options`).
     """
     env = {BOOK_RUN_VAR: "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    if suite and suite.get("options"):
+        env[SUITE_OPTIONS_VAR] = json.dumps({str(suite["suite"]): dict(suite["options"])})
     if threads is not None:
         env.update({v: str(threads) for v in THREAD_VARS})
     if dtype is not None:
@@ -360,7 +368,7 @@ def execute_chapter(
         profiles = load_profiles(root / "book" / "profiles.yml")
     params = injected_parameters(src, chapter_parameters(profile, chapter, profiles, suite))
     # The kernel inherits the environment at launch; patch.dict restores the caller's afterwards.
-    with mock.patch.dict(os.environ, kernel_environment(threads, profiles[profile].get("dtype"))), \
+    with mock.patch.dict(os.environ, kernel_environment(threads, profiles[profile].get("dtype"), suite)), \
             tempfile.TemporaryDirectory(prefix="lhp-kernel-") as sockets:
         try:
             papermill.execute_notebook(
@@ -531,12 +539,15 @@ def findings_table(executed: Mapping[str, Path]) -> str:
     return findings.markdown_table(findings.from_records(records))
 
 
-def built_on(profile: str, common: Mapping[str, Any], dtype: str | None = None) -> str:
+def built_on(profile: str, common: Mapping[str, Any], dtype: str | None = None,
+             options: Mapping[str, Any] | None = None) -> str:
     """The title page's line naming the suite, models, steps and precision this build ran on (:func:`on_suite`'s
-    common; ``dtype`` the profile's, default float32)."""
+    common; ``dtype`` the profile's, default float32; ``options`` the suite's, as ``lhp book`` flags)."""
     models = ", ".join(map(str, common["models"])) if common.get("models") else "every model"
     steps = ", ".join(map(str, common["steps"])) if common.get("steps") else "every checkpoint"
-    return (f"This build ran every chapter on the suite **{common['suite']}** ({models}; {steps}) at the "
+    flags = "".join(f"{OPTION_FLAGS[k]} {' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}; "
+                    for k, v in (options or {}).items())
+    return (f"This build ran every chapter on the suite **{common['suite']}** ({flags}{models}; {steps}) at the "
             f"`{profile}` profile's sizes, on `{common['device']}` in {dtype or 'float32'}.")
 
 
@@ -582,6 +593,7 @@ def build_book(
     suite: str | None = None,
     models: list[str] | None = None,
     steps: list[int] | None = None,
+    suite_options: Mapping[str, Any] | None = None,
 ) -> BookRun:
     """Execute every chapter (or ``only`` one) at ``profile`` size, then build the HTML.
 
@@ -607,6 +619,10 @@ def build_book(
         Run every chapter on this suite (any id or path :func:`lhp_core.suites.get_suite` takes),
         these models (ids or sizes the suite resolves) and steps, instead of the profile's
         (:func:`on_suite`). The title page, the findings table and each chapter name it.
+    suite_options
+        What ``suite`` is where it has no training record (:func:`lhp_core.suites.get_suite`'s options:
+        ``tokens_per_step``, ``revisions``, ``sequence_length``, ``world_size``); every chapter reads the
+        suite with them (:func:`kernel_environment`).
     """
     started = time.perf_counter()
     pin_paths()  # before training processes and kernels (in book/) inherit the environment
@@ -626,7 +642,7 @@ def build_book(
         raise BookError(f"--jobs must be >= 1, got {jobs}")
     run = BookRun(profile=profile)
     stage = out / "executed"
-    moved = _suite_override(suite, models, steps)
+    moved = _suite_override(suite, models, steps, suite_options)
     common = on_suite(profiles[profile]["common"], moved)
     # Training is done here, at the boundary: a study reading a missing lhp suite refuses instead.
     _ensure_suites(suites_needed(profile, todo, profiles, moved), str(common["device"]), progress)
@@ -643,7 +659,8 @@ def build_book(
         if progress:
             print("[lhp book] building the HTML" + (f" without the chapters not executed yet: {', '.join(missing)}"
                                                      if missing else ""), flush=True)
-        _stage_sources(root, stage, executed, built_on(profile, common, profiles[profile].get("dtype")))
+        _stage_sources(root, stage, executed, built_on(profile, common, profiles[profile].get("dtype"),
+                                                       (moved or {}).get("options")))
         built = build_html(stage, out)
         # jupyter-book writes to <out>/_build/html; give it the stable, documented name.
         final = out / "html"
@@ -658,24 +675,37 @@ def build_book(
     return run
 
 
-def _suite_override(suite: str | None, models: list[str] | None, steps: list[int] | None) -> dict | None:
-    """``lhp book --suite/--models/--steps`` as :func:`on_suite` takes them; models resolved by the suite."""
+def _suite_override(suite: str | None, models: list[str] | None, steps: list[int] | None,
+                    options: Mapping[str, Any] | None = None) -> dict | None:
+    """``lhp book --suite/--models/--steps`` (and the suite options) as :func:`on_suite` takes them.
+
+    Models are resolved by the suite; a folder becomes its absolute path (the chapters' kernels run in
+    ``book/``); the tokens each chosen model has seen must be known here, so that a suite that needs
+    ``--seq-len`` or ``--tokens-per-step`` is refused before the first chapter, not in it.
+    """
+    options = {k: v for k, v in (options or {}).items() if v is not None}
     if suite is None:
-        if models or steps:
-            raise BookError("--models and --steps choose within --suite; pass --suite ID_OR_PATH too "
-                            "(or set them in book/profiles.yml)")
+        if models or steps or options:
+            given = ["--models"] * bool(models) + ["--steps"] * bool(steps) + [OPTION_FLAGS[k] for k in options]
+            raise BookError(f"{', '.join(given)} describe{'s' * (len(given) == 1)} --suite; pass --suite "
+                            "ID_OR_PATH too (or set the suite in book/profiles.yml)")
         return None
     try:
-        s = get_suite(suite)
+        s = get_suite(suite, **options)
         models = [s.resolve_model(m) for m in models] if models else None
         for m in models or s.models:
             for step in steps or ():
                 s.check_step(m, step)
+            if not getattr(s, "preset", None):  # lhp's own suites know their tokens, trained or not yet
+                s.tokens_seen(m, (steps or s.steps(m))[-1])
     except (SuiteError, FileNotFoundError, ValueError) as err:
         raise BookError(f"--suite {suite}: {err}") from None
     if s.kind == "hub" and os.environ.get("HF_HUB_OFFLINE") == "1" and not (models and steps):
         models, steps = _cached(s, models, steps)
-    return {"suite": suite, "models": models, "steps": [int(x) for x in steps] if steps else None}
+    folder = suite not in SUITES and Path(suite).expanduser().is_dir()
+    name = str(Path(suite).expanduser().absolute()) if folder else suite
+    return {"suite": name, "models": models, "steps": [int(x) for x in steps] if steps else None,
+            "options": options}
 
 
 def _cached(suite: Any, models: list[str] | None, steps: list[int] | None) -> tuple[list[str], list[int]]:
@@ -712,12 +742,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", metavar="MODEL", help="models of --suite (default: all)")
     parser.add_argument("--steps", nargs="+", type=int, metavar="STEP",
                         help="checkpoint steps of --suite (default: all it has)")
+    add_suite_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         result = build_book(args.profile, only=args.only, build=not args.no_build, out=args.out, jobs=args.jobs,
-                            suite=args.suite, models=args.models, steps=args.steps)
+                            suite=args.suite, models=args.models, steps=args.steps,
+                            suite_options={k: getattr(args, k) for k in OPTION_FLAGS})
     except ProfileError as err:
         print(f"lhp book: {err}", file=sys.stderr)
         return 1

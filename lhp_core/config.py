@@ -12,19 +12,28 @@
     Precision of forward passes where a call names none (:data:`DTYPE_NAMES`; default
     ``float32``). ``lhp book`` sets it in each chapter's kernel from the profile's ``dtype``
     (the ``pythia`` profile runs bfloat16); the precision is part of every result's cache key.
+``LHP_SUITE_OPTIONS``
+    What a suite without a training record is, for suites named by id or path where a call gives
+    no options: JSON ``{"<suite>": {"sequence_length": 128}}`` (the options of
+    :func:`lhp_core.suites.get_suite`). ``lhp book --suite S --seq-len N`` (``--tokens-per-step``,
+    ``--revisions``, ``--world-size``) sets it in each chapter's kernel, so every study reads ``S``
+    as the command line described it.
 
 A relative path means relative to the directory lhp was started in: :func:`pin_paths` makes
 them absolute before notebook kernels, which run in ``book/``, inherit them.
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 PATH_VARS = ("LHP_DATA_MIRROR", "LHP_CACHE", "LHP_SUITES")
 DTYPE_VAR = "LHP_DTYPE"
+SUITE_OPTIONS_VAR = "LHP_SUITE_OPTIONS"
 #: Precisions a checkpoint can run in (:data:`lhp_core.checkpoints.DTYPES` maps them to torch dtypes).
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
@@ -88,3 +97,26 @@ def using_dtype(dtype: str | None) -> Iterator[None]:
             os.environ.pop(DTYPE_VAR, None)
         else:
             os.environ[DTYPE_VAR] = before
+
+
+def suite_options(suite: str) -> dict[str, Any]:
+    """The options ``LHP_SUITE_OPTIONS`` gives ``suite`` (the id or path exactly as written), else ``{}``.
+
+    Raises
+    ------
+    ValueError
+        The variable is set but is not a JSON object of objects.
+    """
+    raw = os.environ.get(SUITE_OPTIONS_VAR)
+    if not raw:
+        return {}
+    try:
+        table = json.loads(raw)
+    except json.JSONDecodeError as err:
+        table, why = None, f"not JSON ({err})"
+    else:
+        why = "not a JSON object of objects"
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise ValueError(f"{SUITE_OPTIONS_VAR} is {why}; set it to {{\"SUITE\": {{\"tokens_per_step\": N}}}} "
+                         "or unset it")
+    return dict(table.get(suite, {}))

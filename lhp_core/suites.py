@@ -191,6 +191,9 @@ def get_suite(suite: str | Path | Suite, tokens_per_step: int | None = None, *,
     sequence_length, world_size
         Trainer folders only: tokens per training sequence and processes (see :class:`TrainerSuite`).
 
+    Where none of these options is given, those ``LHP_SUITE_OPTIONS`` gives ``suite`` apply
+    (:func:`lhp_core.config.suite_options`; ``lhp book --suite`` sets it for its chapters).
+
     Raises
     ------
     SuiteError
@@ -199,6 +202,15 @@ def get_suite(suite: str | Path | Suite, tokens_per_step: int | None = None, *,
     options = {"tokens_per_step": tokens_per_step, "revisions": revisions, "sequence_length": sequence_length,
                "world_size": world_size}
     given = [k for k, v in options.items() if v is not None]
+    if not given and not isinstance(suite, Suite):
+        # lhp book --suite S --seq-len N: the chapters' kernels name S alone and read its options here.
+        preset = config.suite_options(str(suite))
+        unknown = sorted(set(preset) - set(OPTION_FLAGS))
+        if unknown:
+            raise SuiteError(f"{config.SUITE_OPTIONS_VAR} gives {str(suite)!r} {unknown}, which are not suite options; "
+                             f"use {', '.join(OPTION_FLAGS)} (as {', '.join(OPTION_FLAGS.values())})")
+        if preset:
+            return get_suite(suite, **preset)
 
     def refuse(names: Sequence[str], what: str) -> None:
         extra = [n for n in given if n not in names]

@@ -4,7 +4,8 @@ Rehearsed offline: two models of a suite trained with ``lhp train --preset micro
 the ci book's sizes) are served from a local Hugging Face cache as ``EleutherAI/pythia-70m`` and
 ``EleutherAI/pythia-160m`` at Pythia's revision names (``step0`` ... ``step143000``), so ``pythia``
 resolves to them with Pythia's 2,097,152 tokens per step; the larger one is also written as a
-Hugging Face Trainer output folder (``checkpoint-<N>/``). Every chapter must execute and record its
+Hugging Face Trainer output folder (``checkpoint-<N>/``) that, like a Trainer run at its defaults, logged no
+token counts, so the book is told the sequence length (``--seq-len``). Every chapter must execute and record its
 numbers on each, name the suite it ran on, and the Timeline's axis must be the suite's tokens.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.hub_cache import PYTHIA_TOKENS_PER_STEP, fake_pythia
 
 ROOT = Path(__file__).resolve().parents[2]
 MICRO_TOKENS_PER_STEP = 8 * 128  # the micro preset's batch x context
+MICRO_CONTEXT = 128
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +35,20 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("any-suite")
     suite = train("micro", base / "micro", sizes=["s", "m"], threads=1, progress=False)
     named = fake_pythia(base / "hub", suite, {"70m": "s", "160m": "m"})
+    # Batch 4 x gradient accumulation 2 x --seq-len 128: the micro preset's tokens per step, from the run's files.
     trainer = trainer_folder(base / "run", {st: suite / "m" / f"step{st}" for st in named if st > 0},
-                             logged_tokens_per_step=MICRO_TOKENS_PER_STEP)
+                             train_batch_size=4, gradient_accumulation_steps=2)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "HF_HUB_CACHE": str(base / "hub"), "HF_HUB_OFFLINE": "1", "LHP_CACHE": str(base / "cache"),
            "LHP_SUITES": str(base / "suites")}
     return {"base": base, "named": named, "trainer": trainer, "env": env}
 
 
-def _book(served: dict, suite: str, out: Path, build: bool) -> dict[str, Path]:
+def _book(served: dict, suite: str, out: Path, build: bool, options: tuple[str, ...] = ()) -> dict[str, Path]:
     log = out / "lhp-book.log"
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "lhp_core.cli", "book", "--profile", "ci", "--suite", suite, "--out", str(out)]
+    cmd = [sys.executable, "-m", "lhp_core.cli", "book", "--profile", "ci", "--suite", suite, *options, "--out",
+           str(out)]
     with log.open("w") as f:
         proc = subprocess.run(cmd + ([] if build else ["--no-build"]), cwd=ROOT, env=served["env"], stdout=f,
                               stderr=subprocess.STDOUT, check=False)
@@ -54,15 +58,17 @@ def _book(served: dict, suite: str, out: Path, build: bool) -> dict[str, Path]:
     return {c: out / "executed" / f"{c}.ipynb" for c in book.chapters(ROOT)}
 
 
-def _timeline_axis(served: dict, suite: str, models: list[str] | None, steps: list[int] | None) -> list[dict]:
+def _timeline_axis(served: dict, suite: str, models: list[str] | None, steps: list[int] | None,
+                   suite_options: dict | None = None) -> list[dict]:
     """The found events of the Timeline the chapter drew (same caches), as (model, step, tokens_seen) rows."""
     code = ("import json, sys; from lhp_core.studies import timeline; "
             "a = json.loads(sys.argv[1]); ev = timeline.run('ci', suite=a['suite'], models=a['models'], "
             "steps=a['steps'], with_published=False).events(); ev = ev[ev.found]; "
             "print(json.dumps(ev[['model', 'step', 'tokens_seen']].to_dict('records')))")
     args = json.dumps({"suite": suite, "models": models, "steps": steps})
-    out = subprocess.run([sys.executable, "-c", code, args], cwd=ROOT, env=served["env"], capture_output=True,
-                         text=True, check=True)
+    env = {**served["env"], **({"LHP_SUITE_OPTIONS": json.dumps({suite: suite_options})} if suite_options else {})}
+    out = subprocess.run([sys.executable, "-c", code, args], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -99,8 +105,11 @@ def test_book_on_pythia_from_the_hub_cache(served: dict) -> None:
 
 def test_book_on_a_trainer_output_folder(served: dict) -> None:
     run = str(served["trainer"])
-    records = _check_chapters(_book(served, run, served["base"] / "book-trainer", build=False), run)
+    out = served["base"] / "book-trainer"
+    records = _check_chapters(_book(served, run, out, build=False, options=("--seq-len", str(MICRO_CONTEXT))), run)
     steps = sorted(st for st in served["named"] if st > 0)
     assert records["suite"]["last_step"] == steps[-1] and records["suite"]["n_checkpoints"] == len(steps)
-    for e in _timeline_axis(served, run, None, None):
+    events = _timeline_axis(served, run, None, None, {"sequence_length": MICRO_CONTEXT})
+    assert events, "the Timeline found no event on the Trainer run"
+    for e in events:
         assert e["tokens_seen"] == pytest.approx(e["step"] * MICRO_TOKENS_PER_STEP, rel=1e-12)

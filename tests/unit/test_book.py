@@ -555,3 +555,39 @@ def test_using_dtype_sets_and_restores_the_default(monkeypatch):
     with pytest.raises(ValueError, match="not a precision lhp runs in"), config.using_dtype("int8"):
         pass
     assert config.default_dtype() == "float32"
+
+
+def test_suite_options_are_checked_before_the_chapters_and_reach_their_kernels(tmp_path, monkeypatch):
+    """A Trainer run that logged no token counts (the Trainer's default): ``lhp book --suite RUN`` is refused
+    before any chapter with the flag that fixes it, and with ``--seq-len`` every kernel reads the suite so."""
+    import argparse
+
+    from lhp_core.suites import get_suite
+    from tests.checkpoint_folders import trainer_folder
+
+    monkeypatch.delenv("LHP_SUITE_OPTIONS", raising=False)
+    root = trainer_folder(tmp_path / "run", {8: None, 16: None}, train_batch_size=4, gradient_accumulation_steps=2)
+    with pytest.raises(book.BookError, match=r"^--suite .*run: tokens seen by .* pass --seq-len N \(tokens per"):
+        book._suite_override(str(root), None, None)
+    moved = book._suite_override(str(root), None, None, {"sequence_length": 128, "tokens_per_step": None})
+    assert moved == {"suite": str(root), "models": None, "steps": None, "options": {"sequence_length": 128}}
+    env = book.kernel_environment(1, None, moved)
+    monkeypatch.setenv("LHP_SUITE_OPTIONS", env["LHP_SUITE_OPTIONS"])
+    assert get_suite(moved["suite"]).tokens_seen("run", 16) == 16 * 4 * 2 * 128
+    assert "LHP_SUITE_OPTIONS" not in book.kernel_environment(1, None, {"suite": "pythia", "options": {}})
+    common = {"suite": moved["suite"], "models": None, "steps": None, "device": "cpu"}
+    assert f"**{root}** (--seq-len 128; every model; every checkpoint)" in book.built_on("ci", common, None,
+                                                                                         moved["options"])
+    with pytest.raises(book.BookError, match=r"^--seq-len describes --suite; pass --suite ID_OR_PATH too"):
+        book._suite_override(None, None, None, {"sequence_length": 128})
+    monkeypatch.chdir(tmp_path)  # the kernels run in book/: a folder given relative is passed on absolute
+    assert book._suite_override("run", None, None, {"sequence_length": 128})["suite"] == str(root)
+
+    parser = argparse.ArgumentParser()
+    book.configure(parser)
+    seen = {}
+    monkeypatch.setattr(book, "build_book", lambda *a, **kw: seen.update(kw) or book.BookRun(profile="ci"))
+    monkeypatch.setattr(book, "summary", lambda run: "")
+    book.run(parser.parse_args(["--profile", "ci", "--suite", "run", "--seq-len", "128", "--world-size", "2"]))
+    assert seen["suite"] == "run" and seen["suite_options"] == {"tokens_per_step": None, "revisions": None,
+                                                                "sequence_length": 128, "world_size": 2}

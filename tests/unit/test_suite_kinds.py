@@ -199,3 +199,26 @@ def test_suite_show_says_what_was_recognised(tmp_path, tiny_suite, capsys):
     assert out[1] == "  step24: 1 step 24; tokens_seen: unknown: pass --tokens-per-step N"
     assert main(["suite", "show", str(root), "--revisions", "main"]) == 1
     assert "--revisions does not apply" in capsys.readouterr().err
+
+
+def test_suite_options_from_the_environment_apply_where_a_call_gives_none(tmp_path, monkeypatch):
+    """``lhp book --suite RUN --seq-len N`` reaches the studies in the chapters' kernels this way."""
+    root = configs_only(tmp_path, train_batch_size=4, gradient_accumulation_steps=3)
+    monkeypatch.setenv("LHP_SUITE_OPTIONS", json.dumps({str(root): {"sequence_length": 64}}))
+    assert get_suite(str(root)).tokens_seen("run", 16) == 16 * 4 * 3 * 64
+    assert get_suite(str(root), tokens_per_step=7).tokens_seen("run", 16) == 16 * 7  # a call's own options win
+    other = configs_only(tmp_path / "other")
+    with pytest.raises(ValueError, match="pass --seq-len N"):  # options belong to the suite they name
+        get_suite(str(other)).tokens_seen("run", 16)
+    monkeypatch.setenv("LHP_SUITE_OPTIONS", json.dumps({str(root): {"seq_len": 64}}))
+    with pytest.raises(SuiteError, match=r"LHP_SUITE_OPTIONS gives .* \['seq_len'\], which are not suite options; "
+                                         r"use tokens_per_step, revisions, sequence_length, world_size"):
+        get_suite(str(root))
+    monkeypatch.setenv("LHP_SUITE_OPTIONS", json.dumps({"pythia": {"tokens_per_step": 5}}))
+    with pytest.raises(SuiteError, match="--tokens-per-step does not apply to the registered suite 'pythia'"):
+        get_suite("pythia")  # checked as if given on the command line
+    for bad in ("{not json", '["a"]', '{"x": 3}'):
+        monkeypatch.setenv("LHP_SUITE_OPTIONS", bad)
+        with pytest.raises(ValueError, match=r'^LHP_SUITE_OPTIONS is not (JSON|a JSON object of objects).*; set it '
+                                             r'to \{"SUITE": \{"tokens_per_step": N\}\} or unset it$'):
+            get_suite(str(root))
