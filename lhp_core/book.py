@@ -687,8 +687,8 @@ def _suite_override(suite: str | None, models: list[str] | None, steps: list[int
     if suite is None:
         if models or steps or options:
             given = ["--models"] * bool(models) + ["--steps"] * bool(steps) + [OPTION_FLAGS[k] for k in options]
-            raise BookError(f"{', '.join(given)} describe{'s' * (len(given) == 1)} --suite; pass --suite "
-                            "ID_OR_PATH too (or set the suite in book/profiles.yml)")
+            raise BookError(f"{', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} with --suite; pass "
+                            "--suite ID_OR_PATH too (or set the suite in book/profiles.yml)")
         return None
     try:
         s = get_suite(suite, **options)

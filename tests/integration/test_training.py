@@ -108,7 +108,9 @@ def test_book_parameters_move_onto_another_suite():
     assert on_pythia["copyreg_suite"] is None and on_pythia["models"] is None and on_pythia["steps"] == [0, 143000]
     assert on_pythia["n_boot"] == params["n_boot"]  # the profile's sizes stay
     assert book.suites_needed("ci", ["reading"], book.load_profiles(), {"suite": "pythia"}) == ["pythia"]
-    with pytest.raises(book.BookError, match="--models and --steps choose within --suite"):
+    with pytest.raises(book.BookError, match="^--models only applies with --suite; pass --suite ID_OR_PATH too"):
         book._suite_override(None, ["70m"], None)
+    with pytest.raises(book.BookError, match="^--models, --steps only apply with --suite"):
+        book._suite_override(None, ["70m"], [1])
     with pytest.raises(book.BookError, match="--suite pythia: .*no checkpoint at step 7"):
         book._suite_override("pythia", ["70m"], [7])

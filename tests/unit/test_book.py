@@ -578,7 +578,7 @@ def test_suite_options_are_checked_before_the_chapters_and_reach_their_kernels(t
     common = {"suite": moved["suite"], "models": None, "steps": None, "device": "cpu"}
     assert f"**{root}** (--seq-len 128; every model; every checkpoint)" in book.built_on("ci", common, None,
                                                                                          moved["options"])
-    with pytest.raises(book.BookError, match=r"^--seq-len describes --suite; pass --suite ID_OR_PATH too"):
+    with pytest.raises(book.BookError, match=r"^--seq-len only applies with --suite; pass --suite ID_OR_PATH too"):
         book._suite_override(None, None, None, {"sequence_length": 128})
     monkeypatch.chdir(tmp_path)  # the kernels run in book/: a folder given relative is passed on absolute
     assert book._suite_override("run", None, None, {"sequence_length": 128})["suite"] == str(root)
