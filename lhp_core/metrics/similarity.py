@@ -459,9 +459,13 @@ def evaluate(
     """
     null = rsa_null(model_sim, human_sim, n_perm, seed)
     boot = rsa_bootstrap(model_sim, human_sim, n_boot, seed)
-    lo, hi = np.nanquantile(boot, [0.025, 0.975])
-    return {"rsa": rsa(model_sim, human_sim), "null_mean": float(np.nanmean(null)),
-            "null_q95": float(np.nanquantile(null, 0.95)), "ci_low": float(lo), "ci_high": float(hi), "boot": boot}
+    # A constant model similarity (no two concepts share an expert yet) has no rank correlation in any
+    # permutation or resample: its statistics are NaN, without numpy's all-NaN warnings.
+    null_ok, boot_ok = null[np.isfinite(null)], boot[np.isfinite(boot)]
+    lo, hi = np.quantile(boot_ok, [0.025, 0.975]) if boot_ok.size else (np.nan, np.nan)
+    return {"rsa": rsa(model_sim, human_sim), "null_mean": float(null_ok.mean()) if null_ok.size else np.nan,
+            "null_q95": float(np.quantile(null_ok, 0.95)) if null_ok.size else np.nan, "ci_low": float(lo),
+            "ci_high": float(hi), "boot": boot}
 
 
 def embedding_rsa_over_steps(suite, words: Sequence[str], human_sim: np.ndarray, models: Sequence[str] | None = None,
